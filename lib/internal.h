@@ -1,0 +1,64 @@
+/* libmominit internal declarations shared by every module. Not installed. */
+#ifndef MOM_INTERNAL_H
+#define MOM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mominit/mominit.h"
+
+#if defined(__GNUC__)
+#define MOM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MOM_PRINTF(f, a)
+#endif
+
+#define MOM_ERRMSG_SIZE 256
+
+/* Common head of every handle: its allocator and its detail message. */
+typedef struct mom__base {
+    mom_allocator alloc;
+    char errmsg[MOM_ERRMSG_SIZE];
+} mom__base;
+
+/* Fill `dst` from a user allocator pointer (NULL = malloc family).
+ * Returns MOM_E_INVALID if the allocator is incomplete. */
+int mom__alloc_init(mom_allocator *dst, const mom_allocator *src);
+
+/* Allocate through an allocator (NULL result on size 0 or failure). */
+void *mom__malloc(const mom_allocator *a, size_t size);
+/* Zeroed allocation of n * size bytes with overflow check. */
+void *mom__calloc(const mom_allocator *a, size_t n, size_t size);
+void *mom__realloc(const mom_allocator *a, void *ptr, size_t size);
+void mom__free(const mom_allocator *a, void *ptr);
+
+/* Overflow-checked size arithmetic: return 0 on overflow, else 1 with *out set. */
+int mom__mul_size(size_t *out, size_t a, size_t b);
+int mom__add_size(size_t *out, size_t a, size_t b);
+
+/* Set the handle's detail message (printf format) and return `status`, so that call sites can
+ * write `return mom__fail(&h->base, MOM_E_INVALID, "...", ...);`. */
+int mom__fail(mom__base *b, int status, const char *fmt, ...) MOM_PRINTF(3, 4);
+/* Clear the detail message (start of every public call). */
+static inline void mom__clear(mom__base *b) { b->errmsg[0] = '\0'; }
+
+/* Philox4x32-10 stream; embedded by value in handles that need randomness. */
+struct mom_rng {
+    mom__base base;
+    uint64_t key;     /* seed */
+    uint64_t stream;  /* upper half of the counter */
+    uint64_t ctr;     /* next block to generate */
+    uint32_t buf[4];  /* outputs of block ctr - 1 */
+    uint32_t pos;     /* next unused index in buf (4 = empty) */
+    uint32_t has_spare;
+    double spare;     /* cached second normal of the polar method */
+};
+
+/* Initialize an embedded stream (no allocation). */
+void mom__rng_init(struct mom_rng *r, uint64_t seed, uint64_t stream);
+
+/* Finite-check helpers: index of the first non-finite value, or n if all finite. */
+size_t mom__first_nonfinite(const float *x, size_t n);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * Elementwise layer math shared by feedforward and recurrent networks: hidden activations and
+ * their derivatives, and the matched output nonlinearity/loss pairs (see net.h for the losses).
+ * All loops are plain and contiguous so the compiler vectorizes them.
+ */
+#ifndef MOM_LAYERS_H
+#define MOM_LAYERS_H
+
+#include <stddef.h>
+
+/* a = act(a) in place, n values. */
+void mom__act_apply(int act, float *a, size_t n);
+
+/* d *= act'(.) where the derivative is expressed through the activation value a = act(x):
+ * linear 1, logistic a(1-a), tanh 1-a^2, relu (a > 0). n values. */
+void mom__act_deriv_mul(int act, float *d, const float *a, size_t n);
+
+/* Add a bias row to every row: x[r*k + j] += b[j], n rows of k. */
+void mom__add_bias_rows(float *x, const float *b, size_t n, size_t k);
+
+/* Column sums accumulated into `out` (out[j] += sum_r x[r*k + j]), n rows of k. */
+void mom__col_sums_add(float *out, const float *x, size_t n, size_t k);
+
+/*
+ * Output layer on n rows of k pre-activations z: writes y = output(z) and returns the sum over
+ * rows of w[r] * loss(z_r, t_r) in double (w NULL: weight 1; t NULL: returns 0 and only computes
+ * y). Cross-entropies are computed from z (log-sum-exp / softplus), never log(0) or overflow.
+ * Rows with weight 0 still get y but add nothing.
+ */
+double mom__out_forward(int output, const float *z, float *y, const float *t, const float *w,
+                        size_t n, size_t k);
+
+/* d = scale * w[r] * (y - t): dLoss/dz for every matched pair. */
+void mom__out_delta(float *d, const float *y, const float *t, const float *w, float scale,
+                    size_t n, size_t k);
+
+/* out = scale * w[r] * H(y_r) u_r, H the Hessian of the loss with respect to z:
+ * squared I, logistic diag(y(1-y)), softmax diag(y) - y y^T. out may alias u. */
+void mom__out_hess(int output, float *out, const float *y, const float *u, const float *w,
+                   float scale, size_t n, size_t k);
+
+/* Sum over rows of w[r] * sum_j (y - t)^2 (no 1/2), in double. */
+double mom__out_sqerr(const float *y, const float *t, const float *w, size_t n, size_t k);
+
+/* Index of the largest value in x[0..k) (first on ties). */
+size_t mom__argmax(const float *x, size_t k);
+
+#endif

@@ -1,0 +1,366 @@
+/* Public entry points of mom_net: argument validation, then dispatch to the kind (ffnet.c,
+ * rnn.c). Validation lives here once so both kinds reject bad input the same way. */
+#include <math.h>
+#include <string.h>
+
+#include "net_internal.h"
+
+static const char null_net_msg[] = "network handle is NULL";
+
+int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, size_t n_params,
+                 size_t n_blocks, size_t n_layers)
+{
+    *out = NULL;
+    mom_net *net = mom__calloc(a, 1, sizeof *net);
+    if (net == NULL)
+        return MOM_E_NOMEM;
+    net->base.alloc = *a;
+    net->kind = kind;
+    net->output = output;
+    net->n_params = n_params;
+    net->n_blocks = n_blocks;
+    net->n_layers = n_layers;
+    net->params = mom__calloc(a, n_params, sizeof *net->params);
+    net->blocks = mom__calloc(a, n_blocks, sizeof *net->blocks);
+    net->layer_size = mom__calloc(a, n_layers, sizeof *net->layer_size);
+    net->layer_act = mom__calloc(a, n_layers, sizeof *net->layer_act);
+    if (!net->params || !net->blocks || !net->layer_size || !net->layer_act) {
+        mom_net_destroy(net);
+        return MOM_E_NOMEM;
+    }
+    *out = net;
+    return MOM_OK;
+}
+
+void mom_net_destroy(mom_net *net)
+{
+    if (net == NULL)
+        return;
+    mom_allocator a = net->base.alloc;
+    if (net->ops && net->ops->destroy_impl)
+        net->ops->destroy_impl(net);
+    mom__free(&a, net->params);
+    mom__free(&a, net->blocks);
+    mom__free(&a, net->layer_size);
+    mom__free(&a, net->layer_act);
+    mom__free(&a, net);
+}
+
+const char *mom_net_errmsg(const mom_net *net) { return net ? net->base.errmsg : null_net_msg; }
+int mom_net_kind_of(const mom_net *net) { return net ? net->kind : 0; }
+size_t mom_net_num_params(const mom_net *net) { return net ? net->n_params : 0; }
+size_t mom_net_num_inputs(const mom_net *net) { return net ? net->n_in : 0; }
+size_t mom_net_num_outputs(const mom_net *net) { return net ? net->n_out : 0; }
+int mom_net_output(const mom_net *net) { return net ? net->output : -1; }
+size_t mom_net_num_layers(const mom_net *net) { return net ? net->n_layers : 0; }
+float *mom_net_params(mom_net *net) { return net ? net->params : NULL; }
+size_t mom_net_num_blocks(const mom_net *net) { return net ? net->n_blocks : 0; }
+
+size_t mom_net_layer_size(const mom_net *net, size_t layer)
+{
+    return (net && layer < net->n_layers) ? net->layer_size[layer] : 0;
+}
+
+int mom_net_layer_act(const mom_net *net, size_t layer)
+{
+    return (net && layer < net->n_layers) ? net->layer_act[layer] : -1;
+}
+
+int mom_net_block(const mom_net *net, size_t index, int *kind, size_t *layer, size_t *rows,
+                  size_t *cols, size_t *offset)
+{
+    if (net == NULL)
+        return MOM_E_INVALID;
+    mom__clear((mom__base *)&net->base);
+    if (index >= net->n_blocks)
+        return mom__fail((mom__base *)&net->base, MOM_E_INVALID,
+                         "block index %zu out of range (network has %zu blocks)", index,
+                         net->n_blocks);
+    const mom__block *b = &net->blocks[index];
+    if (kind) *kind = b->kind;
+    if (layer) *layer = b->layer;
+    if (rows) *rows = b->rows;
+    if (cols) *cols = b->cols;
+    if (offset) *offset = b->offset;
+    return MOM_OK;
+}
+
+int mom_net_find_block(size_t *index, const mom_net *net, int kind, size_t layer)
+{
+    if (net == NULL || index == NULL)
+        return MOM_E_INVALID;
+    for (size_t i = 0; i < net->n_blocks; i++) {
+        if (net->blocks[i].kind == kind && net->blocks[i].layer == layer) {
+            *index = i;
+            return MOM_OK;
+        }
+    }
+    return mom__fail((mom__base *)&net->base, MOM_E_INVALID, "no block of kind %d in layer %zu",
+                     kind, layer);
+}
+
+int mom_net_set(mom_net *net, int option, double value)
+{
+    if (net == NULL)
+        return MOM_E_INVALID;
+    mom__clear(&net->base);
+    switch (option) {
+    case MOM_NET_CHECK_FINITE:
+        if (!isfinite(value))
+            return mom__fail(&net->base, MOM_E_INVALID, "option value must be finite");
+        net->check_finite = value != 0.0;
+        return MOM_OK;
+    default:
+        return mom__fail(&net->base, MOM_E_INVALID, "unknown network option %d", option);
+    }
+}
+
+int mom_net_get(double *value, const mom_net *net, int option)
+{
+    if (net == NULL || value == NULL)
+        return MOM_E_INVALID;
+    switch (option) {
+    case MOM_NET_CHECK_FINITE:
+        *value = net->check_finite;
+        return MOM_OK;
+    default:
+        return mom__fail((mom__base *)&net->base, MOM_E_INVALID, "unknown network option %d",
+                         option);
+    }
+}
+
+int mom_net_reserve(mom_net *net, size_t n, size_t steps)
+{
+    if (net == NULL)
+        return MOM_E_INVALID;
+    mom__clear(&net->base);
+    if (n == 0)
+        return mom__fail(&net->base, MOM_E_INVALID, "n must be at least 1");
+    if (net->kind == MOM_NET_RECURRENT && steps == 0)
+        return mom__fail(&net->base, MOM_E_INVALID, "steps must be at least 1 for a recurrent net");
+    return net->ops->reserve(net, n, net->kind == MOM_NET_RECURRENT ? steps : 1);
+}
+
+size_t mom_net_workspace_bytes(const mom_net *net)
+{
+    return net ? net->ops->workspace_bytes(net) : 0;
+}
+
+size_t mom__seq_len(const mom_batch *b, size_t s)
+{
+    return b->lengths ? b->lengths[s] : (b->steps ? b->steps : 1);
+}
+
+float mom__step_weight(const mom_batch *b, size_t t, size_t s)
+{
+    size_t len = mom__seq_len(b, s);
+    if (t >= len)
+        return 0.0f;
+    if (b->mask)
+        return b->mask[t * b->n + s];
+    return t + 1 == len ? 1.0f : 0.0f;
+}
+
+/* Validate a batch against the network. need_targets: targets must be present. */
+static int check_batch(mom_net *net, const mom_batch *b, int need_targets)
+{
+    if (b == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "batch is NULL");
+    if (b->n == 0)
+        return mom__fail(&net->base, MOM_E_INVALID, "batch.n is 0 (empty batch)");
+    if (b->inputs == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "batch.inputs is NULL");
+    if (need_targets && b->targets == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "batch.targets is NULL");
+    size_t steps = 1;
+    if (net->kind == MOM_NET_FEEDFORWARD) {
+        if (b->steps > 1)
+            return mom__fail(&net->base, MOM_E_SHAPE,
+                             "batch.steps is %zu but a feedforward net takes 0 or 1", b->steps);
+        if (b->mask != NULL || b->lengths != NULL)
+            return mom__fail(&net->base, MOM_E_INVALID,
+                             "batch.mask and batch.lengths must be NULL for a feedforward net");
+    } else {
+        if (b->steps == 0)
+            return mom__fail(&net->base, MOM_E_INVALID, "batch.steps is 0");
+        steps = b->steps;
+        if (b->lengths) {
+            for (size_t s = 0; s < b->n; s++)
+                if (b->lengths[s] == 0 || b->lengths[s] > steps)
+                    return mom__fail(&net->base, MOM_E_INVALID,
+                                     "batch.lengths[%zu] = %zu is outside 1..%zu", s,
+                                     b->lengths[s], steps);
+        }
+        if (b->mask) {
+            for (size_t i = 0; i < steps * b->n; i++)
+                if (!(b->mask[i] >= 0.0f) || !isfinite(b->mask[i]))
+                    return mom__fail(&net->base, MOM_E_INVALID,
+                                     "batch.mask[%zu] is negative or not finite", i);
+        }
+    }
+    size_t cells, n_inputs, n_targets;
+    if (!mom__mul_size(&cells, b->n, steps) || !mom__mul_size(&n_inputs, cells, net->n_in) ||
+        !mom__mul_size(&n_targets, cells, net->n_out))
+        return mom__fail(&net->base, MOM_E_INVALID, "batch size overflows");
+    if (net->check_finite) {
+        size_t i = mom__first_nonfinite(b->inputs, n_inputs);
+        if (i < n_inputs)
+            return mom__fail(&net->base, MOM_E_INVALID, "batch.inputs[%zu] is not finite", i);
+        if (b->targets) {
+            i = mom__first_nonfinite(b->targets, n_targets);
+            if (i < n_targets)
+                return mom__fail(&net->base, MOM_E_INVALID, "batch.targets[%zu] is not finite", i);
+        }
+    }
+    return MOM_OK;
+}
+
+static int check_params(mom_net *net, const float **p)
+{
+    if (*p == NULL)
+        *p = net->params;
+    if (net->check_finite) {
+        size_t i = mom__first_nonfinite(*p, net->n_params);
+        if (i < net->n_params)
+            return mom__fail(&net->base, MOM_E_INVALID, "params[%zu] is not finite", i);
+    }
+    return MOM_OK;
+}
+
+#define ENTER(net)                                                                             \
+    do {                                                                                       \
+        if ((net) == NULL)                                                                     \
+            return MOM_E_INVALID;                                                              \
+        mom__clear(&(net)->base);                                                              \
+    } while (0)
+
+int mom_net_loss(double *loss, mom_net *net, const mom_batch *batch, const float *params)
+{
+    ENTER(net);
+    if (loss == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "loss output pointer is NULL");
+    int rc = check_batch(net, batch, 1);
+    if (rc == MOM_OK)
+        rc = check_params(net, &params);
+    if (rc != MOM_OK)
+        return rc;
+    double l;
+    rc = net->ops->loss_grad(net, batch, params, &l, NULL);
+    if (rc == MOM_OK)
+        *loss = l;
+    return rc;
+}
+
+int mom_net_loss_grad(double *loss, float *grad, mom_net *net, const mom_batch *batch,
+                      const float *params)
+{
+    ENTER(net);
+    if (loss == NULL || grad == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "%s output pointer is NULL",
+                         loss == NULL ? "loss" : "grad");
+    int rc = check_batch(net, batch, 1);
+    if (rc == MOM_OK)
+        rc = check_params(net, &params);
+    if (rc != MOM_OK)
+        return rc;
+    if (grad == params)
+        return mom__fail(&net->base, MOM_E_INVALID, "grad must not alias params");
+    double l;
+    rc = net->ops->loss_grad(net, batch, params, &l, grad);
+    if (rc == MOM_OK)
+        *loss = l;
+    return rc;
+}
+
+int mom_net_fisher_diag(float *out, mom_net *net, const mom_batch *batch, const float *params)
+{
+    ENTER(net);
+    if (out == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "out is NULL");
+    int rc = check_batch(net, batch, 1);
+    if (rc == MOM_OK)
+        rc = check_params(net, &params);
+    if (rc != MOM_OK)
+        return rc;
+    if (out == params)
+        return mom__fail(&net->base, MOM_E_INVALID, "out must not alias params");
+    return net->ops->fisher(net, batch, params, out);
+}
+
+int mom_net_gv_begin(mom_net *net, const mom_batch *batch, const float *params)
+{
+    ENTER(net);
+    net->gv_ready = 0;
+    int rc = check_batch(net, batch, 1);
+    if (rc == MOM_OK)
+        rc = check_params(net, &params);
+    if (rc != MOM_OK)
+        return rc;
+    rc = net->ops->gv_begin(net, batch, params);
+    net->gv_ready = rc == MOM_OK;
+    return rc;
+}
+
+int mom_net_gv(float *out, mom_net *net, const float *v, double struct_damping)
+{
+    ENTER(net);
+    if (out == NULL || v == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "%s is NULL", out == NULL ? "out" : "v");
+    if (out == v)
+        return mom__fail(&net->base, MOM_E_INVALID, "out must not alias v");
+    if (!(struct_damping >= 0.0) || !isfinite(struct_damping))
+        return mom__fail(&net->base, MOM_E_INVALID, "struct_damping must be finite and >= 0");
+    if (struct_damping != 0.0 && net->kind != MOM_NET_RECURRENT)
+        return mom__fail(&net->base, MOM_E_UNSUPPORTED,
+                         "structural damping applies to recurrent nets only");
+    if (!net->gv_ready)
+        return mom__fail(&net->base, MOM_E_STATE, "mom_net_gv_begin() must succeed first");
+    return net->ops->gv(net, v, struct_damping, out);
+}
+
+int mom_net_forward(float *out, mom_net *net, const mom_batch *batch, const float *params,
+                    size_t layer)
+{
+    ENTER(net);
+    if (out == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "out is NULL");
+    if (layer >= net->n_layers)
+        return mom__fail(&net->base, MOM_E_INVALID, "layer %zu out of range (%zu layers)", layer,
+                         net->n_layers);
+    int rc = check_batch(net, batch, 0);
+    if (rc == MOM_OK)
+        rc = check_params(net, &params);
+    if (rc != MOM_OK)
+        return rc;
+    return net->ops->forward(net, batch, params, layer, out);
+}
+
+int mom_net_metric(double *value, mom_net *net, const mom_batch *batch, const float *params,
+                   int metric, double param)
+{
+    ENTER(net);
+    if (value == NULL)
+        return mom__fail(&net->base, MOM_E_INVALID, "value is NULL");
+    switch (metric) {
+    case MOM_METRIC_LOSS:
+    case MOM_METRIC_SQUARED_ERROR:
+    case MOM_METRIC_THRESHOLD_ERROR:
+        break;
+    case MOM_METRIC_CLASS_ERROR:
+    case MOM_METRIC_WRONG_SYMBOLS:
+        if (net->n_out < 2)
+            return mom__fail(&net->base, MOM_E_INVALID,
+                             "class metrics need at least 2 outputs (network has %zu)", net->n_out);
+        break;
+    default:
+        return mom__fail(&net->base, MOM_E_INVALID, "unknown metric %d", metric);
+    }
+    if (!isfinite(param))
+        return mom__fail(&net->base, MOM_E_INVALID, "metric parameter must be finite");
+    int rc = check_batch(net, batch, 1);
+    if (rc == MOM_OK)
+        rc = check_params(net, &params);
+    if (rc != MOM_OK)
+        return rc;
+    return net->ops->metric(net, batch, params, metric, param, value);
+}

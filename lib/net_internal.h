@@ -1,0 +1,64 @@
+/* Internal structure of mom_net shared by net.c (public entry points, validation), ffnet.c and
+ * rnn.c (the two kinds) and netcheck.c (built-in checks). */
+#ifndef MOM_NET_INTERNAL_H
+#define MOM_NET_INTERNAL_H
+
+#include "internal.h"
+
+/* Pseudo layer index for forward(): the output pre-activations z instead of a unit layer. */
+#define MOM__LAYER_Z ((size_t)-1)
+
+/* Kind-specific operations. Arguments have been validated by net.c (batch shape, pointers,
+ * finiteness when enabled); `p` is never NULL (the net's own vector is substituted). Each returns a
+ * status and sets the detail message on failure. */
+typedef struct mom__net_ops {
+    void (*destroy_impl)(mom_net *net);
+    int (*reserve)(mom_net *net, size_t n, size_t steps);
+    size_t (*workspace_bytes)(const mom_net *net);
+    /* loss (sum over cases divided by n) and, if grad != NULL, its gradient */
+    int (*loss_grad)(mom_net *net, const mom_batch *b, const float *p, double *loss, float *grad);
+    int (*fisher)(mom_net *net, const mom_batch *b, const float *p, float *out);
+    int (*gv_begin)(mom_net *net, const mom_batch *b, const float *p);
+    int (*gv)(mom_net *net, const float *v, double struct_damping, float *out);
+    /* layer in [0, num_layers) or MOM__LAYER_Z */
+    int (*forward)(mom_net *net, const mom_batch *b, const float *p, size_t layer, float *out);
+    int (*metric)(mom_net *net, const mom_batch *b, const float *p, int metric, double param,
+                  double *value);
+} mom__net_ops;
+
+typedef struct mom__block {
+    int kind;
+    size_t layer, rows, cols, offset;
+} mom__block;
+
+struct mom_net {
+    mom__base base;
+    const mom__net_ops *ops;
+    int kind;
+    int output;
+    size_t n_in, n_out;
+    size_t n_params;
+    float *params;
+    size_t n_blocks;
+    mom__block *blocks;
+    size_t n_layers;     /* unit layers visible through forward() */
+    size_t *layer_size;  /* n_layers */
+    int *layer_act;      /* n_layers */
+    int check_finite;
+    int gv_ready;        /* set by a successful gv_begin */
+    void *impl;          /* kind-specific state */
+};
+
+/* Allocate the common part: struct, parameter vector (zeroed), block and layer tables.
+ * The caller fills the tables and ops/impl. On failure nothing is left allocated. */
+int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, size_t n_params,
+                 size_t n_blocks, size_t n_layers);
+
+/* Weight of step (t, s) of a validated batch: mask value, or 1 at the last step of the sequence
+ * when the mask is NULL; 0 past the sequence's length. Feedforward batches: always 1. */
+float mom__step_weight(const mom_batch *b, size_t t, size_t s);
+
+/* Length of sequence s of a validated batch. */
+size_t mom__seq_len(const mom_batch *b, size_t s);
+
+#endif

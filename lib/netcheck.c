@@ -1,0 +1,2 @@
+/* placeholder: implemented in its own issue */
+#include "net_internal.h"
