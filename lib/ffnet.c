@@ -1,2 +1,485 @@
-/* placeholder: implemented in its own issue */
+/*
+ * Feedforward networks: creation and the kind-specific operations behind net.c.
+ *
+ * Notation: L weight layers, unit layers 0..L with widths s_0..s_L. For a batch of n cases stored
+ * row-major (one case per row), layer l computes
+ *     Z_l = A_{l-1} W_l^T + 1 b_l^T,   A_l = f_l(Z_l)
+ * with one gemm and one fused bias+activation pass. The output layer keeps Z_L (needed by the
+ * cross-entropies, which are computed from z) in a scratch buffer and writes Y = A_L.
+ *
+ * Workspaces. A workspace holds, for up to `cap` cases, the activations A_1..A_L and two ping-pong
+ * scratch buffers of the widest layer (pre-activations of the output, deltas, R-pass values). The
+ * input layer A_0 is never copied: it is the caller's batch. There are two workspaces: `ws` for
+ * loss/gradient/Fisher/forward/metric calls and `gws`, which keeps the activations cached by
+ * gv_begin for later Gauss-Newton products. Each is one allocation, replaced only when a larger
+ * batch arrives, so calls with the same or smaller batches never allocate.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "blas.h"
+#include "layers.h"
 #include "net_internal.h"
+
+typedef struct ff_ws {
+    float *mem;   /* one allocation: A_1..A_L, then d0, d1 */
+    size_t cap;   /* cases it can hold (0 = nothing allocated) */
+    size_t bytes; /* bytes held */
+} ff_ws;
+
+typedef struct ff_impl {
+    size_t L;      /* weight layers */
+    size_t *off;   /* L+1 entries: off[l-1] = per-case offset of A_l (l = 1..L); off[L] = sum */
+    size_t maxw;   /* widest unit layer (including the input) */
+    ff_ws ws;      /* loss / gradient / Fisher / forward / metric */
+    ff_ws gws;     /* Gauss-Newton cache */
+    /* Gauss-Newton state captured by gv_begin (borrowed pointers, see net.h) */
+    const float *gv_x;
+    const float *gv_p;
+    size_t gv_n;
+} ff_impl;
+
+/* ---- helpers --------------------------------------------------------------------------------- */
+
+static ff_impl *impl_of(const mom_net *net) { return (ff_impl *)net->impl; }
+
+static size_t width(const mom_net *net, size_t l) { return net->layer_size[l]; }
+
+static const float *w_of(const mom_net *net, const float *p, size_t l)
+{
+    return p + net->blocks[2 * (l - 1)].offset; /* weights of layer l (1-based unit layer) */
+}
+
+static const float *b_of(const mom_net *net, const float *p, size_t l)
+{
+    return p + net->blocks[2 * (l - 1) + 1].offset;
+}
+
+/* Activations A_l (l >= 1) of a workspace. */
+static float *ws_act(const ff_impl *im, const ff_ws *w, size_t l)
+{
+    return w->mem + w->cap * im->off[l - 1];
+}
+
+static float *ws_d0(const ff_impl *im, const ff_ws *w) { return w->mem + w->cap * im->off[im->L]; }
+
+static float *ws_d1(const ff_impl *im, const ff_ws *w)
+{
+    return ws_d0(im, w) + w->cap * im->maxw;
+}
+
+/* Make `w` hold at least n cases. On failure the old workspace is kept. */
+static int ws_grow(mom_net *net, ff_ws *w, size_t n)
+{
+    ff_impl *im = impl_of(net);
+    if (n <= w->cap)
+        return MOM_OK;
+    if (n > mom__blas_max_dim())
+        return mom__fail(&net->base, MOM_E_INVALID,
+                         "batch of %zu cases exceeds the BLAS dimension limit %zu", n,
+                         mom__blas_max_dim());
+    size_t per_case, floats, bytes;
+    if (!mom__mul_size(&per_case, im->maxw, 2) || !mom__add_size(&per_case, per_case, im->off[im->L]) ||
+        !mom__mul_size(&floats, per_case, n) || !mom__mul_size(&bytes, floats, sizeof(float)))
+        return mom__fail(&net->base, MOM_E_NOMEM, "workspace for %zu cases overflows size_t", n);
+    float *mem = mom__malloc(&net->base.alloc, bytes);
+    if (mem == NULL)
+        return mom__fail(&net->base, MOM_E_NOMEM, "cannot allocate %zu bytes of workspace", bytes);
+    mom__free(&net->base.alloc, w->mem);
+    w->mem = mem;
+    w->cap = n;
+    w->bytes = bytes;
+    return MOM_OK;
+}
+
+/*
+ * Forward pass on n cases through layers 1..upto (upto <= L). When upto == L the output
+ * pre-activations Z_L are left in d0 and Y in A_L, and the summed loss against t (NULL: 0) is
+ * returned.
+ */
+static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
+                         size_t upto, const float *t)
+{
+    const ff_impl *im = impl_of(net);
+    const float *prev = x;
+    for (size_t l = 1; l <= upto; l++) {
+        size_t si = width(net, l - 1), so = width(net, l);
+        float *a = ws_act(im, w, l);
+        if (l < im->L) {
+            mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, a, so);
+            mom__bias_act(net->layer_act[l], a, b_of(net, p, l), n, so);
+        } else {
+            float *z = ws_d0(im, w);
+            mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, z, so);
+            mom__add_bias_rows(z, b_of(net, p, l), n, so);
+            return mom__out_forward(net->output, z, a, t, NULL, n, so);
+        }
+        prev = a;
+    }
+    return 0.0;
+}
+
+/*
+ * Backward pass. On entry `cur` holds dLoss/dZ_L (n x s_L) and the bias gradient of layer L is
+ * already in out. Writes every weight block and the remaining bias blocks of `out` (all
+ * overwritten). `other` is a scratch buffer of n * maxw floats; cur is clobbered.
+ */
+static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
+                        float *cur, float *other, float *out)
+{
+    const ff_impl *im = impl_of(net);
+    for (size_t l = im->L; l >= 1; l--) {
+        size_t si = width(net, l - 1), so = width(net, l);
+        const float *a_prev = l > 1 ? ws_act(im, w, l - 1) : x;
+        float *gw = out + net->blocks[2 * (l - 1)].offset;
+        /* dW_l = delta_l^T A_{l-1} */
+        mom__gemm(1, 0, so, si, n, 1.0f, cur, so, a_prev, si, 0.0f, gw, si);
+        if (l == 1)
+            break; /* no delta for the input layer */
+        /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
+        mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
+        mom__act_deriv_mul_colsum(net->layer_act[l - 1], other, a_prev,
+                                  out + net->blocks[2 * (l - 2) + 1].offset, n, si);
+        float *tmp = cur;
+        cur = other;
+        other = tmp;
+    }
+}
+
+/* ---- operations ------------------------------------------------------------------------------ */
+
+static void ff_destroy(mom_net *net)
+{
+    ff_impl *im = impl_of(net);
+    if (im == NULL)
+        return;
+    mom__free(&net->base.alloc, im->ws.mem);
+    mom__free(&net->base.alloc, im->gws.mem);
+    mom__free(&net->base.alloc, im->off);
+    mom__free(&net->base.alloc, im);
+    net->impl = NULL;
+}
+
+static int ff_reserve(mom_net *net, size_t n, size_t steps)
+{
+    (void)steps;
+    ff_impl *im = impl_of(net);
+    int rc = ws_grow(net, &im->ws, n);
+    if (rc == MOM_OK)
+        rc = ws_grow(net, &im->gws, n);
+    return rc;
+}
+
+static size_t ff_workspace_bytes(const mom_net *net)
+{
+    const ff_impl *im = impl_of(net);
+    return im->ws.bytes + im->gws.bytes;
+}
+
+static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double *loss,
+                        float *grad)
+{
+    ff_impl *im = impl_of(net);
+    size_t n = b->n, L = im->L, so = width(net, L);
+    int rc = ws_grow(net, &im->ws, n);
+    if (rc != MOM_OK)
+        return rc;
+    const ff_ws *w = &im->ws;
+    double total = ff_forward(net, w, b->inputs, n, p, L, b->targets);
+    *loss = total / (double)n;
+    if (grad == NULL)
+        return MOM_OK;
+    float *d = ws_d0(im, w);
+    mom__out_delta(d, ws_act(im, w, L), b->targets, NULL, 1.0f / (float)n, n, so);
+    mom__col_sums(grad + net->blocks[2 * (L - 1) + 1].offset, d, n, so);
+    ff_backward(net, w, b->inputs, n, p, d, ws_d1(im, w), grad);
+    return MOM_OK;
+}
+
+/*
+ * Empirical Fisher diagonal. With per-case deltas D_l (n x s_l, not divided by n), the squared
+ * per-case gradients summed over cases are (D_l o D_l)^T (A_{l-1} o A_{l-1}) for W_l and the column
+ * sums of D_l o D_l for b_l; one gemm per layer does the weights.
+ */
+static int ff_fisher(mom_net *net, const mom_batch *b, const float *p, float *out)
+{
+    ff_impl *im = impl_of(net);
+    size_t n = b->n, L = im->L;
+    int rc = ws_grow(net, &im->ws, n);
+    if (rc != MOM_OK)
+        return rc;
+    const ff_ws *w = &im->ws;
+    const float *x = b->inputs;
+    (void)ff_forward(net, w, x, n, p, L, NULL);
+    float *cur = ws_d0(im, w), *other = ws_d1(im, w);
+    float inv_n = 1.0f / (float)n;
+    mom__out_delta(cur, ws_act(im, w, L), b->targets, NULL, 1.0f, n, width(net, L));
+    for (size_t l = L; l >= 1; l--) {
+        size_t si = width(net, l - 1), so = width(net, l);
+        float *a_prev = l > 1 ? ws_act(im, w, l - 1) : NULL;
+        if (l > 1) {
+            /* propagate first: the next delta needs the unsquared delta and activations */
+            mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
+            mom__act_deriv_mul(net->layer_act[l - 1], other, a_prev, n * si);
+        }
+        mom__square(cur, cur, n * so);
+        float *gb = out + net->blocks[2 * (l - 1) + 1].offset;
+        mom__col_sums(gb, cur, n, so);
+        mom__scal(so, inv_n, gb);
+        const float *a_sq;
+        if (l > 1) {
+            mom__square(a_prev, a_prev, n * si); /* A_{l-1} is not needed any more */
+            a_sq = a_prev;
+        } else {
+            /* the input belongs to the caller: square it into the free scratch buffer */
+            mom__square(other, x, n * si);
+            a_sq = other;
+        }
+        mom__gemm(1, 0, so, si, n, inv_n, cur, so, a_sq, si, 0.0f,
+                  out + net->blocks[2 * (l - 1)].offset, si);
+        float *tmp = cur;
+        cur = other;
+        other = tmp;
+    }
+    return MOM_OK;
+}
+
+static int ff_gv_begin(mom_net *net, const mom_batch *b, const float *p)
+{
+    ff_impl *im = impl_of(net);
+    im->gv_x = NULL;
+    im->gv_p = NULL;
+    im->gv_n = 0;
+    int rc = ws_grow(net, &im->gws, b->n);
+    if (rc != MOM_OK)
+        return rc;
+    (void)ff_forward(net, &im->gws, b->inputs, b->n, p, im->L, NULL);
+    im->gv_x = b->inputs;
+    im->gv_p = p;
+    im->gv_n = b->n;
+    return MOM_OK;
+}
+
+/*
+ * Gauss-Newton product. Forward R-pass with the cached activations:
+ *     R Z_l = A_{l-1} V_l^T + R A_{l-1} W_l^T + 1 Rb_l^T,   R A_l = f'(Z_l) o R Z_l   (R A_0 = 0),
+ * then the output Hessian times R Z_L (divided by n), then the gradient's backward pass.
+ */
+static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out)
+{
+    (void)struct_damping;
+    ff_impl *im = impl_of(net);
+    const ff_ws *w = &im->gws;
+    size_t n = im->gv_n, L = im->L;
+    const float *x = im->gv_x, *p = im->gv_p;
+    float *cur = ws_d0(im, w), *other = ws_d1(im, w);
+    const float *prev = x;
+    for (size_t l = 1; l <= L; l++) {
+        size_t si = width(net, l - 1), so = width(net, l);
+        mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, v, l), si, 0.0f, other, so);
+        if (l > 1)
+            mom__gemm(0, 1, n, so, si, 1.0f, cur, si, w_of(net, p, l), si, 1.0f, other, so);
+        if (l < L) {
+            mom__bias_deriv_mul(net->layer_act[l], other, b_of(net, v, l), ws_act(im, w, l), n,
+                                so);
+        } else {
+            mom__add_bias_rows(other, b_of(net, v, l), n, so);
+            mom__out_hess(net->output, other, ws_act(im, w, L), other, NULL, 1.0f / (float)n, n,
+                          so);
+        }
+        float *tmp = cur;
+        cur = other;
+        other = tmp;
+        prev = ws_act(im, w, l);
+    }
+    mom__col_sums(out + net->blocks[2 * (L - 1) + 1].offset, cur, n, width(net, L));
+    ff_backward(net, w, x, n, p, cur, other, out);
+    return MOM_OK;
+}
+
+static int ff_forward_op(mom_net *net, const mom_batch *b, const float *p, size_t layer,
+                         float *out)
+{
+    ff_impl *im = impl_of(net);
+    size_t n = b->n, L = im->L;
+    if (layer == 0) {
+        mom__copy(n * width(net, 0), b->inputs, out);
+        return MOM_OK;
+    }
+    int rc = ws_grow(net, &im->ws, n);
+    if (rc != MOM_OK)
+        return rc;
+    const ff_ws *w = &im->ws;
+    if (layer == MOM__LAYER_Z) {
+        (void)ff_forward(net, w, b->inputs, n, p, L, NULL);
+        mom__copy(n * width(net, L), ws_d0(im, w), out);
+    } else {
+        (void)ff_forward(net, w, b->inputs, n, p, layer, NULL);
+        mom__copy(n * width(net, layer), ws_act(im, w, layer), out);
+    }
+    return MOM_OK;
+}
+
+static int ff_metric(mom_net *net, const mom_batch *b, const float *p, int metric, double param,
+                     double *value)
+{
+    ff_impl *im = impl_of(net);
+    size_t n = b->n, L = im->L, k = width(net, L);
+    int rc = ws_grow(net, &im->ws, n);
+    if (rc != MOM_OK)
+        return rc;
+    const ff_ws *w = &im->ws;
+    double total = ff_forward(net, w, b->inputs, n, p, L, b->targets);
+    const float *y = ws_act(im, w, L), *t = b->targets;
+    switch (metric) {
+    case MOM_METRIC_LOSS:
+        *value = total / (double)n;
+        return MOM_OK;
+    case MOM_METRIC_SQUARED_ERROR:
+        *value = mom__out_sqerr(y, t, NULL, n, k) / (double)n;
+        return MOM_OK;
+    case MOM_METRIC_THRESHOLD_ERROR: {
+        double thr = param > 0.0 ? param : 0.04;
+        size_t wrong = 0;
+        for (size_t r = 0; r < n; r++) {
+            int bad = 0;
+            for (size_t j = 0; j < k; j++)
+                bad |= fabs((double)y[r * k + j] - (double)t[r * k + j]) > thr;
+            wrong += (size_t)bad;
+        }
+        *value = (double)wrong / (double)n;
+        return MOM_OK;
+    }
+    case MOM_METRIC_CLASS_ERROR:
+    case MOM_METRIC_WRONG_SYMBOLS: {
+        size_t wrong = 0;
+        for (size_t r = 0; r < n; r++)
+            wrong += mom__argmax(y + r * k, k) != mom__argmax(t + r * k, k);
+        *value = (double)wrong / (double)n;
+        return MOM_OK;
+    }
+    default:
+        return mom__fail(&net->base, MOM_E_INVALID, "unknown metric %d", metric);
+    }
+}
+
+static const mom__net_ops ff_ops = {
+    ff_destroy, ff_reserve, ff_workspace_bytes, ff_loss_grad, ff_fisher,
+    ff_gv_begin, ff_gv, ff_forward_op, ff_metric,
+};
+
+/* ---- creation -------------------------------------------------------------------------------- */
+
+/* Validate the arguments of mom_net_create_ff(); on success *n_params receives the parameter
+ * count. The detail message goes to `b` (constructors have no handle to report it on, but the
+ * tests read it). Declared here because only ffnet.c and the tests use it. */
+int mom__ff_check_args(mom__base *b, size_t *n_params, size_t n_layers, const size_t *sizes,
+                       const int *hidden_act, int output);
+
+int mom__ff_check_args(mom__base *b, size_t *n_params, size_t n_layers, const size_t *sizes,
+                       const int *hidden_act, int output)
+{
+    if (n_layers == 0)
+        return mom__fail(b, MOM_E_INVALID, "n_layers must be at least 1");
+    if (n_layers > SIZE_MAX / 4 / sizeof(size_t))
+        return mom__fail(b, MOM_E_INVALID, "n_layers = %zu is too large", n_layers);
+    if (sizes == NULL)
+        return mom__fail(b, MOM_E_INVALID, "sizes is NULL");
+    if (n_layers > 1 && hidden_act == NULL)
+        return mom__fail(b, MOM_E_INVALID, "hidden_act is NULL but the net has %zu hidden layers",
+                         n_layers - 1);
+    if (output != MOM_OUT_LINEAR_SQUARED && output != MOM_OUT_LOGISTIC_XENT &&
+        output != MOM_OUT_SOFTMAX_XENT)
+        return mom__fail(b, MOM_E_INVALID, "output %d is not a mom_output", output);
+    size_t max_dim = mom__blas_max_dim();
+    for (size_t l = 0; l <= n_layers; l++) {
+        if (sizes[l] == 0)
+            return mom__fail(b, MOM_E_INVALID, "sizes[%zu] is 0", l);
+        if (sizes[l] > max_dim)
+            return mom__fail(b, MOM_E_INVALID, "sizes[%zu] = %zu exceeds the BLAS limit %zu", l,
+                             sizes[l], max_dim);
+    }
+    for (size_t l = 0; l + 1 < n_layers; l++) {
+        int a = hidden_act[l];
+        if (a != MOM_ACT_LINEAR && a != MOM_ACT_LOGISTIC && a != MOM_ACT_TANH &&
+            a != MOM_ACT_RELU)
+            return mom__fail(b, MOM_E_INVALID,
+                             "hidden_act[%zu] = %d is not a hidden activation (0..3)", l, a);
+    }
+    if (output == MOM_OUT_SOFTMAX_XENT && sizes[n_layers] < 2)
+        return mom__fail(b, MOM_E_INVALID, "a softmax output needs at least 2 units (sizes[%zu] = %zu)",
+                         n_layers, sizes[n_layers]);
+    size_t total = 0;
+    for (size_t l = 0; l < n_layers; l++) {
+        size_t wn;
+        if (!mom__mul_size(&wn, sizes[l + 1], sizes[l]) || !mom__add_size(&total, total, wn) ||
+            !mom__add_size(&total, total, sizes[l + 1]))
+            return mom__fail(b, MOM_E_INVALID, "the parameter count overflows size_t");
+    }
+    size_t bytes;
+    if (!mom__mul_size(&bytes, total, sizeof(float)))
+        return mom__fail(b, MOM_E_INVALID, "the parameter vector does not fit in memory");
+    *n_params = total;
+    return MOM_OK;
+}
+
+int mom_net_create_ff(mom_net **out, size_t n_layers, const size_t *sizes, const int *hidden_act,
+                      int output, const mom_allocator *alloc)
+{
+    if (out == NULL)
+        return MOM_E_INVALID;
+    *out = NULL;
+    mom_allocator a;
+    if (mom__alloc_init(&a, alloc) != MOM_OK)
+        return MOM_E_INVALID;
+    mom__base scratch;
+    size_t n_params;
+    int rc = mom__ff_check_args(&scratch, &n_params, n_layers, sizes, hidden_act, output);
+    if (rc != MOM_OK)
+        return rc;
+
+    mom_net *net;
+    rc = mom__net_new(&net, &a, MOM_NET_FEEDFORWARD, output, n_params, 2 * n_layers, n_layers + 1);
+    if (rc != MOM_OK)
+        return rc;
+    ff_impl *im = mom__calloc(&a, 1, sizeof *im);
+    if (im == NULL) {
+        mom_net_destroy(net);
+        return MOM_E_NOMEM;
+    }
+    net->impl = im;
+    net->ops = &ff_ops;
+    im->L = n_layers;
+    im->off = mom__calloc(&a, n_layers + 1, sizeof *im->off);
+    if (im->off == NULL) {
+        mom_net_destroy(net);
+        return MOM_E_NOMEM;
+    }
+
+    net->n_in = sizes[0];
+    net->n_out = sizes[n_layers];
+    size_t offset = 0, act_off = 0, maxw = sizes[0];
+    for (size_t l = 0; l < n_layers; l++) {
+        size_t so = sizes[l + 1], si = sizes[l];
+        net->blocks[2 * l] = (mom__block){MOM_BLOCK_WEIGHTS, l, so, si, offset};
+        offset += so * si;
+        net->blocks[2 * l + 1] = (mom__block){MOM_BLOCK_BIASES, l, so, 1, offset};
+        offset += so;
+        im->off[l] = act_off;
+        act_off += so; /* cannot overflow: smaller than the parameter count */
+        if (so > maxw)
+            maxw = so;
+    }
+    im->off[n_layers] = act_off;
+    im->maxw = maxw;
+    for (size_t l = 0; l <= n_layers; l++)
+        net->layer_size[l] = sizes[l];
+    net->layer_act[0] = MOM_ACT_LINEAR;
+    for (size_t l = 1; l < n_layers; l++)
+        net->layer_act[l] = hidden_act[l - 1];
+    net->layer_act[n_layers] = output == MOM_OUT_LOGISTIC_XENT  ? MOM_ACT_LOGISTIC
+                               : output == MOM_OUT_SOFTMAX_XENT ? MOM_ACT_SOFTMAX
+                                                                : MOM_ACT_LINEAR;
+    *out = net;
+    return MOM_OK;
+}

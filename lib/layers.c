@@ -179,3 +179,114 @@ size_t mom__argmax(const float *x, size_t k)
             best = j;
     return best;
 }
+
+/* The fused loops below keep the switch outside the loops so that each inner loop is a plain
+ * contiguous pass the compiler can vectorize. */
+
+void mom__bias_act(int act, float *x, const float *b, size_t n, size_t k)
+{
+    for (size_t r = 0; r < n; r++) {
+        float *row = x + r * k;
+        switch (act) {
+        case MOM_ACT_LOGISTIC:
+            for (size_t j = 0; j < k; j++)
+                row[j] = 1.0f / (1.0f + expf(-(row[j] + b[j])));
+            break;
+        case MOM_ACT_TANH:
+            for (size_t j = 0; j < k; j++)
+                row[j] = tanhf(row[j] + b[j]);
+            break;
+        case MOM_ACT_RELU:
+            for (size_t j = 0; j < k; j++) {
+                float v = row[j] + b[j];
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+            break;
+        default:
+            for (size_t j = 0; j < k; j++)
+                row[j] += b[j];
+            break;
+        }
+    }
+}
+
+void mom__bias_deriv_mul(int act, float *x, const float *b, const float *a, size_t n, size_t k)
+{
+    if (b == NULL) {
+        mom__act_deriv_mul(act, x, a, n * k);
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        float *xr = x + r * k;
+        const float *ar = a + r * k;
+        switch (act) {
+        case MOM_ACT_LOGISTIC:
+            for (size_t j = 0; j < k; j++)
+                xr[j] = (xr[j] + b[j]) * (ar[j] * (1.0f - ar[j]));
+            break;
+        case MOM_ACT_TANH:
+            for (size_t j = 0; j < k; j++)
+                xr[j] = (xr[j] + b[j]) * (1.0f - ar[j] * ar[j]);
+            break;
+        case MOM_ACT_RELU:
+            for (size_t j = 0; j < k; j++)
+                xr[j] = ar[j] > 0.0f ? xr[j] + b[j] : 0.0f;
+            break;
+        default:
+            for (size_t j = 0; j < k; j++)
+                xr[j] += b[j];
+            break;
+        }
+    }
+}
+
+void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums, size_t n,
+                               size_t k)
+{
+    for (size_t j = 0; j < k; j++)
+        sums[j] = 0.0f;
+    for (size_t r = 0; r < n; r++) {
+        float *dr = d + r * k;
+        const float *ar = a + r * k;
+        switch (act) {
+        case MOM_ACT_LOGISTIC:
+            for (size_t j = 0; j < k; j++) {
+                float v = dr[j] * (ar[j] * (1.0f - ar[j]));
+                dr[j] = v;
+                sums[j] += v;
+            }
+            break;
+        case MOM_ACT_TANH:
+            for (size_t j = 0; j < k; j++) {
+                float v = dr[j] * (1.0f - ar[j] * ar[j]);
+                dr[j] = v;
+                sums[j] += v;
+            }
+            break;
+        case MOM_ACT_RELU:
+            for (size_t j = 0; j < k; j++) {
+                float v = ar[j] > 0.0f ? dr[j] : 0.0f;
+                dr[j] = v;
+                sums[j] += v;
+            }
+            break;
+        default:
+            for (size_t j = 0; j < k; j++)
+                sums[j] += dr[j];
+            break;
+        }
+    }
+}
+
+void mom__col_sums(float *out, const float *x, size_t n, size_t k)
+{
+    for (size_t j = 0; j < k; j++)
+        out[j] = 0.0f;
+    mom__col_sums_add(out, x, n, k);
+}
+
+void mom__square(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] * x[i];
+}

@@ -42,6 +42,24 @@ void mom__out_hess(int output, float *out, const float *y, const float *u, const
 /* Sum over rows of w[r] * sum_j (y - t)^2 (no 1/2), in double. */
 double mom__out_sqerr(const float *y, const float *t, const float *w, size_t n, size_t k);
 
+/* Fused bias and activation: x[r*k + j] = act(x[r*k + j] + b[j]), n rows of k. */
+void mom__bias_act(int act, float *x, const float *b, size_t n, size_t k);
+
+/* Fused R-pass step: x[r*k + j] = (x[r*k + j] + b[j]) * act'(.) with the derivative expressed
+ * through the activation value a (as in mom__act_deriv_mul). b may be NULL (no bias). */
+void mom__bias_deriv_mul(int act, float *x, const float *b, const float *a, size_t n, size_t k);
+
+/* Fused backward step: d *= act'(.) through the activation value a (as mom__act_deriv_mul), and
+ * sums[j] = sum_r d[r*k + j] of the result (written, not accumulated). n rows of k. */
+void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums, size_t n,
+                               size_t k);
+
+/* Column sums written into `out` (out[j] = sum_r x[r*k + j]), n rows of k. */
+void mom__col_sums(float *out, const float *x, size_t n, size_t k);
+
+/* Elementwise square: y[i] = x[i]^2 (y may alias x). */
+void mom__square(float *y, const float *x, size_t n);
+
 /* Index of the largest value in x[0..k) (first on ties). */
 size_t mom__argmax(const float *x, size_t k);
 
