@@ -1,2 +1,767 @@
-/* placeholder: implemented in its own issue */
+/*
+ * Recurrent networks (net.h, "Create a recurrent network"):
+ *
+ *   h[t] = act(W_hh h[t-1] + W_vh x[t] + b_h),  z[t] = W_ho h[t] + b_o,  y[t] = output(z[t]),
+ *   h[-1] = h0 (zero unless MOM_RNN_LEARN_H0).
+ *
+ * Batches are time-major (row t*n + s holds step t of sequence s), so the n hidden vectors of one
+ * step form one contiguous n x H matrix and the whole sequence of hidden states one (T*n) x H
+ * matrix. That layout lets every product that does not sit on the recurrence run as ONE big gemm
+ * over all stacked steps:
+ *   forward:  X W_vh^T for all T*n rows; z = H W_ho^T for the counted rows;
+ *   backward: dW_vh = dS^T X, dW_hh = dS[1..]^T H[..T-1], dW_ho = dZ^T H;
+ * and only the recurrence itself (h[t-1] W_hh^T forward, dS[t+1] W_hh backward) runs step by step,
+ * one n x H x H gemm per step for all sequences together.
+ *
+ * Counted rows. Only rows with a nonzero step weight (mom__step_weight()) contribute to the loss.
+ * When at most half of the T*n rows count (the usual "last step only" case), their hidden vectors
+ * are gathered into a compact matrix and the output layer works on those rows only ("compact"
+ * mode); otherwise it works on all rows ("dense" mode; rows of weight 0 then give 0).
+ *
+ * Hidden states past a sequence's length are set to 0 (so are the R-pass states), which keeps
+ * padded steps from overflowing with unbounded activations and makes forward() return 0 there.
+ *
+ * Workspaces. Two independent workspaces, each one allocation carved into aligned buffers: `lg`
+ * for loss, gradient, Fisher, forward and metric calls, and `gv` holding the activations cached by
+ * gv_begin() plus the scratch of the Gauss-Newton products. Each is sized for the largest (n, T,
+ * n*T) seen and never shrinks, so calls with the same or smaller batches do not allocate.
+ *
+ * Structural damping (gv with c > 0) adds c * J_s^T D'' J_s v / n summed over the valid steps
+ * (t < length) of every sequence, J_s the Jacobian of the hidden pre-activations s. D'' is the
+ * diagonal Hessian of the matching loss of the hidden units, written through h = act(s):
+ *   tanh 0.25 (1 - h^2) (the logistic form of tanh, as in Martens & Sutskever 2011),
+ *   logistic h (1 - h), linear 1, relu 1 where h > 0 else 0.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "blas.h"
+#include "layers.h"
 #include "net_internal.h"
+
+#define WS_ALIGN 64
+
+/* One workspace: a single allocation carved into buffers. */
+typedef struct rnn_ws {
+    void *mem;
+    size_t bytes;
+    size_t cap_n, cap_t, cap_cells; /* sized for n <= cap_n, T <= cap_t, n*T <= cap_cells */
+
+    float *hbuf;         /* (cells + n) x H: slot 0 = h[-1], slot t+1 = h[t] */
+    float *ds;           /* cells x H: dLoss/ds (BPTT) */
+    float *hc;           /* cells/2 x H: gathered hidden rows of compact mode */
+    float *z;            /* cells x O: output pre-activations (gv: R-pass of z) */
+    float *y;            /* cells x O: outputs */
+    float *tc;           /* cells/2 x O: gathered targets (lg only) */
+    float *w;            /* cells: step weights (compacted in compact mode) */
+    size_t *idx;         /* cells: row index (t*n + s) of each compact row */
+    size_t *step_start;  /* T + 1: compact rows of step t are [step_start[t], step_start[t+1]) */
+    size_t *seq_last;    /* n: metric scratch */
+    float *r;            /* gv: cells x H R-pass states */
+    float *tmp;          /* n x H */
+    float *colsum;       /* H */
+    /* lg only: per-sequence copies for the Fisher diagonal */
+    float *fx, *ft, *fm, *fg;
+} rnn_ws;
+
+typedef struct rnn_impl {
+    size_t ni, nh, no;
+    int act;    /* hidden activation (mom_act) */
+    int output; /* mom_output */
+    int learn_h0;
+    size_t off_vh, off_hh, off_bh, off_ho, off_bo, off_h0;
+    rnn_ws lg, gv;
+    /* state of the last successful gv_begin */
+    mom_batch gv_batch;
+    const float *gv_params;
+    size_t gv_m;
+    int gv_compact;
+} rnn_impl;
+
+/* Which rows of a pass count, and where their output-layer data live. */
+typedef struct rows {
+    int compact;
+    size_t m;          /* number of output rows (compact: counted rows; dense: T*n) */
+    const float *hsrc; /* m x H hidden rows feeding the output layer */
+    const float *tsrc; /* m x O targets (may be NULL) */
+} rows;
+
+/* ---------------------------------------------------------------------------------------------
+ * Workspace management */
+
+static size_t align_up(size_t x) { return (x + (WS_ALIGN - 1)) & ~(size_t)(WS_ALIGN - 1); }
+
+/* Add `count` elements of `elem` bytes to a running layout; returns 0 on overflow. */
+static int lay(size_t *total, size_t *off, size_t count, size_t elem)
+{
+    size_t bytes;
+    if (!mom__mul_size(&bytes, count, elem))
+        return 0;
+    *off = *total;
+    bytes = bytes > SIZE_MAX - WS_ALIGN ? SIZE_MAX : align_up(bytes);
+    if (bytes == SIZE_MAX || !mom__add_size(total, *total, bytes))
+        return 0;
+    return 1;
+}
+
+/* Ensure workspace `ws` fits (n, T). is_gv selects the buffer set. */
+static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
+{
+    rnn_impl *r = net->impl;
+    size_t cells;
+    if (!mom__mul_size(&cells, n, t) || cells > mom__blas_max_dim())
+        return mom__fail(&net->base, MOM_E_INVALID,
+                         "batch of %zu sequences x %zu steps is too large for BLAS", n, t);
+    if (ws->mem != NULL && n <= ws->cap_n && t <= ws->cap_t && cells <= ws->cap_cells)
+        return MOM_OK;
+    size_t cn = n > ws->cap_n ? n : ws->cap_n;
+    size_t ct = t > ws->cap_t ? t : ws->cap_t;
+    size_t cc = cells > ws->cap_cells ? cells : ws->cap_cells;
+    size_t half = cc / 2 + 1;
+    size_t hh = r->nh, o = r->no;
+    size_t total = 0, o_h, o_ds, o_hc, o_z, o_y, o_tc = 0, o_w, o_idx, o_ss, o_sl, o_r = 0, o_tmp,
+           o_cs, o_fx = 0, o_ft = 0, o_fm = 0, o_fg = 0;
+    size_t a, b;
+    int ok = mom__add_size(&a, cc, cn) && mom__mul_size(&a, a, hh) &&
+             lay(&total, &o_h, a, sizeof(float)) && mom__mul_size(&b, cc, hh) &&
+             lay(&total, &o_ds, b, sizeof(float)) && mom__mul_size(&a, half, hh) &&
+             lay(&total, &o_hc, a, sizeof(float)) && mom__mul_size(&a, cc, o) &&
+             lay(&total, &o_z, a, sizeof(float)) && lay(&total, &o_y, a, sizeof(float)) &&
+             lay(&total, &o_w, cc, sizeof(float)) && lay(&total, &o_idx, cc, sizeof(size_t)) &&
+             mom__add_size(&a, ct, 1) && lay(&total, &o_ss, a, sizeof(size_t)) &&
+             lay(&total, &o_sl, cn, sizeof(size_t)) && mom__mul_size(&a, cn, hh) &&
+             lay(&total, &o_tmp, a, sizeof(float)) && lay(&total, &o_cs, hh, sizeof(float));
+    if (ok && is_gv) {
+        ok = lay(&total, &o_r, b, sizeof(float));
+    } else if (ok) {
+        ok = mom__mul_size(&a, half, o) && lay(&total, &o_tc, a, sizeof(float)) &&
+             mom__mul_size(&a, ct, r->ni) && lay(&total, &o_fx, a, sizeof(float)) &&
+             mom__mul_size(&a, ct, o) && lay(&total, &o_ft, a, sizeof(float)) &&
+             lay(&total, &o_fm, ct, sizeof(float)) &&
+             lay(&total, &o_fg, net->n_params, sizeof(float));
+    }
+    if (!ok)
+        return mom__fail(&net->base, MOM_E_NOMEM, "workspace size overflows");
+    char *mem = mom__malloc(&net->base.alloc, total + WS_ALIGN);
+    if (mem == NULL)
+        return mom__fail(&net->base, MOM_E_NOMEM, "cannot allocate %zu bytes of workspace",
+                         total + WS_ALIGN);
+    mom__free(&net->base.alloc, ws->mem);
+    memset(ws, 0, sizeof *ws);
+    ws->mem = mem;
+    ws->bytes = total + WS_ALIGN;
+    ws->cap_n = cn;
+    ws->cap_t = ct;
+    ws->cap_cells = cc;
+    char *base = mem + (WS_ALIGN - (size_t)((uintptr_t)mem % WS_ALIGN)) % WS_ALIGN;
+    ws->hbuf = (float *)(void *)(base + o_h);
+    ws->ds = (float *)(void *)(base + o_ds);
+    ws->hc = (float *)(void *)(base + o_hc);
+    ws->z = (float *)(void *)(base + o_z);
+    ws->y = (float *)(void *)(base + o_y);
+    ws->w = (float *)(void *)(base + o_w);
+    ws->idx = (size_t *)(void *)(base + o_idx);
+    ws->step_start = (size_t *)(void *)(base + o_ss);
+    ws->seq_last = (size_t *)(void *)(base + o_sl);
+    ws->tmp = (float *)(void *)(base + o_tmp);
+    ws->colsum = (float *)(void *)(base + o_cs);
+    if (is_gv) {
+        ws->r = (float *)(void *)(base + o_r);
+    } else {
+        ws->tc = (float *)(void *)(base + o_tc);
+        ws->fx = (float *)(void *)(base + o_fx);
+        ws->ft = (float *)(void *)(base + o_ft);
+        ws->fm = (float *)(void *)(base + o_fm);
+        ws->fg = (float *)(void *)(base + o_fg);
+    }
+    return MOM_OK;
+}
+
+static void rnn_destroy(mom_net *net)
+{
+    rnn_impl *r = net->impl;
+    if (r == NULL)
+        return;
+    mom__free(&net->base.alloc, r->lg.mem);
+    mom__free(&net->base.alloc, r->gv.mem);
+    mom__free(&net->base.alloc, r);
+    net->impl = NULL;
+}
+
+static int rnn_reserve(mom_net *net, size_t n, size_t steps)
+{
+    rnn_impl *r = net->impl;
+    int rc = ws_ensure(net, &r->lg, 0, n, steps);
+    if (rc == MOM_OK)
+        rc = ws_ensure(net, &r->gv, 1, n, steps);
+    return rc;
+}
+
+static size_t rnn_workspace_bytes(const mom_net *net)
+{
+    const rnn_impl *r = net->impl;
+    return r->lg.bytes + r->gv.bytes;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Elementwise helpers local to the recurrence */
+
+/* Zero the rows of one step (n x k block) whose sequence has ended (t >= length). */
+static void zero_past_length(float *blk, const mom_batch *b, size_t t, size_t k)
+{
+    if (b->lengths == NULL)
+        return;
+    for (size_t s = 0; s < b->n; s++)
+        if (t >= b->lengths[s])
+            memset(blk + s * k, 0, k * sizeof *blk);
+}
+
+/* Second derivative of the hidden units' matching loss (see the top of the file), times c,
+ * applied to u: out = c * D''(h) * u. */
+static void damping_mul(int act, float *out, const float *h, const float *u, float c, size_t n)
+{
+    switch (act) {
+    case MOM_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            out[i] = c * 0.25f * (1.0f - h[i] * h[i]) * u[i];
+        break;
+    case MOM_ACT_LOGISTIC:
+        for (size_t i = 0; i < n; i++)
+            out[i] = c * h[i] * (1.0f - h[i]) * u[i];
+        break;
+    case MOM_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            out[i] = h[i] > 0.0f ? c * u[i] : 0.0f;
+        break;
+    default:
+        for (size_t i = 0; i < n; i++)
+            out[i] = c * u[i];
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Passes */
+
+/* Hidden states of the whole batch into hbuf (slot 0 = h[-1], slot t+1 = h[t]). */
+static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p, float *hbuf)
+{
+    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
+    const float *w_vh = p + r->off_vh, *w_hh = p + r->off_hh, *b_h = p + r->off_bh;
+    /* h[-1] */
+    if (r->learn_h0) {
+        const float *h0 = p + r->off_h0;
+        for (size_t s = 0; s < n; s++)
+            memcpy(hbuf + s * H, h0, H * sizeof *hbuf);
+    } else {
+        memset(hbuf, 0, nH * sizeof *hbuf);
+    }
+    /* input projection of every step at once */
+    mom__gemm(0, 1, T * n, H, I, 1.0f, b->inputs, I, w_vh, I, 0.0f, hbuf + nH, H);
+    for (size_t t = 0; t < T; t++) {
+        float *ht = hbuf + (t + 1) * nH;
+        mom__add_bias_rows(ht, b_h, n, H);
+        if (t > 0 || r->learn_h0)
+            mom__gemm(0, 1, n, H, H, 1.0f, ht - nH, H, w_hh, H, 1.0f, ht, H);
+        mom__act_apply(r->act, ht, nH);
+        zero_past_length(ht, b, t, H);
+    }
+}
+
+/* Step weights of every row into w (cells); decide compact vs dense; in compact mode compact w,
+ * fill idx and step_start. Returns the number of counted rows. */
+static size_t select_rows(const mom_batch *b, float *w, size_t *idx, size_t *step_start,
+                          int *compact)
+{
+    const size_t n = b->n, T = b->steps, cells = n * T;
+    size_t m = 0;
+    if (b->mask == NULL && b->lengths == NULL) {
+        memset(w, 0, cells * sizeof *w);
+        for (size_t s = 0; s < n; s++)
+            w[(T - 1) * n + s] = 1.0f;
+        m = n;
+    } else {
+        for (size_t t = 0; t < T; t++)
+            for (size_t s = 0; s < n; s++) {
+                float v = mom__step_weight(b, t, s);
+                w[t * n + s] = v;
+                m += v != 0.0f;
+            }
+    }
+    *compact = 2 * m <= cells;
+    if (!*compact)
+        return m;
+    size_t k = 0;
+    for (size_t t = 0; t < T; t++) {
+        step_start[t] = k;
+        for (size_t s = 0; s < n; s++) {
+            size_t row = t * n + s;
+            if (w[row] != 0.0f) {
+                idx[k] = row;
+                w[k] = w[row]; /* k <= row: in-place compaction is safe */
+                k++;
+            }
+        }
+    }
+    step_start[T] = k;
+    return m;
+}
+
+/* Output layer on the counted rows: fills z and y; returns the weighted loss sum (0 when
+ * targets is NULL). hbuf is the hidden-state buffer of the pass, hc the gather buffer, tc the
+ * target gather buffer (used in compact mode when targets != NULL). */
+static double output_forward(const rnn_impl *r, const mom_batch *b, const float *p,
+                             const float *targets, const float *hbuf, float *hc, float *tc,
+                             const float *w, const size_t *idx, int compact, size_t m, float *z,
+                             float *y, rows *out)
+{
+    const size_t n = b->n, H = r->nh, O = r->no;
+    const float *hs = hbuf + n * H;
+    const float *ts = targets;
+    size_t nrows = n * b->steps;
+    if (compact) {
+        for (size_t k = 0; k < m; k++)
+            memcpy(hc + k * H, hs + idx[k] * H, H * sizeof *hc);
+        if (ts != NULL) {
+            for (size_t k = 0; k < m; k++)
+                memcpy(tc + k * O, ts + idx[k] * O, O * sizeof *tc);
+            ts = tc;
+        }
+        hs = hc;
+        nrows = m;
+    }
+    mom__gemm(0, 1, nrows, O, H, 1.0f, hs, H, p + r->off_ho, H, 0.0f, z, O);
+    mom__add_bias_rows(z, p + r->off_bo, nrows, O);
+    double loss = mom__out_forward(r->output, z, y, ts, w, nrows, O);
+    out->compact = compact;
+    out->m = nrows;
+    out->hsrc = hs;
+    out->tsrc = ts;
+    return loss;
+}
+
+/* Backpropagation through time.
+ * dout: gradient with respect to the hidden states coming from the output layer. Dense mode:
+ * T*n x H rows (may be `ds` itself, then it is already in place). Compact mode: one row per
+ * counted row, scattered through idx / step_start.
+ * add_ds: ds already holds a term with respect to s to add after the act' multiplication
+ * (structural damping); tmp (n x H) is then the accumulator.
+ * Writes ds = dLoss/ds for every row and g_bh = column sums of ds. */
+static void bptt(const rnn_impl *r, const mom_batch *b, const float *p, const float *hbuf,
+                 float *ds, const float *dout, int compact, const size_t *idx,
+                 const size_t *step_start, int add_ds, float *tmp, float *g_bh)
+{
+    const size_t n = b->n, T = b->steps, H = r->nh, nH = n * H;
+    const float *w_hh = p + r->off_hh;
+    memset(g_bh, 0, H * sizeof *g_bh);
+    for (size_t t = T; t-- > 0;) {
+        float *dst = ds + t * nH;
+        float *acc = add_ds ? tmp : dst;
+        const float *ht = hbuf + (t + 1) * nH;
+        float beta = 0.0f;
+        if (!compact) {
+            const float *dt = dout + t * nH;
+            if (dt != acc)
+                memcpy(acc, dt, nH * sizeof *acc);
+            beta = 1.0f;
+        }
+        if (t + 1 < T)
+            mom__gemm(0, 0, n, H, H, 1.0f, ds + (t + 1) * nH, H, w_hh, H, beta, acc, H);
+        else if (compact)
+            memset(acc, 0, nH * sizeof *acc);
+        if (compact) {
+            for (size_t k = step_start[t]; k < step_start[t + 1]; k++) {
+                float *a = acc + (idx[k] - t * n) * H;
+                const float *d = dout + k * H;
+                for (size_t j = 0; j < H; j++)
+                    a[j] += d[j];
+            }
+        }
+        mom__act_deriv_mul(r->act, acc, ht, nH);
+        if (add_ds) {
+            for (size_t i = 0; i < nH; i++)
+                dst[i] += acc[i];
+        }
+        mom__col_sums_add(g_bh, dst, n, H);
+    }
+}
+
+/* Gradients of W_vh, W_hh (and h0) from ds, one gemm each over all stacked steps. */
+static void hidden_weight_grads(const rnn_impl *r, const mom_batch *b, const float *p,
+                                const float *hbuf, const float *ds, float *colsum, float *g)
+{
+    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
+    mom__gemm(1, 0, H, I, T * n, 1.0f, ds, H, b->inputs, I, 0.0f, g + r->off_vh, I);
+    if (r->learn_h0) {
+        mom__gemm(1, 0, H, H, T * n, 1.0f, ds, H, hbuf, H, 0.0f, g + r->off_hh, H);
+        memset(colsum, 0, H * sizeof *colsum);
+        mom__col_sums_add(colsum, ds, n, H);
+        mom__gemv(1, H, H, 1.0f, p + r->off_hh, H, colsum, 0.0f, g + r->off_h0);
+    } else {
+        /* h[-1] = 0: step 0 adds nothing to dW_hh */
+        mom__gemm(1, 0, H, H, (T - 1) * n, 1.0f, ds + nH, H, hbuf + nH, H, 0.0f, g + r->off_hh,
+                  H);
+    }
+}
+
+/* Gradients of W_ho and b_o from dz (m x O) and the hidden rows feeding the outputs. */
+static void output_weight_grads(const rnn_impl *r, const rows *rw, const float *dz, float *g)
+{
+    const size_t H = r->nh, O = r->no;
+    mom__gemm(1, 0, O, H, rw->m, 1.0f, dz, O, rw->hsrc, H, 0.0f, g + r->off_ho, H);
+    memset(g + r->off_bo, 0, O * sizeof *g);
+    mom__col_sums_add(g + r->off_bo, dz, rw->m, O);
+}
+
+/* Loss and (grad != NULL) gradient using workspace lg. */
+static int lg_core(mom_net *net, const mom_batch *b, const float *p, double *loss, float *grad)
+{
+    rnn_impl *r = net->impl;
+    rnn_ws *ws = &r->lg;
+    int rc = ws_ensure(net, ws, 0, b->n, b->steps);
+    if (rc != MOM_OK)
+        return rc;
+    const size_t n = b->n, H = r->nh, O = r->no;
+    hidden_forward(r, b, p, ws->hbuf);
+    int compact;
+    size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
+    rows rw;
+    double sum = output_forward(r, b, p, b->targets, ws->hbuf, ws->hc, ws->tc, ws->w, ws->idx,
+                                compact, m, ws->z, ws->y, &rw);
+    *loss = sum / (double)n;
+    if (grad == NULL)
+        return MOM_OK;
+    float *dz = ws->z;
+    mom__out_delta(dz, ws->y, rw.tsrc, ws->w, (float)(1.0 / (double)n), rw.m, O);
+    output_weight_grads(r, &rw, dz, grad);
+    /* dLoss/dh from the outputs: compact rows into hc (its hidden rows are no longer needed),
+     * dense rows straight into ds */
+    float *dout = compact ? ws->hc : ws->ds;
+    mom__gemm(0, 0, rw.m, H, O, 1.0f, dz, O, p + r->off_ho, H, 0.0f, dout, H);
+    bptt(r, b, p, ws->hbuf, ws->ds, dout, compact, ws->idx, ws->step_start, 0, ws->tmp,
+         grad + r->off_bh);
+    hidden_weight_grads(r, b, p, ws->hbuf, ws->ds, ws->colsum, grad);
+    return MOM_OK;
+}
+
+static int rnn_loss_grad(mom_net *net, const mom_batch *b, const float *p, double *loss,
+                         float *grad)
+{
+    return lg_core(net, b, p, loss, grad);
+}
+
+/* Mean over sequences of the squared per-sequence gradient: one sequence at a time, each copied
+ * into a contiguous single-sequence batch truncated to its length. */
+static int rnn_fisher(mom_net *net, const mom_batch *b, const float *p, float *out)
+{
+    rnn_impl *r = net->impl;
+    rnn_ws *ws = &r->lg;
+    int rc = ws_ensure(net, ws, 0, b->n, b->steps);
+    if (rc != MOM_OK)
+        return rc;
+    const size_t n = b->n, I = r->ni, O = r->no, P = net->n_params;
+    const float inv_n = (float)(1.0 / (double)n);
+    memset(out, 0, P * sizeof *out);
+    for (size_t s = 0; s < n; s++) {
+        size_t len = mom__seq_len(b, s);
+        for (size_t t = 0; t < len; t++) {
+            memcpy(ws->fx + t * I, b->inputs + (t * n + s) * I, I * sizeof *ws->fx);
+            memcpy(ws->ft + t * O, b->targets + (t * n + s) * O, O * sizeof *ws->ft);
+            if (b->mask)
+                ws->fm[t] = b->mask[t * n + s];
+        }
+        mom_batch one = {1, len, ws->fx, ws->ft, b->mask ? ws->fm : NULL, NULL};
+        double l;
+        rc = lg_core(net, &one, p, &l, ws->fg);
+        if (rc != MOM_OK)
+            return rc;
+        const float *g = ws->fg;
+        for (size_t i = 0; i < P; i++)
+            out[i] += inv_n * g[i] * g[i];
+    }
+    return MOM_OK;
+}
+
+static int rnn_gv_begin(mom_net *net, const mom_batch *b, const float *p)
+{
+    rnn_impl *r = net->impl;
+    rnn_ws *ws = &r->gv;
+    int rc = ws_ensure(net, ws, 1, b->n, b->steps);
+    if (rc != MOM_OK)
+        return rc;
+    hidden_forward(r, b, p, ws->hbuf);
+    int compact;
+    size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
+    rows rw;
+    (void)output_forward(r, b, p, NULL, ws->hbuf, ws->hc, NULL, ws->w, ws->idx, compact, m,
+                         ws->z, ws->y, &rw);
+    r->gv_batch = *b;
+    r->gv_params = p;
+    r->gv_m = rw.m;
+    r->gv_compact = compact;
+    return MOM_OK;
+}
+
+static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *out)
+{
+    rnn_impl *r = net->impl;
+    rnn_ws *ws = &r->gv;
+    const mom_batch *b = &r->gv_batch;
+    const float *p = r->gv_params;
+    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, O = r->no, nH = n * H;
+    const size_t cells = n * T;
+    const float *w_hh = p + r->off_hh, *w_ho = p + r->off_ho;
+    const float *v_hh = v + r->off_hh;
+    const float *hbuf = ws->hbuf;
+    float *R = ws->r, *ds = ws->ds;
+    const int damp = struct_damping > 0.0;
+    const float cs = (float)(struct_damping / (double)n);
+
+    /* R-pass of the hidden pre-activations: the parts off the recurrence as single gemms */
+    mom__gemm(0, 1, cells, H, I, 1.0f, b->inputs, I, v + r->off_vh, I, 0.0f, R, H);
+    if (r->learn_h0) {
+        mom__gemm(0, 1, cells, H, H, 1.0f, hbuf, H, v_hh, H, 1.0f, R, H);
+        /* step 0 also sees W_hh v_h0 */
+        mom__gemv(0, H, H, 1.0f, w_hh, H, v + r->off_h0, 0.0f, ws->colsum);
+    } else {
+        mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hbuf + nH, H, v_hh, H, 1.0f, R + nH, H);
+    }
+    for (size_t t = 0; t < T; t++) {
+        float *rt = R + t * nH;
+        const float *ht = hbuf + (t + 1) * nH;
+        mom__add_bias_rows(rt, v + r->off_bh, n, H);
+        if (t > 0)
+            mom__gemm(0, 1, n, H, H, 1.0f, rt - nH, H, w_hh, H, 1.0f, rt, H);
+        else if (r->learn_h0)
+            mom__add_bias_rows(rt, ws->colsum, n, H);
+        if (damp) {
+            damping_mul(r->act, ds + t * nH, ht, rt, cs, nH);
+            zero_past_length(ds + t * nH, b, t, H);
+        }
+        mom__act_deriv_mul(r->act, rt, ht, nH); /* R h[t] */
+        zero_past_length(rt, b, t, H);
+    }
+
+    /* R-pass of z on the counted rows, then H (the output loss Hessian times weight / n) */
+    const int compact = r->gv_compact;
+    const size_t m = r->gv_m;
+    if (compact) {
+        for (size_t k = 0; k < m; k++)
+            if (ws->idx[k] != k)
+                memcpy(R + k * H, R + ws->idx[k] * H, H * sizeof *R);
+    }
+    rows rw = {compact, m, compact ? ws->hc : hbuf + nH, NULL};
+    float *rz = ws->z;
+    mom__gemm(0, 1, m, O, H, 1.0f, R, H, w_ho, H, 0.0f, rz, O);
+    mom__gemm(0, 1, m, O, H, 1.0f, rw.hsrc, H, v + r->off_ho, H, 1.0f, rz, O);
+    mom__add_bias_rows(rz, v + r->off_bo, m, O);
+    mom__out_hess(r->output, rz, ws->y, rz, ws->w, (float)(1.0 / (double)n), m, O);
+
+    /* backward pass: J^T (H J v) (+ c J_s^T D'' J_s v, already in ds) */
+    output_weight_grads(r, &rw, rz, out);
+    mom__gemm(0, 0, m, H, O, 1.0f, rz, O, w_ho, H, 0.0f, R, H);
+    bptt(r, b, p, hbuf, ds, R, compact, ws->idx, ws->step_start, damp, ws->tmp,
+         out + r->off_bh);
+    hidden_weight_grads(r, b, p, hbuf, ds, ws->colsum, out);
+    return MOM_OK;
+}
+
+static int rnn_forward(mom_net *net, const mom_batch *b, const float *p, size_t layer,
+                       float *out)
+{
+    rnn_impl *r = net->impl;
+    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, O = r->no;
+    if (layer == 0) {
+        for (size_t t = 0; t < T; t++) {
+            memcpy(out + t * n * I, b->inputs + t * n * I, n * I * sizeof *out);
+            zero_past_length(out + t * n * I, b, t, I);
+        }
+        return MOM_OK;
+    }
+    rnn_ws *ws = &r->lg;
+    int rc = ws_ensure(net, ws, 0, n, T);
+    if (rc != MOM_OK)
+        return rc;
+    hidden_forward(r, b, p, ws->hbuf);
+    if (layer == 1) {
+        memcpy(out, ws->hbuf + n * H, n * T * H * sizeof *out);
+        return MOM_OK;
+    }
+    float *z = layer == MOM__LAYER_Z ? out : ws->z;
+    mom__gemm(0, 1, n * T, O, H, 1.0f, ws->hbuf + n * H, H, p + r->off_ho, H, 0.0f, z, O);
+    mom__add_bias_rows(z, p + r->off_bo, n * T, O);
+    if (layer != MOM__LAYER_Z)
+        (void)mom__out_forward(r->output, z, out, NULL, NULL, n * T, O);
+    for (size_t t = 0; t < T; t++)
+        zero_past_length(out + t * n * O, b, t, O);
+    return MOM_OK;
+}
+
+static int rnn_metric(mom_net *net, const mom_batch *b, const float *p, int metric, double param,
+                      double *value)
+{
+    rnn_impl *r = net->impl;
+    rnn_ws *ws = &r->lg;
+    int rc = ws_ensure(net, ws, 0, b->n, b->steps);
+    if (rc != MOM_OK)
+        return rc;
+    const size_t n = b->n, O = r->no;
+    hidden_forward(r, b, p, ws->hbuf);
+    int compact;
+    size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
+    rows rw;
+    double sum = output_forward(r, b, p, b->targets, ws->hbuf, ws->hc, ws->tc, ws->w, ws->idx,
+                                compact, m, ws->z, ws->y, &rw);
+    const float *y = ws->y, *t = rw.tsrc, *w = ws->w;
+    switch (metric) {
+    case MOM_METRIC_LOSS:
+        *value = sum / (double)n;
+        return MOM_OK;
+    case MOM_METRIC_SQUARED_ERROR:
+        *value = mom__out_sqerr(y, t, w, rw.m, O) / (double)n;
+        return MOM_OK;
+    case MOM_METRIC_CLASS_ERROR:
+    case MOM_METRIC_WRONG_SYMBOLS: {
+        size_t counted = 0, wrong = 0;
+        for (size_t k = 0; k < rw.m; k++) {
+            if (w[k] == 0.0f)
+                continue;
+            counted++;
+            wrong += mom__argmax(y + k * O, O) != mom__argmax(t + k * O, O);
+        }
+        if (metric == MOM_METRIC_CLASS_ERROR)
+            *value = counted ? (double)wrong / (double)counted : 0.0;
+        else
+            *value = (double)wrong / (double)n;
+        return MOM_OK;
+    }
+    case MOM_METRIC_THRESHOLD_ERROR: {
+        const double thr = param > 0.0 ? param : 0.04;
+        size_t *last = ws->seq_last;
+        for (size_t s = 0; s < n; s++)
+            last[s] = SIZE_MAX;
+        /* rows are in time order, so the last one seen per sequence is its last weighted step */
+        for (size_t k = 0; k < rw.m; k++)
+            if (w[k] != 0.0f)
+                last[(compact ? ws->idx[k] : k) % n] = k;
+        size_t errors = 0;
+        for (size_t s = 0; s < n; s++) {
+            if (last[s] == SIZE_MAX)
+                continue; /* nothing counted: nothing wrong */
+            const float *yk = y + last[s] * O, *tk = t + last[s] * O;
+            for (size_t j = 0; j < O; j++) {
+                if (!(fabs((double)yk[j] - (double)tk[j]) <= thr)) {
+                    errors++;
+                    break;
+                }
+            }
+        }
+        *value = (double)errors / (double)n;
+        return MOM_OK;
+    }
+    default:
+        return mom__fail(&net->base, MOM_E_INVALID, "unknown metric %d", metric);
+    }
+}
+
+static const mom__net_ops rnn_ops = {
+    rnn_destroy, rnn_reserve, rnn_workspace_bytes, rnn_loss_grad, rnn_fisher,
+    rnn_gv_begin, rnn_gv, rnn_forward, rnn_metric,
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Creation */
+
+int mom_net_create_rnn(mom_net **out, size_t n_in, size_t n_hidden, size_t n_out, int hidden_act,
+                       int output, uint32_t flags, const mom_allocator *alloc)
+{
+    /* A constructor has no handle to carry a detail message on failure; each rejected argument
+     * is named in the comment of its check. */
+    if (out == NULL)
+        return MOM_E_INVALID; /* out is NULL */
+    *out = NULL;
+    mom_allocator a;
+    if (mom__alloc_init(&a, alloc) != MOM_OK)
+        return MOM_E_INVALID; /* allocator with a NULL function */
+    const size_t maxd = mom__blas_max_dim();
+    if (n_in == 0 || n_hidden == 0 || n_out == 0)
+        return MOM_E_INVALID; /* every width must be at least 1 */
+    if (n_in > maxd || n_hidden > maxd || n_out > maxd)
+        return MOM_E_INVALID; /* a width exceeds what BLAS can index */
+    if (hidden_act != MOM_ACT_LINEAR && hidden_act != MOM_ACT_LOGISTIC &&
+        hidden_act != MOM_ACT_TANH && hidden_act != MOM_ACT_RELU)
+        return MOM_E_INVALID; /* unknown hidden activation (softmax is not a hidden act) */
+    if (output != MOM_OUT_LINEAR_SQUARED && output != MOM_OUT_LOGISTIC_XENT &&
+        output != MOM_OUT_SOFTMAX_XENT)
+        return MOM_E_INVALID; /* unknown output */
+    if (output == MOM_OUT_SOFTMAX_XENT && n_out < 2)
+        return MOM_E_INVALID; /* softmax needs at least 2 outputs */
+    if ((flags & ~(uint32_t)MOM_RNN_LEARN_H0) != 0)
+        return MOM_E_INVALID; /* unknown flag bits */
+    const int learn_h0 = (flags & MOM_RNN_LEARN_H0) != 0;
+
+    /* Block sizes and offsets, overflow-checked. */
+    size_t n_vh, n_hh, n_ho, off = 0;
+    size_t offs[6] = {0};
+    if (!mom__mul_size(&n_vh, n_hidden, n_in) || !mom__mul_size(&n_hh, n_hidden, n_hidden) ||
+        !mom__mul_size(&n_ho, n_out, n_hidden))
+        return MOM_E_INVALID; /* parameter count overflows */
+    const size_t sizes[6] = {n_vh, n_hh, n_hidden, n_ho, n_out, learn_h0 ? n_hidden : 0};
+    for (int i = 0; i < 6; i++) {
+        offs[i] = off;
+        if (!mom__add_size(&off, off, sizes[i]))
+            return MOM_E_INVALID; /* parameter count overflows */
+    }
+    size_t bytes;
+    if (!mom__mul_size(&bytes, off, sizeof(float)))
+        return MOM_E_INVALID; /* parameter vector too large */
+
+    const size_t n_blocks = learn_h0 ? 6 : 5;
+    mom_net *net;
+    int rc = mom__net_new(&net, &a, MOM_NET_RECURRENT, output, off, n_blocks, 3);
+    if (rc != MOM_OK)
+        return rc;
+    rnn_impl *r = mom__calloc(&a, 1, sizeof *r);
+    if (r == NULL) {
+        mom_net_destroy(net);
+        return MOM_E_NOMEM;
+    }
+    net->impl = r;
+    net->ops = &rnn_ops;
+    net->n_in = n_in;
+    net->n_out = n_out;
+    r->ni = n_in;
+    r->nh = n_hidden;
+    r->no = n_out;
+    r->act = hidden_act;
+    r->output = output;
+    r->learn_h0 = learn_h0;
+    r->off_vh = offs[0];
+    r->off_hh = offs[1];
+    r->off_bh = offs[2];
+    r->off_ho = offs[3];
+    r->off_bo = offs[4];
+    r->off_h0 = offs[5];
+
+    static const int kinds[6] = {MOM_BLOCK_W_VH, MOM_BLOCK_W_HH, MOM_BLOCK_B_H,
+                                 MOM_BLOCK_W_HO, MOM_BLOCK_B_O,  MOM_BLOCK_H0};
+    const size_t rows_[6] = {n_hidden, n_hidden, n_hidden, n_out, n_out, n_hidden};
+    const size_t cols_[6] = {n_in, n_hidden, 1, n_hidden, 1, 1};
+    for (size_t i = 0; i < n_blocks; i++) {
+        net->blocks[i].kind = kinds[i];
+        net->blocks[i].layer = 0;
+        net->blocks[i].rows = rows_[i];
+        net->blocks[i].cols = cols_[i];
+        net->blocks[i].offset = offs[i];
+    }
+    net->layer_size[0] = n_in;
+    net->layer_size[1] = n_hidden;
+    net->layer_size[2] = n_out;
+    net->layer_act[0] = MOM_ACT_LINEAR;
+    net->layer_act[1] = hidden_act;
+    net->layer_act[2] = output == MOM_OUT_LOGISTIC_XENT  ? MOM_ACT_LOGISTIC
+                        : output == MOM_OUT_SOFTMAX_XENT ? MOM_ACT_SOFTMAX
+                                                         : MOM_ACT_LINEAR;
+    *out = net;
+    return MOM_OK;
+}
