@@ -505,6 +505,702 @@ static void test_grad_all_acts_outputs(void **state)
     }
 }
 
+
+/* ---- Gauss-Newton products ---------------------------------------------------------------------- */
+
+static double max_abs_d(const double *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+/* G v from the library vs G formed explicitly in double, on tiny nets of every output. */
+static void test_gv_explicit(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t L;
+        size_t sizes[4];
+        int acts[2];
+        int output;
+    } cases[] = {
+        {2, {3, 4, 2}, {MOM_ACT_TANH}, MOM_OUT_LINEAR_SQUARED},
+        {2, {3, 4, 2}, {MOM_ACT_LOGISTIC}, MOM_OUT_LOGISTIC_XENT},
+        {2, {3, 4, 3}, {MOM_ACT_RELU}, MOM_OUT_SOFTMAX_XENT},
+        {3, {3, 4, 3, 2}, {MOM_ACT_LOGISTIC, MOM_ACT_TANH}, MOM_OUT_LINEAR_SQUARED},
+        {3, {3, 4, 3, 3}, {MOM_ACT_TANH, MOM_ACT_LINEAR}, MOM_OUT_SOFTMAX_XENT},
+        {3, {2, 3, 4, 3}, {MOM_ACT_RELU, MOM_ACT_LOGISTIC}, MOM_OUT_LOGISTIC_XENT},
+        {1, {4, 3}, {0}, MOM_OUT_SOFTMAX_XENT},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        problem pb;
+        problem_init(&pb, cases[ci].L, cases[ci].sizes, cases[ci].acts, cases[ci].output, 5,
+                     300 + ci, NULL);
+        size_t P = pb.ref.n_params;
+        double *p = to_double(mom_net_params(pb.net), P);
+        double *G = malloc(P * P * sizeof *G), *ref = malloc(P * sizeof *ref);
+        float *v = malloc(P * sizeof *v), *gv = malloc(P * sizeof *gv);
+        ref_gn_matrix(&pb.ref, p, pb.x, pb.n, G);
+        assert_ok(mom_net_gv_begin(pb.net, &pb.batch, NULL));
+        for (int rep = 0; rep < 3; rep++) {
+            fill_normal(v, P, 400 + ci * 10 + (uint64_t)rep, 1.0);
+            assert_ok(mom_net_gv(gv, pb.net, v, 0.0));
+            for (size_t i = 0; i < P; i++) {
+                double s = 0;
+                for (size_t j = 0; j < P; j++)
+                    s += G[i * P + j] * v[j];
+                ref[i] = s;
+            }
+            double scale = max_abs_d(ref, P), worst = 0;
+            assert_true(scale > 1e-3);
+            for (size_t i = 0; i < P; i++)
+                worst = fmax(worst, fabs(gv[i] - ref[i]) / scale);
+            if (worst > 1e-5)
+                fail_msg("case %zu: |Gv - ref|_inf / |ref|_inf = %.3g", ci, worst);
+        }
+        free(p);
+        free(G);
+        free(ref);
+        free(v);
+        free(gv);
+        problem_free(&pb);
+    }
+}
+
+/* u^T G v = v^T G u and v^T G v >= 0 on random vectors, for every output. */
+static void test_gv_symmetric_psd(void **state)
+{
+    (void)state;
+    for (int out = 0; out < 3; out++) {
+        const size_t sizes[] = {6, 9, 7, 4};
+        const int acts[] = {MOM_ACT_TANH, MOM_ACT_LOGISTIC};
+        problem pb;
+        problem_init(&pb, 3, sizes, acts, out, 20, 500 + (uint64_t)out, NULL);
+        size_t P = pb.ref.n_params;
+        float *u = malloc(P * sizeof *u), *v = malloc(P * sizeof *v);
+        float *gu = malloc(P * sizeof *gu), *gv = malloc(P * sizeof *gv);
+        assert_ok(mom_net_gv_begin(pb.net, &pb.batch, NULL));
+        for (int rep = 0; rep < 5; rep++) {
+            fill_normal(u, P, 600 + (uint64_t)(rep * 2), 1.0);
+            fill_normal(v, P, 601 + (uint64_t)(rep * 2), 1.0);
+            assert_ok(mom_net_gv(gu, pb.net, u, 0.0));
+            assert_ok(mom_net_gv(gv, pb.net, v, 0.0));
+            double ugv = 0, vgu = 0, vgv = 0, ugu = 0;
+            for (size_t i = 0; i < P; i++) {
+                ugv += (double)u[i] * gv[i];
+                vgu += (double)v[i] * gu[i];
+                vgv += (double)v[i] * gv[i];
+                ugu += (double)u[i] * gu[i];
+            }
+            assert_true(vgv > 0 && ugu > 0);
+            if (rel_diff(ugv, vgu, 1e-3 * sqrt(ugu * vgv)) > 1e-4)
+                fail_msg("output %d: u'Gv = %.9g, v'Gu = %.9g", out, ugv, vgu);
+        }
+        free(u);
+        free(v);
+        free(gu);
+        free(gv);
+        problem_free(&pb);
+    }
+}
+
+/* Products reuse the cache of gv_begin: loss/gradient calls on other batches in between change
+ * nothing, and a fresh gv_begin on the same batch gives bit-identical products. */
+static void test_gv_cache(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {5, 7, 6, 3};
+    const int acts[] = {MOM_ACT_LOGISTIC, MOM_ACT_TANH};
+    problem a, b;
+    problem_init(&a, 3, sizes, acts, MOM_OUT_SOFTMAX_XENT, 10, 700, NULL);
+    problem_init(&b, 3, sizes, acts, MOM_OUT_SOFTMAX_XENT, 25, 701, NULL);
+    size_t P = a.ref.n_params;
+    float *v = malloc(P * sizeof *v), *r1 = malloc(P * sizeof *r1), *r2 = malloc(P * sizeof *r2);
+    float *r3 = malloc(P * sizeof *r3), *g = malloc(P * sizeof *g);
+    float *other_p = malloc(P * sizeof *other_p);
+    fill_normal(v, P, 702, 1.0);
+    fill_normal(other_p, P, 703, 0.5);
+    assert_ok(mom_net_gv_begin(a.net, &a.batch, NULL));
+    assert_ok(mom_net_gv(r1, a.net, v, 0.0));
+    double loss;
+    /* a larger batch (the workspace grows) and other parameters in between */
+    assert_ok(mom_net_loss_grad(&loss, g, a.net, &b.batch, other_p));
+    assert_ok(mom_net_fisher_diag(g, a.net, &b.batch, NULL));
+    float *fw = malloc(25 * 7 * sizeof *fw);
+    assert_ok(mom_net_forward(fw, a.net, &b.batch, other_p, 1));
+    free(fw);
+    assert_ok(mom_net_gv(r2, a.net, v, 0.0));
+    assert_memory_equal(r1, r2, P * sizeof *r1);
+    assert_ok(mom_net_gv_begin(a.net, &a.batch, NULL));
+    assert_ok(mom_net_gv(r3, a.net, v, 0.0));
+    assert_memory_equal(r1, r3, P * sizeof *r1);
+    /* with another parameter vector the products differ */
+    assert_ok(mom_net_gv_begin(a.net, &a.batch, other_p));
+    assert_ok(mom_net_gv(r3, a.net, v, 0.0));
+    assert_true(memcmp(r1, r3, P * sizeof *r1) != 0);
+    free(v);
+    free(r1);
+    free(r2);
+    free(r3);
+    free(g);
+    free(other_p);
+    problem_free(&a);
+    problem_free(&b);
+}
+
+/* ---- Fisher diagonal ----------------------------------------------------------------------------- */
+
+static void test_fisher_diag(void **state)
+{
+    (void)state;
+    for (int out = 0; out < 3; out++) {
+        const size_t sizes[] = {4, 6, 5, 3};
+        const int acts[] = {MOM_ACT_RELU, MOM_ACT_TANH};
+        problem pb;
+        problem_init(&pb, 3, sizes, acts, out, 9, 800 + (uint64_t)out, NULL);
+        size_t P = pb.ref.n_params;
+        float *f = malloc(P * sizeof *f), *g = malloc(P * sizeof *g);
+        double *ref = calloc(P, sizeof *ref);
+        assert_ok(mom_net_fisher_diag(f, pb.net, &pb.batch, NULL));
+        for (size_t c = 0; c < pb.n; c++) {
+            mom_batch one = {1, 1, pb.x + c * sizes[0], pb.t + c * sizes[3], NULL, NULL};
+            double loss;
+            assert_ok(mom_net_loss_grad(&loss, g, pb.net, &one, NULL));
+            for (size_t i = 0; i < P; i++)
+                ref[i] += (double)g[i] * g[i] / (double)pb.n;
+        }
+        double scale = max_abs_d(ref, P), worst = 0;
+        assert_true(scale > 1e-4);
+        for (size_t i = 0; i < P; i++) {
+            assert_true(f[i] >= 0.0f);
+            worst = fmax(worst, rel_diff(f[i], ref[i], 1e-4 * scale));
+        }
+        if (worst > 1e-4)
+            fail_msg("output %d: Fisher diagonal vs per-case loop: %.3g", out, worst);
+        /* the net's own activations must not have been clobbered for the next call */
+        float *f2 = malloc(P * sizeof *f2);
+        assert_ok(mom_net_fisher_diag(f2, pb.net, &pb.batch, NULL));
+        assert_memory_equal(f, f2, P * sizeof *f);
+        free(f2);
+        free(f);
+        free(g);
+        free(ref);
+        problem_free(&pb);
+    }
+}
+
+/* ---- forward ------------------------------------------------------------------------------------- */
+
+static void test_forward_layers(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {4, 6, 5, 3};
+    const int acts[] = {MOM_ACT_TANH, MOM_ACT_RELU};
+    problem pb;
+    problem_init(&pb, 3, sizes, acts, MOM_OUT_SOFTMAX_XENT, 6, 900, NULL);
+    double *p = to_double(mom_net_params(pb.net), pb.ref.n_params);
+    float buf[6 * 6];
+    double a[REF_MAXL + 1][REF_MAXW], z[REF_MAXW];
+    for (size_t l = 0; l <= 3; l++) {
+        assert_ok(mom_net_forward(buf, pb.net, &pb.batch, NULL, l));
+        for (size_t c = 0; c < pb.n; c++) {
+            (void)ref_case(&pb.ref, p, pb.x + c * 4, a, z, NULL);
+            for (size_t j = 0; j < sizes[l]; j++)
+                assert_true(fabs(buf[c * sizes[l] + j] - a[l][j]) < 1e-5 * fmax(1, fabs(a[l][j])));
+        }
+    }
+    /* the output pre-activations, through the internal pseudo layer */
+    assert_ok(pb.net->ops->forward(pb.net, &pb.batch, mom_net_params(pb.net), MOM__LAYER_Z, buf));
+    for (size_t c = 0; c < pb.n; c++) {
+        (void)ref_case(&pb.ref, p, pb.x + c * 4, a, z, NULL);
+        for (size_t j = 0; j < 3; j++)
+            assert_true(fabs(buf[c * 3 + j] - z[j]) < 1e-5 * fmax(1, fabs(z[j])));
+    }
+    /* the public entry point does not accept the pseudo layer, nor any layer past the output */
+    assert_status(mom_net_forward(buf, pb.net, &pb.batch, NULL, MOM__LAYER_Z), MOM_E_INVALID);
+    assert_status(mom_net_forward(buf, pb.net, &pb.batch, NULL, 4), MOM_E_INVALID);
+    /* targets are not needed */
+    mom_batch nt = pb.batch;
+    nt.targets = NULL;
+    assert_ok(mom_net_forward(buf, pb.net, &nt, NULL, 3));
+    free(p);
+    problem_free(&pb);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------------- */
+
+static void test_metrics_by_hand(void **state)
+{
+    (void)state;
+    /* y = W x + b with W = [1 0; 0 1; 1 1], b = (0, 0, 0.5) */
+    const size_t sizes[] = {2, 3};
+    mom_net *net;
+    assert_ok(mom_net_create_ff(&net, 1, sizes, NULL, MOM_OUT_LINEAR_SQUARED, NULL));
+    const float p[] = {1, 0, 0, 1, 1, 1, 0, 0, 0.5f};
+    memcpy(mom_net_params(net), p, sizeof p);
+    const float x[] = {1, 2, 0.5f, -1};
+    /* case 0: y = (1, 2, 3.5), off by 0.03 in the last unit; case 1: y = (0.5, -1, 0) */
+    const float t[] = {1, 2, 3.53f, 0, 1, 0};
+    mom_batch b = {2, 0, x, t, NULL, NULL};
+    double e0 = 3.5 - (double)3.53f;
+    double sq = (e0 * e0 + 0.25 + 4.0) / 2.0, v;
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_SQUARED_ERROR, 0));
+    assert_true(fabs(v - sq) < 1e-9);
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_LOSS, 0));
+    assert_true(fabs(v - sq / 2) < 1e-9);
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_CLASS_ERROR, 0));
+    assert_true(v == 0.5); /* case 0 right (unit 2), case 1 wrong (0 vs 1) */
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_WRONG_SYMBOLS, 0));
+    assert_true(v == 0.5);
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_THRESHOLD_ERROR, 0)); /* 0.04 */
+    assert_true(v == 0.5);
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_THRESHOLD_ERROR, -1)); /* 0.04 */
+    assert_true(v == 0.5);
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_THRESHOLD_ERROR, 0.01));
+    assert_true(v == 1.0);
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_THRESHOLD_ERROR, 3.0));
+    assert_true(v == 0.0);
+    /* evaluated at another parameter vector: W = 0, b = 0 gives y = 0 */
+    const float zero[9] = {0};
+    assert_ok(mom_net_metric(&v, net, &b, zero, MOM_METRIC_SQUARED_ERROR, 0));
+    assert_true(fabs(v - (1 + 4 + (double)3.53f * 3.53f + 1) / 2) < 1e-6);
+    assert_status(mom_net_metric(&v, net, &b, NULL, 99, 0), MOM_E_INVALID);
+    assert_status(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_LOSS, NAN), MOM_E_INVALID);
+    mom_net_destroy(net);
+
+    /* softmax: W = 0, b = (0, ln 2) gives y = (1/3, 2/3) for every input */
+    const size_t s2[] = {2, 2};
+    assert_ok(mom_net_create_ff(&net, 1, s2, NULL, MOM_OUT_SOFTMAX_XENT, NULL));
+    float *q = mom_net_params(net);
+    q[4] = 0;
+    q[5] = (float)log(2.0);
+    const float t2[] = {1, 0, 0, 1, 0, 1};
+    const float x2[6] = {0.3f, -2, 5, 1, 0, 0};
+    mom_batch b2 = {3, 1, x2, t2, NULL, NULL};
+    assert_ok(mom_net_metric(&v, net, &b2, NULL, MOM_METRIC_LOSS, 0));
+    assert_true(fabs(v - (log(3.0) + 2 * log(1.5)) / 3) < 1e-6);
+    assert_ok(mom_net_metric(&v, net, &b2, NULL, MOM_METRIC_CLASS_ERROR, 0));
+    assert_true(fabs(v - 1.0 / 3) < 1e-12);
+    assert_ok(mom_net_metric(&v, net, &b2, NULL, MOM_METRIC_SQUARED_ERROR, 0));
+    assert_true(fabs(v - (2 * (4.0 / 9) + 2 * 2 * (1.0 / 9)) / 3) < 1e-6);
+    mom_net_destroy(net);
+
+    /* class metrics need two outputs */
+    const size_t s3[] = {2, 1};
+    assert_ok(mom_net_create_ff(&net, 1, s3, NULL, MOM_OUT_LOGISTIC_XENT, NULL));
+    mom_batch b3 = {2, 1, x, t, NULL, NULL};
+    assert_status(mom_net_metric(&v, net, &b3, NULL, MOM_METRIC_CLASS_ERROR, 0), MOM_E_INVALID);
+    assert_ok(mom_net_metric(&v, net, &b3, NULL, MOM_METRIC_THRESHOLD_ERROR, 0));
+    mom_net_destroy(net);
+}
+
+/* ---- built-in checks ----------------------------------------------------------------------------- */
+
+/* Wrappers that corrupt one entry of the gradient / G v, to show that the checks catch it. */
+static mom__net_ops broken_ops;
+static const mom__net_ops *real_ops;
+static size_t broken_index;
+
+static float max_abs_f(const float *x, size_t n)
+{
+    float m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(x[i]));
+    return m;
+}
+
+static int broken_loss_grad(mom_net *net, const mom_batch *b, const float *p, double *loss,
+                            float *grad)
+{
+    int rc = real_ops->loss_grad(net, b, p, loss, grad);
+    if (grad)
+        grad[broken_index] += 0.05f * max_abs_f(grad, net->n_params);
+    return rc;
+}
+
+static int broken_gv(mom_net *net, const float *v, double damping, float *out)
+{
+    int rc = real_ops->gv(net, v, damping, out);
+    out[broken_index] += 0.05f * max_abs_f(out, net->n_params);
+    return rc;
+}
+
+static void test_builtin_checks(void **state)
+{
+    (void)state;
+    for (int out = 0; out < 3; out++) {
+        const size_t sizes[] = {4, 5, 4, 3};
+        const int acts[] = {MOM_ACT_TANH, MOM_ACT_LOGISTIC};
+        problem pb;
+        problem_init(&pb, 3, sizes, acts, out, 8, 1000 + (uint64_t)out, NULL);
+        size_t P = pb.ref.n_params;
+        float *keep = malloc(P * sizeof *keep);
+        memcpy(keep, mom_net_params(pb.net), P * sizeof *keep);
+        double err = -1;
+        /* float losses: with the default step the rounding noise of small components is a few
+         * percent of the floor; a wrong gradient gives errors of order 1 (below) */
+        assert_ok(mom_net_check_grad(&err, pb.net, &pb.batch, 0, 0));
+        if (!(err >= 0 && err < 5e-2))
+            fail_msg("output %d: check_grad error %.3g", out, err);
+        err = -1;
+        assert_ok(mom_net_check_grad(&err, pb.net, &pb.batch, 7, 1e-2));
+        if (!(err >= 0 && err < 1e-2))
+            fail_msg("output %d: check_grad (eps 1e-2) error %.3g", out, err);
+        err = -1;
+        assert_ok(mom_net_check_gv(&err, pb.net, &pb.batch, 3, 42));
+        if (!(err >= 0 && err < 1e-3))
+            fail_msg("output %d: check_gv error %.3g", out, err);
+        assert_memory_equal(keep, mom_net_params(pb.net), P * sizeof *keep);
+        /* the check leaves no Gauss-Newton cache behind */
+        assert_status(mom_net_gv(keep, pb.net, mom_net_params(pb.net), 0), MOM_E_STATE);
+
+        /* broken operations are detected: a gradient and a G v with one entry off
+         * by 5% of the largest entry */
+        const mom__net_ops *good = pb.net->ops;
+        broken_ops = *good;
+        real_ops = good;
+        broken_ops.loss_grad = broken_loss_grad;
+        broken_ops.gv = broken_gv;
+        broken_index = P / 2;
+        pb.net->ops = &broken_ops;
+        assert_ok(mom_net_check_grad(&err, pb.net, &pb.batch, 0, 0));
+        assert_true(err > 0.02);
+        assert_ok(mom_net_check_gv(&err, pb.net, &pb.batch, 1, 42));
+        assert_true(err > 1e-2);
+        pb.net->ops = good;
+        free(keep);
+        problem_free(&pb);
+    }
+    /* invalid arguments */
+    const size_t sizes[] = {3, 2};
+    problem pb;
+    problem_init(&pb, 1, sizes, NULL, 0, 4, 1100, NULL);
+    double err = 7;
+    assert_status(mom_net_check_grad(NULL, pb.net, &pb.batch, 0, 0), MOM_E_INVALID);
+    assert_status(mom_net_check_grad(&err, NULL, &pb.batch, 0, 0), MOM_E_INVALID);
+    assert_status(mom_net_check_grad(&err, pb.net, NULL, 0, 0), MOM_E_INVALID);
+    assert_status(mom_net_check_grad(&err, pb.net, &pb.batch, 0, -1), MOM_E_INVALID);
+    assert_status(mom_net_check_grad(&err, pb.net, &pb.batch, 0, NAN), MOM_E_INVALID);
+    assert_status(mom_net_check_gv(NULL, pb.net, &pb.batch, 1, 0), MOM_E_INVALID);
+    assert_status(mom_net_check_gv(&err, NULL, &pb.batch, 1, 0), MOM_E_INVALID);
+    mom_batch bad = pb.batch;
+    bad.n = 0;
+    assert_status(mom_net_check_gv(&err, pb.net, &bad, 1, 0), MOM_E_INVALID);
+    assert_true(err == 7);
+    problem_free(&pb);
+}
+
+/* Every allocation failure inside the checks returns MOM_E_NOMEM, leaks nothing and leaves the
+ * parameters alone. */
+static void test_checks_nomem(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {3, 4, 2};
+    const int acts[] = {MOM_ACT_TANH};
+    for (int which = 0; which < 2; which++) {
+        int succeeded = 0;
+        for (long fail_at = 1; fail_at < 60 && !succeeded; fail_at++) {
+            test_alloc ta;
+            test_alloc_init(&ta, 0);
+            problem pb;
+            problem_init(&pb, 2, sizes, acts, MOM_OUT_LOGISTIC_XENT, 5, 1200, &ta.a);
+            size_t P = pb.ref.n_params;
+            float keep[64];
+            memcpy(keep, mom_net_params(pb.net), P * sizeof *keep);
+            ta.fail_at = ta.calls + fail_at;
+            double err = 5;
+            int rc = which == 0 ? mom_net_check_grad(&err, pb.net, &pb.batch, 0, 0)
+                                : mom_net_check_gv(&err, pb.net, &pb.batch, 2, 1);
+            if (rc == MOM_OK) {
+                succeeded = 1;
+                assert_true(err < 2e-2);
+            } else {
+                assert_int_equal(rc, MOM_E_NOMEM);
+                assert_true(err == 5);
+            }
+            assert_memory_equal(keep, mom_net_params(pb.net), P * sizeof *keep);
+            problem_free(&pb);
+            assert_int_equal(ta.live, 0);
+        }
+        assert_true(succeeded);
+    }
+}
+
+/* ---- memory -------------------------------------------------------------------------------------- */
+
+/* After the first call with a batch size, calls with the same or smaller batches never allocate;
+ * a reserve() makes even the first call allocation-free. */
+static void test_no_allocation_after_first(void **state)
+{
+    (void)state;
+    test_alloc ta;
+    test_alloc_init(&ta, 0);
+    const size_t sizes[] = {5, 8, 6, 4};
+    const int acts[] = {MOM_ACT_LOGISTIC, MOM_ACT_RELU};
+    problem pb;
+    problem_init(&pb, 3, sizes, acts, MOM_OUT_SOFTMAX_XENT, 16, 1300, &ta.a);
+    size_t P = pb.ref.n_params;
+    float *g = malloc(P * sizeof *g), *v = malloc(P * sizeof *v);
+    float *buf = malloc(16 * 8 * sizeof *buf);
+    fill_normal(v, P, 1301, 1.0);
+    mom_batch small = pb.batch;
+    small.n = 5;
+    double loss;
+    assert_ok(mom_net_loss_grad(&loss, g, pb.net, &pb.batch, NULL));
+    assert_ok(mom_net_gv_begin(pb.net, &pb.batch, NULL));
+    long calls = ta.calls;
+    size_t ws = mom_net_workspace_bytes(pb.net);
+    assert_true(ws > 0);
+    for (int rep = 0; rep < 2; rep++) {
+        const mom_batch *bb = rep == 0 ? &pb.batch : &small;
+        assert_ok(mom_net_loss_grad(&loss, g, pb.net, bb, NULL));
+        assert_ok(mom_net_loss(&loss, pb.net, bb, NULL));
+        assert_ok(mom_net_fisher_diag(g, pb.net, bb, NULL));
+        for (size_t l = 0; l < 4; l++)
+            assert_ok(mom_net_forward(buf, pb.net, bb, NULL, l));
+        for (int m = 0; m <= MOM_METRIC_WRONG_SYMBOLS; m++)
+            assert_ok(mom_net_metric(&loss, pb.net, bb, NULL, m, 0));
+        assert_ok(mom_net_gv_begin(pb.net, bb, NULL));
+        assert_ok(mom_net_gv(g, pb.net, v, 0));
+    }
+    assert_int_equal(ta.calls, calls);
+    assert_int_equal(mom_net_workspace_bytes(pb.net), ws);
+    problem_free(&pb);
+    assert_int_equal(ta.live, 0);
+
+    /* reserve first: no allocation at all in the calls */
+    test_alloc_init(&ta, 0);
+    problem_init(&pb, 3, sizes, acts, MOM_OUT_SOFTMAX_XENT, 16, 1300, &ta.a);
+    assert_ok(mom_net_reserve(pb.net, 16, 0));
+    calls = ta.calls;
+    assert_ok(mom_net_loss_grad(&loss, g, pb.net, &pb.batch, NULL));
+    assert_ok(mom_net_gv_begin(pb.net, &pb.batch, NULL));
+    assert_ok(mom_net_gv(g, pb.net, v, 0));
+    assert_int_equal(ta.calls, calls);
+    /* reserving less changes nothing; a larger batch grows the workspace */
+    assert_ok(mom_net_reserve(pb.net, 3, 7));
+    assert_int_equal(ta.calls, calls);
+    assert_status(mom_net_reserve(pb.net, 0, 0), MOM_E_INVALID);
+    problem_free(&pb);
+    assert_int_equal(ta.live, 0);
+    free(g);
+    free(v);
+    free(buf);
+}
+
+/* Allocation failures when a workspace grows: MOM_E_NOMEM, outputs untouched, the old workspace
+ * kept and still usable. */
+static void test_workspace_nomem(void **state)
+{
+    (void)state;
+    test_alloc ta;
+    test_alloc_init(&ta, 0);
+    const size_t sizes[] = {4, 6, 3};
+    const int acts[] = {MOM_ACT_TANH};
+    problem pb;
+    problem_init(&pb, 2, sizes, acts, MOM_OUT_LINEAR_SQUARED, 12, 1400, &ta.a);
+    size_t P = pb.ref.n_params;
+    float *g = malloc(P * sizeof *g), *v = malloc(P * sizeof *v);
+    fill_normal(v, P, 1401, 1.0);
+    mom_batch small = pb.batch;
+    small.n = 4;
+    double loss = 0, ref_small;
+    assert_ok(mom_net_loss(&ref_small, pb.net, &small, NULL));
+    size_t ws = mom_net_workspace_bytes(pb.net);
+
+    ta.fail_at = ta.calls + 1;
+    loss = 123;
+    assert_status(mom_net_loss_grad(&loss, g, pb.net, &pb.batch, NULL), MOM_E_NOMEM);
+    assert_true(loss == 123);
+    assert_true(strlen(mom_net_errmsg(pb.net)) > 0);
+    ta.fail_at = ta.calls + 1;
+    assert_status(mom_net_reserve(pb.net, 100, 0), MOM_E_NOMEM);
+    assert_int_equal(mom_net_workspace_bytes(pb.net), ws);
+    ta.fail_at = 0;
+    assert_ok(mom_net_loss(&loss, pb.net, &small, NULL));
+    assert_true(loss == ref_small);
+
+    /* a failed gv_begin leaves no usable cache */
+    assert_ok(mom_net_gv_begin(pb.net, &small, NULL));
+    ta.fail_at = ta.calls + 1;
+    assert_status(mom_net_gv_begin(pb.net, &pb.batch, NULL), MOM_E_NOMEM);
+    assert_status(mom_net_gv(g, pb.net, v, 0), MOM_E_STATE);
+    ta.fail_at = 0;
+    assert_ok(mom_net_gv_begin(pb.net, &pb.batch, NULL));
+    assert_ok(mom_net_gv(g, pb.net, v, 0));
+    free(g);
+    free(v);
+    problem_free(&pb);
+    assert_int_equal(ta.live, 0);
+}
+
+/* ---- failure paths ------------------------------------------------------------------------------- */
+
+static void expect_msg(const mom_net *net, const char *fragment)
+{
+    if (strstr(mom_net_errmsg(net), fragment) == NULL)
+        fail_msg("message \"%s\" does not mention \"%s\"", mom_net_errmsg(net), fragment);
+}
+
+static void test_failures(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {3, 4, 2};
+    const int acts[] = {MOM_ACT_LOGISTIC};
+    problem pb;
+    problem_init(&pb, 2, sizes, acts, MOM_OUT_SOFTMAX_XENT, 6, 1500, NULL);
+    mom_net *net = pb.net;
+    size_t P = pb.ref.n_params;
+    float *keep = malloc(P * sizeof *keep), *g = malloc(P * sizeof *g);
+    float *v = malloc(P * sizeof *v), *buf = malloc(6 * 4 * sizeof *buf);
+    memcpy(keep, mom_net_params(net), P * sizeof *keep);
+    fill_normal(v, P, 1501, 1.0);
+    double loss = 42;
+
+    /* NULL arguments */
+    assert_status(mom_net_loss(&loss, NULL, &pb.batch, NULL), MOM_E_INVALID);
+    assert_status(mom_net_loss(NULL, net, &pb.batch, NULL), MOM_E_INVALID);
+    assert_status(mom_net_loss_grad(&loss, NULL, net, &pb.batch, NULL), MOM_E_INVALID);
+    expect_msg(net, "grad");
+    assert_status(mom_net_loss_grad(&loss, g, net, NULL, NULL), MOM_E_INVALID);
+    expect_msg(net, "batch");
+    assert_status(mom_net_fisher_diag(NULL, net, &pb.batch, NULL), MOM_E_INVALID);
+    assert_status(mom_net_forward(NULL, net, &pb.batch, NULL, 0), MOM_E_INVALID);
+    assert_status(mom_net_metric(NULL, net, &pb.batch, NULL, 0, 0), MOM_E_INVALID);
+    assert_status(mom_net_gv_begin(net, NULL, NULL), MOM_E_INVALID);
+    assert_status(mom_net_gv_begin(NULL, &pb.batch, NULL), MOM_E_INVALID);
+    /* aliasing */
+    assert_status(mom_net_loss_grad(&loss, g, net, &pb.batch, g), MOM_E_INVALID);
+    assert_status(mom_net_loss_grad(&loss, mom_net_params(net), net, &pb.batch, NULL),
+                  MOM_E_INVALID);
+
+    /* empty batch, missing arrays, shape mismatch */
+    mom_batch b = pb.batch;
+    b.n = 0;
+    assert_status(mom_net_loss(&loss, net, &b, NULL), MOM_E_INVALID);
+    expect_msg(net, "batch.n");
+    b = pb.batch;
+    b.inputs = NULL;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    expect_msg(net, "batch.inputs");
+    b = pb.batch;
+    b.targets = NULL;
+    assert_status(mom_net_loss(&loss, net, &b, NULL), MOM_E_INVALID);
+    expect_msg(net, "batch.targets");
+    assert_status(mom_net_fisher_diag(g, net, &b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_metric(&loss, net, &b, NULL, 0, 0), MOM_E_INVALID);
+    b = pb.batch;
+    b.steps = 2;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_SHAPE);
+    expect_msg(net, "steps");
+    assert_status(mom_net_gv_begin(net, &b, NULL), MOM_E_SHAPE);
+    assert_status(mom_net_forward(buf, net, &b, NULL, 1), MOM_E_SHAPE);
+    b = pb.batch;
+    float mask[6] = {1, 1, 1, 1, 1, 1};
+    b.mask = mask;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    expect_msg(net, "mask");
+    b = pb.batch;
+    size_t lengths[6] = {1, 1, 1, 1, 1, 1};
+    b.lengths = lengths;
+    assert_status(mom_net_loss(&loss, net, &b, NULL), MOM_E_INVALID);
+
+    /* Gauss-Newton state and arguments */
+    assert_status(mom_net_gv(g, net, v, 0), MOM_E_STATE);
+    expect_msg(net, "gv_begin");
+    assert_ok(mom_net_gv_begin(net, &pb.batch, NULL));
+    assert_status(mom_net_gv(g, net, v, 0.5), MOM_E_UNSUPPORTED);
+    assert_status(mom_net_gv(g, net, v, -1), MOM_E_INVALID);
+    assert_status(mom_net_gv(v, net, v, 0), MOM_E_INVALID);
+    assert_status(mom_net_gv(NULL, net, v, 0), MOM_E_INVALID);
+    assert_status(mom_net_gv(g, net, NULL, 0), MOM_E_INVALID);
+    assert_ok(mom_net_gv(g, net, v, 0));
+    assert_true(strcmp(mom_net_errmsg(net), "") == 0);
+
+    /* non-finite data, only rejected when checking is on */
+    float *x = malloc(6 * 3 * sizeof *x), *t = malloc(6 * 2 * sizeof *t);
+    memcpy(x, pb.x, 6 * 3 * sizeof *x);
+    memcpy(t, pb.t, 6 * 2 * sizeof *t);
+    x[7] = NAN;
+    b = (mom_batch){6, 1, x, pb.t, NULL, NULL};
+    assert_ok(mom_net_loss(&loss, net, &b, NULL));
+    assert_ok(mom_net_set(net, MOM_NET_CHECK_FINITE, 1));
+    double on;
+    assert_ok(mom_net_get(&on, net, MOM_NET_CHECK_FINITE));
+    assert_true(on == 1);
+    loss = 42;
+    assert_status(mom_net_loss(&loss, net, &b, NULL), MOM_E_INVALID);
+    expect_msg(net, "batch.inputs[7]");
+    assert_true(loss == 42);
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_gv_begin(net, &b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_gv(g, net, v, 0), MOM_E_STATE); /* a failed begin drops the cache */
+    assert_status(mom_net_forward(buf, net, &b, NULL, 2), MOM_E_INVALID);
+    assert_status(mom_net_metric(&loss, net, &b, NULL, 0, 0), MOM_E_INVALID);
+    assert_status(mom_net_fisher_diag(g, net, &b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_check_grad(&loss, net, &b, 0, 0), MOM_E_INVALID);
+    assert_status(mom_net_check_gv(&loss, net, &b, 1, 0), MOM_E_INVALID);
+    t[3] = INFINITY;
+    b = (mom_batch){6, 1, pb.x, t, NULL, NULL};
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    expect_msg(net, "batch.targets[3]");
+    float *bad_p = malloc(P * sizeof *bad_p);
+    memcpy(bad_p, keep, P * sizeof *bad_p);
+    bad_p[P - 1] = -INFINITY;
+    assert_status(mom_net_loss_grad(&loss, g, net, &pb.batch, bad_p), MOM_E_INVALID);
+    expect_msg(net, "params[");
+    /* the net's own vector is checked too */
+    mom_net_params(net)[2] = NAN;
+    assert_status(mom_net_loss(&loss, net, &pb.batch, NULL), MOM_E_INVALID);
+    expect_msg(net, "params[2]");
+    mom_net_params(net)[2] = keep[2];
+    assert_ok(mom_net_set(net, MOM_NET_CHECK_FINITE, 0));
+    assert_ok(mom_net_loss(&loss, net, &pb.batch, NULL));
+
+    /* none of the failures touched the parameters */
+    assert_memory_equal(keep, mom_net_params(net), P * sizeof *keep);
+    free(bad_p);
+    free(x);
+    free(t);
+    free(keep);
+    free(g);
+    free(v);
+    free(buf);
+    problem_free(&pb);
+}
+
+/* A bigger batch than the last one (the workspace grows) and odd sizes give the same results as
+ * fresh networks: nothing depends on stale workspace contents. */
+static void test_batch_size_changes(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {7, 5, 9, 4};
+    const int acts[] = {MOM_ACT_TANH, MOM_ACT_RELU};
+    problem pb;
+    problem_init(&pb, 3, sizes, acts, MOM_OUT_LOGISTIC_XENT, 33, 1600, NULL);
+    size_t P = pb.ref.n_params;
+    double *p = to_double(mom_net_params(pb.net), P);
+    float *g = malloc(P * sizeof *g);
+    double *gr = malloc(P * sizeof *gr);
+    const size_t ns[] = {1, 33, 2, 17, 33, 1};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        mom_batch b = {ns[i], 1, pb.x, pb.t, NULL, NULL};
+        double loss;
+        assert_ok(mom_net_loss_grad(&loss, g, pb.net, &b, NULL));
+        double lr = ref_loss_grad(&pb.ref, p, pb.x, pb.t, ns[i], gr);
+        assert_true(rel_diff(loss, lr, 1e-9) < 1e-5);
+        double s = max_abs_d(gr, P);
+        for (size_t j = 0; j < P; j++)
+            assert_true(fabs(g[j] - gr[j]) < 1e-4 * s);
+    }
+    free(p);
+    free(g);
+    free(gr);
+    problem_free(&pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +1209,18 @@ int main(void)
         cmocka_unit_test(test_create_invalid),
         cmocka_unit_test(test_create_nomem),
         cmocka_unit_test(test_grad_all_acts_outputs),
+        cmocka_unit_test(test_batch_size_changes),
+        cmocka_unit_test(test_gv_explicit),
+        cmocka_unit_test(test_gv_symmetric_psd),
+        cmocka_unit_test(test_gv_cache),
+        cmocka_unit_test(test_fisher_diag),
+        cmocka_unit_test(test_forward_layers),
+        cmocka_unit_test(test_metrics_by_hand),
+        cmocka_unit_test(test_builtin_checks),
+        cmocka_unit_test(test_checks_nomem),
+        cmocka_unit_test(test_no_allocation_after_first),
+        cmocka_unit_test(test_workspace_nomem),
+        cmocka_unit_test(test_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -320,20 +320,32 @@ MOM_API MOM_NODISCARD int mom_net_metric(double *value, mom_net *net, const mom_
  * Check the gradient against central finite differences of the loss in double-accumulated float
  * arithmetic at `n_probe` parameters (all when n_probe == 0 or >= num_params; else a deterministic
  * spread of indices), with step eps (0 = a default of 1e-3 relative to max(1,|theta_i|)).
+ * The network's parameter vector is not modified (perturbations go to a private copy). Because the
+ * losses are float computations, rounding noise limits the attainable error: on a correct net
+ * expect about 1e-2 with the default step and about 1e-3 with eps = 1e-2; a wrong gradient gives
+ * errors of order 1.
  * @param max_rel_err receives max_i |g_i - fd_i| / max(|g_i| + |fd_i|, floor) where floor is 1e-3
  *        times the largest |g|.
- * @return as mom_net_loss().
+ * @return as mom_net_loss(); MOM_E_INVALID also for eps negative or not finite. On failure
+ *         *max_rel_err is untouched.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_net_check_grad(double *max_rel_err, mom_net *net,
                                              const mom_batch *batch, size_t n_probe, double eps);
 
 /**
- * Check mom_net_gv() against J^T H J v formed explicitly, with J built column by column from
- * forward R-products of the output pre-activations, for `n_vectors` random directions drawn from
- * `seed`. Intended for small networks (cost grows with the number of parameters).
+ * Check mom_net_gv() against J^T H J v formed explicitly, for `n_vectors` (0 means 1) random
+ * directions v ~ N(0, I) drawn from `seed`. J, the Jacobian of the output pre-activations over the
+ * whole batch, is built column by column from the fourth-order central difference
+ * (-z(+2h) + 8 z(+h) - 8 z(-h) + z(-2h)) / 12h of forward passes (h a power of two near
+ * 2^-7 max(1,|theta_i|)); H (with step weights for recurrent nets) is applied in double.
+ * Intended for small networks: it needs (cases x steps x outputs x parameters) doubles and
+ * 4 x parameters forward passes. The network's parameter vector is not modified. The check runs
+ * mom_net_gv_begin() on `batch` and, whatever the outcome, leaves no Gauss-Newton state behind:
+ * call mom_net_gv_begin() again before the next mom_net_gv(). On a correct net expect errors
+ * around 1e-5 (float rounding).
  * @param max_rel_err receives max over vectors of |Gv - ref|_inf / max(|ref|_inf, tiny).
- * @return as mom_net_loss().
+ * @return as mom_net_loss(). On failure *max_rel_err is untouched.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_net_check_gv(double *max_rel_err, mom_net *net,
