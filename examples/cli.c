@@ -1,0 +1,226 @@
+/* Shared plumbing of the example trainers; see cli.h. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "cli.h"
+
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+void openblas_set_num_threads(int num_threads);
+#endif
+
+void cli_usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see %s --help)\n", prog);
+    exit(2);
+}
+
+size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, size_t max)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-' || *s == '\0')
+        cli_usage_error(prog, "%s needs a non-negative integer, got '%s'", flag, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end != '\0')
+        cli_usage_error(prog, "%s needs an integer, got '%s'", flag, s);
+    if (v < min || v > max)
+        cli_usage_error(prog, "%s must be in %zu..%zu, got %s", flag, min, max, s);
+    return (size_t)v;
+}
+
+uint64_t cli_u64(const char *prog, const char *flag, const char *s)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-' || *s == '\0')
+        cli_usage_error(prog, "%s needs a non-negative integer, got '%s'", flag, s);
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end != '\0')
+        cli_usage_error(prog, "%s needs an integer, got '%s'", flag, s);
+    return (uint64_t)v;
+}
+
+double cli_double(const char *prog, const char *flag, const char *s, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end != '\0' || end == s || !isfinite(v))
+        cli_usage_error(prog, "%s needs a number, got '%s'", flag, s);
+    if (v < min || v > max)
+        cli_usage_error(prog, "%s must be in [%g, %g], got %s", flag, min, max, s);
+    return v;
+}
+
+void cli_pair(const char *prog, const char *flag, const char *s, double *a, uint64_t *b)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL)
+        cli_usage_error(prog, "%s needs VALUE:STEPS, got '%s'", flag, s);
+    char first[64];
+    size_t len = (size_t)(colon - s);
+    if (len == 0 || len >= sizeof first)
+        cli_usage_error(prog, "%s needs VALUE:STEPS, got '%s'", flag, s);
+    memcpy(first, s, len);
+    first[len] = '\0';
+    *a = cli_double(prog, flag, first, 0.0, 1.0);
+    *b = cli_u64(prog, flag, colon + 1);
+}
+
+const char *cli_value(const char *prog, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc)
+        cli_usage_error(prog, "%s needs a value", argv[*i]);
+    *i += 1;
+    return argv[*i];
+}
+
+int cli_set_threads(int n)
+{
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    openblas_set_num_threads(n);
+    return 0;
+#else
+    (void)n;
+    return -1;
+#endif
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_duration(char *buf, size_t size, double s)
+{
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, size, "--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, size, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else
+        snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
+}
+
+void cli_progress_start(cli_progress *p, uint64_t start_step, uint64_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->tty = isatty(STDERR_FILENO);
+    p->total = total;
+    p->start_step = start_step;
+    p->last_line_step = start_step;
+    p->t0 = cli_now();
+}
+
+void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err, int force)
+{
+    double now = cli_now();
+    double elapsed = now - p->t0;
+    double rate = step > p->start_step && elapsed > 0 ? (double)(step - p->start_step) / elapsed : 0;
+    double eta = rate > 0 ? (double)(p->total - step) / rate : -1;
+    char eta_s[32], el_s[32];
+    fmt_duration(eta_s, sizeof eta_s, eta);
+    fmt_duration(el_s, sizeof el_s, elapsed);
+    if (p->tty) {
+        if (!force && now - p->last_draw < 0.2)
+            return;
+        p->last_draw = now;
+        int width = 30, filled = p->total ? (int)(width * (double)step / (double)p->total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] %3.0f%% %llu/%llu  %.0f steps/s  ETA %s  loss %.4g  err %.4g ", bar,
+                p->total ? 100.0 * (double)step / (double)p->total : 100.0,
+                (unsigned long long)step, (unsigned long long)p->total, rate, eta_s, loss, err);
+        fflush(stderr);
+    } else {
+        uint64_t every = p->total / 20 ? p->total / 20 : 1;
+        if (!force && step - p->last_line_step < every)
+            return;
+        p->last_line_step = step;
+        fprintf(stderr, "step %llu/%llu  %.0f steps/s  elapsed %s  ETA %s  loss %.6g  error %.6g\n",
+                (unsigned long long)step, (unsigned long long)p->total, rate, el_s, eta_s, loss,
+                err);
+    }
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (p->tty)
+        fputc('\n', stderr);
+}
+
+FILE *cli_log_open(const char *path, int append)
+{
+    FILE *f = fopen(path, append ? "a" : "w");
+    if (f == NULL)
+        return NULL;
+    if (!append || ftell(f) == 0)
+        fprintf(f, "step,mu,lr,train_loss,eval_error,seconds\n");
+    fflush(f);
+    return f;
+}
+
+void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
+                 double seconds)
+{
+    if (f == NULL)
+        return;
+    fprintf(f, "%llu,%.6g,%.6g,%.9g,%.9g,%.3f\n", (unsigned long long)step, mu, lr, loss, err,
+            seconds);
+    fflush(f);
+}
+
+int cli_plot(const char *csv, const char *png, const char *title, const char *err_label)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "plot: gnuplot is not installed (apt-get install gnuplot-nox); the log %s "
+                        "has the data\n", csv);
+        return -1;
+    }
+    FILE *g = popen("gnuplot", "w");
+    if (g == NULL) {
+        fprintf(stderr, "plot: cannot start gnuplot\n");
+        return -1;
+    }
+    fprintf(g,
+            "set terminal pngcairo size 900,520 noenhanced\n"
+            "set output '%s'\n"
+            "set datafile separator ','\n"
+            "set title '%s'\n"
+            "set xlabel 'update'\n"
+            "set ylabel 'training loss'\n"
+            "set y2label '%s'\n"
+            "set logscale y\n"
+            "set logscale y2\n"
+            "set ytics nomirror\n"
+            "set y2tics\n"
+            "set key top right\n"
+            "set grid\n"
+            "plot '%s' every ::1 using 1:4 with lines lw 2 title 'training loss', "
+            "'' every ::1 using 1:5 axes x1y2 with linespoints pt 7 ps 0.5 title '%s'\n",
+            png, title, err_label, csv, err_label);
+    int rc = pclose(g);
+    if (rc != 0) {
+        fprintf(stderr, "plot: gnuplot failed (status %d)\n", rc);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* Shared plumbing of the example trainers: flag parsing, progress display, CSV logs, plots and the
+ * final summary line. Example code, not part of the library. */
+#ifndef MOMEX_CLI_H
+#define MOMEX_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit with status 2 after printing "PROG: message" to stderr (bad flag or value). */
+void cli_usage_error(const char *prog, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3), noreturn))
+#endif
+    ;
+
+/* Strict number parsers: the whole string must be a number in range, else cli_usage_error. */
+size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, size_t max);
+uint64_t cli_u64(const char *prog, const char *flag, const char *s);
+double cli_double(const char *prog, const char *flag, const char *s, double min, double max);
+/* "a:b" pair, e.g. --mu-warmup 0.9:1000. */
+void cli_pair(const char *prog, const char *flag, const char *s, double *a, uint64_t *b);
+
+/* Value of a flag that needs one: argv[*i + 1], advancing *i; usage error if missing. */
+const char *cli_value(const char *prog, int argc, char **argv, int *i);
+
+/* Set the BLAS thread count if the BLAS allows it at run time; returns 0 or -1. */
+int cli_set_threads(int n);
+
+/* Progress on stderr: a live bar on a terminal, else a plain line every `every` steps. */
+typedef struct cli_progress {
+    int tty;
+    uint64_t total, start_step, last_line_step;
+    double t0, last_draw;
+} cli_progress;
+void cli_progress_start(cli_progress *p, uint64_t start_step, uint64_t total);
+void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err, int force);
+void cli_progress_end(cli_progress *p);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+/* CSV log: header written on open (append mode keeps existing rows when resuming). */
+FILE *cli_log_open(const char *path, int append);
+void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
+                 double seconds);
+
+/* Plot a CSV log (columns of cli_log_row) to PNG with gnuplot. Returns 0, or -1 with a message on
+ * stderr (gnuplot missing or failing). */
+int cli_plot(const char *csv, const char *png, const char *title, const char *err_label);
+
+#endif

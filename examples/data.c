@@ -1,0 +1,170 @@
+/* CURVES generator and IDX reader; see data.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "data.h"
+
+void dataset_free(dataset *s)
+{
+    free(s->x);
+    memset(s, 0, sizeof *s);
+}
+
+/* Distance from (px, py) to the segment (ax, ay)-(bx, by). */
+static double seg_dist(double px, double py, double ax, double ay, double bx, double by)
+{
+    double dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy;
+    double t = len2 > 0 ? ((px - ax) * dx + (py - ay) * dy) / len2 : 0.0;
+    t = t < 0 ? 0 : (t > 1 ? 1 : t);
+    double ex = ax + t * dx - px, ey = ay + t * dy - py;
+    return sqrt(ex * ex + ey * ey);
+}
+
+#define CURVE_SIDE 28
+#define CURVE_SAMPLES 64
+#define CURVE_RADIUS 0.8  /* half stroke width, pixels */
+#define CURVE_SOFT 1.0    /* anti-aliasing ramp, pixels */
+#define CURVE_LO 3.0      /* control points in [LO, HI]^2 (pixel units) */
+#define CURVE_HI 24.0
+
+/* One image: the quadratic through P0 (t=0), P1 (t=1/2), P2 (t=1) in Lagrange form, sampled at
+ * CURVE_SAMPLES+1 points, each pixel centre's distance to that polyline d mapped to intensity
+ * 1 for d <= RADIUS, falling linearly to 0 at RADIUS + SOFT. */
+static void draw_curve(float *img, mom_rng *rng)
+{
+    double p[3][2];
+    for (int k = 0; k < 3; k++)
+        for (int c = 0; c < 2; c++)
+            p[k][c] = CURVE_LO + (CURVE_HI - CURVE_LO) * mom_rng_uniform(rng);
+    double pts[CURVE_SAMPLES + 1][2];
+    for (int i = 0; i <= CURVE_SAMPLES; i++) {
+        double t = (double)i / CURVE_SAMPLES;
+        double l0 = 2 * (t - 0.5) * (t - 1), l1 = -4 * t * (t - 1), l2 = 2 * t * (t - 0.5);
+        for (int c = 0; c < 2; c++)
+            pts[i][c] = l0 * p[0][c] + l1 * p[1][c] + l2 * p[2][c];
+    }
+    for (int r = 0; r < CURVE_SIDE; r++) {
+        for (int c = 0; c < CURVE_SIDE; c++) {
+            double px = c + 0.5, py = r + 0.5, d = 1e9;
+            for (int i = 0; i < CURVE_SAMPLES; i++) {
+                double e = seg_dist(px, py, pts[i][0], pts[i][1], pts[i + 1][0], pts[i + 1][1]);
+                d = e < d ? e : d;
+            }
+            double v = d <= CURVE_RADIUS ? 1.0 : 1.0 - (d - CURVE_RADIUS) / CURVE_SOFT;
+            img[r * CURVE_SIDE + c] = v > 0 ? (float)v : 0.0f;
+        }
+    }
+}
+
+int curves_generate(dataset *s, size_t n, mom_rng *rng)
+{
+    memset(s, 0, sizeof *s);
+    s->x = malloc(n * CURVE_SIDE * CURVE_SIDE * sizeof *s->x);
+    if (s->x == NULL)
+        return -1;
+    s->n = n;
+    s->rows = s->cols = CURVE_SIDE;
+    s->d = CURVE_SIDE * CURVE_SIDE;
+    for (size_t i = 0; i < n; i++)
+        draw_curve(s->x + i * s->d, rng);
+    return 0;
+}
+
+static int read_exact(gzFile f, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
+        int got = gzread(f, p, chunk);
+        if (got <= 0)
+            return -1;
+        p += got;
+        len -= (size_t)got;
+    }
+    return 0;
+}
+
+int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_t err_size)
+{
+    memset(s, 0, sizeof *s);
+    gzFile f = gzopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+        return -1;
+    }
+    unsigned char h[16];
+    if (read_exact(f, h, 4) != 0) {
+        snprintf(err, err_size, "%s: not an IDX file (shorter than its 4-byte magic)", path);
+        gzclose(f);
+        return -1;
+    }
+    if (h[0] != 0 || h[1] != 0 || h[2] != 0x08 || h[3] != 3) {
+        snprintf(err, err_size,
+                 "%s: not an IDX image file (magic %02x %02x %02x %02x, expected 00 00 08 03: "
+                 "unsigned bytes, 3 dimensions)",
+                 path, h[0], h[1], h[2], h[3]);
+        gzclose(f);
+        return -1;
+    }
+    if (read_exact(f, h + 4, 12) != 0) {
+        snprintf(err, err_size, "%s: truncated IDX header", path);
+        gzclose(f);
+        return -1;
+    }
+    uint32_t dim[3];
+    for (int k = 0; k < 3; k++)
+        dim[k] = ((uint32_t)h[4 + 4 * k] << 24) | ((uint32_t)h[5 + 4 * k] << 16) |
+                 ((uint32_t)h[6 + 4 * k] << 8) | h[7 + 4 * k];
+    if (dim[0] == 0 || dim[1] == 0 || dim[2] == 0 || dim[1] > 4096 || dim[2] > 4096 ||
+        dim[0] > 100000000u || (uint64_t)dim[0] * dim[1] * dim[2] > ((uint64_t)1 << 34)) {
+        snprintf(err, err_size, "%s: implausible IDX dimensions %u x %u x %u", path, dim[0],
+                 dim[1], dim[2]);
+        gzclose(f);
+        return -1;
+    }
+    size_t n = dim[0], d = (size_t)dim[1] * dim[2];
+    if (max_n && n > max_n)
+        n = max_n;
+    unsigned char *raw = malloc(d);
+    s->x = malloc(n * d * sizeof *s->x);
+    if (raw == NULL || s->x == NULL) {
+        free(raw);
+        dataset_free(s);
+        snprintf(err, err_size, "%s: out of memory for %zu images", path, n);
+        gzclose(f);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (read_exact(f, raw, d) != 0) {
+            snprintf(err, err_size, "%s: truncated: the header announces %u images, data ends in "
+                                    "image %zu", path, dim[0], i);
+            free(raw);
+            dataset_free(s);
+            gzclose(f);
+            return -1;
+        }
+        for (size_t j = 0; j < d; j++)
+            s->x[i * d + j] = (float)raw[j] / 255.0f;
+    }
+    free(raw);
+    if (n == dim[0]) {
+        unsigned char extra;
+        if (gzread(f, &extra, 1) > 0) {
+            snprintf(err, err_size, "%s: trailing data after the %u images the header announces",
+                     path, dim[0]);
+            dataset_free(s);
+            gzclose(f);
+            return -1;
+        }
+    }
+    gzclose(f);
+    s->n = n;
+    s->d = d;
+    s->rows = dim[1];
+    s->cols = dim[2];
+    return 0;
+}

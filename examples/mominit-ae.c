@@ -1,0 +1,428 @@
+/*
+ * mominit-ae: train a deep autoencoder (paper.md section 3) with sparse initialization and the
+ * paper's momentum schedule, on generated CURVES images or an MNIST-format IDX file such as
+ * Fashion-MNIST. Uses the public API only.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mominit/mominit.h>
+
+#include "cli.h"
+#include "data.h"
+#include "png.h"
+
+static const char *prog = "mominit-ae";
+
+#define MAX_LAYERS 64
+
+typedef struct options {
+    const char *data, *test_data, *arch, *log, *plot, *recon;
+    int optim, output, threads;
+    double mu_max, lr, si_scale, final_mu;
+    uint64_t steps, final_steps, seed, eval_every, period;
+    size_t batch, train_size, eval_size;
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: mominit-ae [options]\n"
+"Train a deep autoencoder (Sutskever et al. 2013, section 3).\n"
+"\n"
+"  --data SRC          curves (generated, default) or idx:PATH (MNIST-format images, gzip or\n"
+"                      plain, e.g. idx:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz)\n"
+"  --test-data idx:P   test images (default: PATH with 'train-' replaced by 't10k-' if present)\n"
+"  --arch A-B-...-C    encoder sizes; the decoder mirrors them (default 784-400-200-100-50-25-6\n"
+"                      for curves, 784-1000-500-250-30 for idx)\n"
+"  --output NAME       logistic (cross-entropy, default) or linear (squared error)\n"
+"  --optim NAME        sgd, cm, nag (default nag)\n"
+"  --mu-max X          cap of the momentum schedule (default 0.99; 0 gives plain SGD)\n"
+"  --mu-period N       updates per step of the schedule (default 250)\n"
+"  --lr X              learning rate (default 0.005)\n"
+"  --steps N           updates (default 4000)\n"
+"  --batch N           minibatch size (default 200)\n"
+"  --final-phase N:M   use momentum min(mu, M) for the last N updates (default 1000:0.9;\n"
+"                      0:0 disables)\n"
+"  --si-scale X        multiplier of the sparse initialization (default 1)\n"
+"  --train-size N      use the first N training images (default all; curves: 20000)\n"
+"  --eval-size N       training images used for the periodic error (default 10000; the final\n"
+"                      error uses the whole training set)\n"
+"  --eval-every N      evaluate every N updates (default 500)\n"
+"  --seed N            seed of initialization, data and order (default 1)\n"
+"  --recon FILE.png    write 10 test images and their reconstructions at the end\n"
+"  --log FILE.csv      step, mu, lr, train loss, training error, seconds\n"
+"  --plot FILE.png     plot the learning curve with gnuplot at the end (needs --log)\n"
+"  --threads N         BLAS threads\n"
+"  --help              this text\n"
+"\n"
+"The last line on stdout is a summary:\n"
+"final steps=<n> train_loss=<x> train_error=<x> test_error=<x> seconds=<x>\n"
+"Errors are the paper's: squared error summed over pixels, averaged over images.\n");
+}
+
+static void parse(options *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    o->data = "curves";
+    o->optim = MOM_OPTIM_NAG;
+    o->output = MOM_OUT_LOGISTIC_XENT;
+    o->mu_max = 0.99;
+    o->period = 250;
+    o->lr = 0.005;
+    o->steps = 4000;
+    o->batch = 200;
+    o->final_steps = 1000;
+    o->final_mu = 0.9;
+    o->si_scale = 1.0;
+    o->eval_size = 10000;
+    o->eval_every = 500;
+    o->seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--data") == 0) {
+            o->data = cli_value(prog, argc, argv, &i);
+            if (strcmp(o->data, "curves") != 0 && strncmp(o->data, "idx:", 4) != 0)
+                cli_usage_error(prog, "--data must be curves or idx:PATH, got '%s'", o->data);
+        } else if (strcmp(a, "--test-data") == 0) {
+            o->test_data = cli_value(prog, argc, argv, &i);
+            if (strncmp(o->test_data, "idx:", 4) != 0)
+                cli_usage_error(prog, "--test-data must be idx:PATH, got '%s'", o->test_data);
+        } else if (strcmp(a, "--arch") == 0) {
+            o->arch = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--output") == 0) {
+            const char *v = cli_value(prog, argc, argv, &i);
+            if (strcmp(v, "logistic") == 0)
+                o->output = MOM_OUT_LOGISTIC_XENT;
+            else if (strcmp(v, "linear") == 0)
+                o->output = MOM_OUT_LINEAR_SQUARED;
+            else
+                cli_usage_error(prog, "unknown output '%s' (logistic, linear)", v);
+        } else if (strcmp(a, "--optim") == 0) {
+            const char *v = cli_value(prog, argc, argv, &i);
+            if (strcmp(v, "sgd") == 0)
+                o->optim = MOM_OPTIM_SGD;
+            else if (strcmp(v, "cm") == 0)
+                o->optim = MOM_OPTIM_CM;
+            else if (strcmp(v, "nag") == 0)
+                o->optim = MOM_OPTIM_NAG;
+            else
+                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag)", v);
+        } else if (strcmp(a, "--mu-max") == 0) {
+            o->mu_max = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
+        } else if (strcmp(a, "--mu-period") == 0) {
+            o->period = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+        } else if (strcmp(a, "--lr") == 0) {
+            o->lr = cli_double(prog, a, cli_value(prog, argc, argv, &i), 1e-12, 100.0);
+        } else if (strcmp(a, "--steps") == 0) {
+            o->steps = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+        } else if (strcmp(a, "--batch") == 0) {
+            o->batch = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1000000);
+        } else if (strcmp(a, "--final-phase") == 0) {
+            const char *v = cli_value(prog, argc, argv, &i);
+            const char *colon = strchr(v, ':');
+            char first[64];
+            size_t len = colon ? (size_t)(colon - v) : 0;
+            if (colon == NULL || len == 0 || len >= sizeof first)
+                cli_usage_error(prog, "--final-phase needs STEPS:MU, got '%s'", v);
+            memcpy(first, v, len);
+            first[len] = '\0';
+            o->final_steps = cli_u64(prog, a, first);
+            o->final_mu = cli_double(prog, a, colon + 1, 0.0, 1.0);
+        } else if (strcmp(a, "--si-scale") == 0) {
+            o->si_scale = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1e6);
+        } else if (strcmp(a, "--train-size") == 0) {
+            o->train_size = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 100000000);
+        } else if (strcmp(a, "--eval-size") == 0) {
+            o->eval_size = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 100000000);
+        } else if (strcmp(a, "--eval-every") == 0) {
+            o->eval_every = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+        } else if (strcmp(a, "--seed") == 0) {
+            o->seed = cli_u64(prog, a, cli_value(prog, argc, argv, &i));
+        } else if (strcmp(a, "--recon") == 0) {
+            o->recon = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--log") == 0) {
+            o->log = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--plot") == 0) {
+            o->plot = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--threads") == 0) {
+            o->threads = (int)cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1024);
+        } else {
+            cli_usage_error(prog, "unknown option '%s'", a);
+        }
+    }
+    if (o->final_steps > o->steps)
+        o->final_steps = o->steps;
+}
+
+/* Parse "784-400-...-6" into sizes, then mirror: returns the number of weight layers. */
+static size_t parse_arch(const char *arch, size_t input, size_t *sizes)
+{
+    size_t enc[MAX_LAYERS / 2], m = 0;
+    const char *p = arch;
+    while (*p) {
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || v == 0 || v > 100000 || m >= MAX_LAYERS / 2 - 1)
+            cli_usage_error(prog, "--arch must look like 784-400-200-6, got '%s'", arch);
+        enc[m++] = v;
+        if (*end == '-')
+            end++;
+        else if (*end != '\0')
+            cli_usage_error(prog, "--arch must look like 784-400-200-6, got '%s'", arch);
+        p = end;
+    }
+    if (m < 2)
+        cli_usage_error(prog, "--arch needs at least an input and a code size, got '%s'", arch);
+    if (enc[0] != input)
+        cli_usage_error(prog, "--arch starts with %zu but the images have %zu pixels", enc[0],
+                        input);
+    size_t n = 0;
+    for (size_t i = 0; i < m; i++)
+        sizes[n++] = enc[i];
+    for (size_t i = m - 1; i-- > 0;)
+        sizes[n++] = enc[i];
+    return n - 1;
+}
+
+static void die_lib(const char *what, int rc, const char *detail)
+{
+    fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, mom_strerror(rc),
+            detail && *detail ? ": " : "", detail ? detail : "");
+    exit(1);
+}
+
+/* Mean over the first `count` images of a metric, in chunks of `chunk` cases. */
+static double eval_set(mom_net *net, const dataset *s, size_t count, size_t chunk, int metric)
+{
+    double total = 0;
+    for (size_t i = 0; i < count; i += chunk) {
+        size_t n = count - i < chunk ? count - i : chunk;
+        mom_batch b = {n, 0, s->x + i * s->d, s->x + i * s->d, NULL, NULL};
+        double v;
+        int rc = mom_net_metric(&v, net, &b, NULL, metric, 0);
+        if (rc != MOM_OK)
+            die_lib("evaluation", rc, mom_net_errmsg(net));
+        total += v * (double)n;
+    }
+    return total / (double)count;
+}
+
+static void write_recon(const char *path, mom_net *net, const dataset *s)
+{
+    size_t k = s->n < 10 ? s->n : 10, side_r = s->rows, side_c = s->cols;
+    float *y = malloc(k * s->d * sizeof *y);
+    unsigned char *img = calloc(2 * side_r * k * side_c, 1);
+    mom_batch b = {k, 0, s->x, s->x, NULL, NULL};
+    int rc = (y && img) ? mom_net_forward(y, net, &b, NULL, mom_net_num_layers(net) - 1) : -1;
+    if (rc == 0) {
+        for (size_t i = 0; i < k; i++)
+            for (size_t r = 0; r < side_r; r++)
+                for (size_t c = 0; c < side_c; c++) {
+                    float a = s->x[i * s->d + r * side_c + c], o = y[i * s->d + r * side_c + c];
+                    a = a < 0 ? 0 : (a > 1 ? 1 : a);
+                    o = o < 0 ? 0 : (o > 1 ? 1 : o);
+                    img[r * k * side_c + i * side_c + c] = (unsigned char)(255.0f * a + 0.5f);
+                    img[(side_r + r) * k * side_c + i * side_c + c] =
+                        (unsigned char)(255.0f * o + 0.5f);
+                }
+        rc = png_write_grey(path, img, k * side_c, 2 * side_r);
+    }
+    if (rc == 0)
+        fprintf(stderr, "%s: test images (top) and reconstructions (bottom) in %s\n", prog, path);
+    else
+        fprintf(stderr, "%s: could not write %s\n", prog, path);
+    free(y);
+    free(img);
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    parse(&o, argc, argv);
+    if (o.threads > 0 && cli_set_threads(o.threads) != 0)
+        fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
+                prog);
+
+    dataset train, test;
+    char err[512];
+    int rc;
+    if (strcmp(o.data, "curves") == 0) {
+        mom_rng *r;
+        if ((rc = mom_rng_create(&r, o.seed, 10, NULL)))
+            die_lib("creating a stream", rc, NULL);
+        size_t n_train = o.train_size ? o.train_size : 20000;
+        if (curves_generate(&train, n_train, r) != 0)
+            die_lib("generating CURVES", MOM_E_NOMEM, NULL);
+        mom_rng_reseed(r, o.seed, 11);
+        if (curves_generate(&test, 10000, r) != 0)
+            die_lib("generating CURVES", MOM_E_NOMEM, NULL);
+        mom_rng_destroy(r);
+    } else {
+        const char *path = o.data + 4;
+        if (idx_read_images(&train, path, o.train_size, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            return 1;
+        }
+        char guess[4096];
+        const char *tpath = o.test_data ? o.test_data + 4 : NULL;
+        if (tpath == NULL) {
+            const char *slash = strrchr(path, '/');
+            const char *base = slash ? slash + 1 : path;
+            if (strncmp(base, "train-", 6) == 0 && strlen(path) + 1 < sizeof guess) {
+                size_t pre = (size_t)(base - path);
+                snprintf(guess, sizeof guess, "%.*st10k-%s", (int)pre, path, base + 6);
+                tpath = guess;
+            }
+        }
+        memset(&test, 0, sizeof test);
+        if (tpath && idx_read_images(&test, tpath, 0, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            return 1;
+        }
+        if (test.n && test.d != train.d) {
+            fprintf(stderr, "%s: %s has %zu pixels per image but the training set has %zu\n", prog,
+                    tpath, test.d, train.d);
+            return 1;
+        }
+    }
+    if (o.arch == NULL)
+        o.arch = strcmp(o.data, "curves") == 0 ? "784-400-200-100-50-25-6" : "784-1000-500-250-30";
+
+    size_t sizes[MAX_LAYERS];
+    int acts[MAX_LAYERS];
+    size_t L = parse_arch(o.arch, train.d, sizes);
+    size_t code = L / 2; /* unit layer of the code */
+    for (size_t l = 1; l < L; l++)
+        acts[l - 1] = l == code ? MOM_ACT_LINEAR : MOM_ACT_LOGISTIC;
+    mom_net *net;
+    if ((rc = mom_net_create_ff(&net, L, sizes, acts, o.output, NULL)))
+        die_lib("creating the network", rc, NULL);
+    {
+        mom_init *ini;
+        mom_rng *r;
+        if ((rc = mom_init_create(&ini, MOM_INIT_SPARSE, NULL)) ||
+            (rc = mom_init_set(ini, MOM_INIT_OPT_SCALE, o.si_scale)) ||
+            (rc = mom_rng_create(&r, o.seed, 0, NULL)))
+            die_lib("creating the initializer", rc, NULL);
+        if ((rc = mom_init_apply(ini, net, r)))
+            die_lib("initializing", rc, mom_init_errmsg(ini));
+        mom_init_destroy(ini);
+        mom_rng_destroy(r);
+    }
+    if ((rc = mom_net_reserve(net, o.batch, 1)))
+        die_lib("reserving the workspace", rc, mom_net_errmsg(net));
+
+    mom_optim *opt;
+    mom_sched *lr, *mu, *mu_final;
+    if ((rc = mom_optim_create(&opt, o.optim, mom_net_num_params(net), NULL)) ||
+        (rc = mom_sched_create_const(&lr, o.lr, NULL)) ||
+        (rc = mom_sched_create_paper_momentum(&mu, o.mu_max, o.period, NULL)) ||
+        (rc = mom_sched_create_final_phase(&mu_final, mu, o.steps, o.final_steps, o.final_mu,
+                                           MOM_FINAL_MIN, NULL)))
+        die_lib("creating the optimizer", rc, NULL);
+    if ((rc = mom_optim_set_lr(opt, lr)) || (rc = mom_optim_set_momentum(opt, mu_final)))
+        die_lib("configuring the optimizer", rc, mom_optim_errmsg(opt));
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+    mom_sched_destroy(mu_final);
+
+    FILE *log = NULL;
+    if (o.log && (log = cli_log_open(o.log, 0)) == NULL) {
+        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.log);
+        return 1;
+    }
+    fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
+                    "mu_max %g, batch %zu, %llu updates, seed %llu\n",
+            prog, o.data, train.n, test.n, o.arch, mom_net_num_params(net),
+            o.optim == MOM_OPTIM_NAG ? "NAG" : o.optim == MOM_OPTIM_CM ? "CM" : "SGD", o.lr,
+            o.mu_max, o.batch, (unsigned long long)o.steps, (unsigned long long)o.seed);
+
+    /* Minibatches: epochs over a seeded permutation of the training set, copied into a buffer. */
+    size_t *perm = malloc(train.n * sizeof *perm), pos = train.n;
+    float *xb = malloc(o.batch * train.d * sizeof *xb);
+    if (perm == NULL || xb == NULL)
+        die_lib("allocating the batch", MOM_E_NOMEM, NULL);
+    mom_rng *order;
+    if ((rc = mom_rng_create(&order, o.seed, 12, NULL)))
+        die_lib("creating a stream", rc, NULL);
+
+    size_t eval_n = o.eval_size < train.n ? o.eval_size : train.n;
+    cli_progress pb;
+    cli_progress_start(&pb, 0, o.steps);
+    double t0 = cli_now(), loss_sum = 0, last_loss = NAN, train_err = NAN;
+    uint64_t loss_count = 0;
+    int diverged = 0;
+    for (uint64_t step = 1; step <= o.steps; step++) {
+        for (size_t k = 0; k < o.batch; k++) {
+            if (pos == train.n) { /* new epoch: Fisher-Yates shuffle */
+                for (size_t i = 0; i < train.n; i++)
+                    perm[i] = i;
+                for (size_t i = train.n - 1; i > 0; i--) {
+                    size_t j = (size_t)mom_rng_below(order, i + 1), tmp = perm[i];
+                    perm[i] = perm[j];
+                    perm[j] = tmp;
+                }
+                pos = 0;
+            }
+            memcpy(xb + k * train.d, train.x + perm[pos++] * train.d, train.d * sizeof *xb);
+        }
+        mom_batch b = {o.batch, 0, xb, xb, NULL, NULL};
+        double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
+        rc = mom_optim_step_net(&loss, opt, net, &b);
+        if (rc == MOM_E_DIVERGED) {
+            fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
+                            "before. Try a smaller --lr.\n",
+                    prog, (unsigned long long)step, mom_optim_errmsg(opt));
+            diverged = 1;
+            break;
+        }
+        if (rc != MOM_OK)
+            die_lib("training step", rc, mom_optim_errmsg(opt));
+        loss_sum += loss;
+        loss_count++;
+        last_loss = loss;
+        if (step % o.eval_every == 0 || step == o.steps) {
+            train_err = eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR);
+            last_loss = loss_sum / (double)loss_count;
+            cli_log_row(log, step, mu_now, lr_now, last_loss, train_err, cli_now() - t0);
+            cli_progress_update(&pb, step, last_loss, train_err, 1);
+            loss_sum = 0;
+            loss_count = 0;
+        } else {
+            cli_progress_update(&pb, step, last_loss, train_err, 0);
+        }
+    }
+    cli_progress_end(&pb);
+    double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
+    double test_err = test.n ? eval_set(net, &test, test.n, 1000, MOM_METRIC_SQUARED_ERROR) : NAN;
+    double seconds = cli_now() - t0;
+    if (log)
+        fclose(log);
+    if (o.plot && o.log) {
+        char title[200];
+        snprintf(title, sizeof title, "%s %s, lr %g, mu_max %g, seed %llu", o.data, o.arch, o.lr,
+                 o.mu_max, (unsigned long long)o.seed);
+        if (cli_plot(o.log, o.plot, title, "training squared error") == 0)
+            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.plot, o.log);
+    } else if (o.plot) {
+        fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", prog);
+    }
+    if (o.recon)
+        write_recon(o.recon, net, test.n ? &test : &train);
+    printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
+           (unsigned long long)mom_optim_steps(opt), last_loss, train_full, test_err, seconds);
+    mom_rng_destroy(order);
+    mom_optim_destroy(opt);
+    mom_net_destroy(net);
+    dataset_free(&train);
+    dataset_free(&test);
+    free(perm);
+    free(xb);
+    return diverged ? 3 : 0;
+}

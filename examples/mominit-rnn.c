@@ -1,0 +1,331 @@
+/*
+ * mominit-rnn: train a tanh RNN on the long-term-dependency tasks of the paper (paper.md section 6)
+ * with the paper's initialization (Table 4) and momentum schedule. Uses the public API only.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mominit/mominit.h>
+
+#include "cli.h"
+#include "tasks.h"
+
+static const char *prog = "mominit-rnn";
+
+typedef struct options {
+    int task, optim, target, center;
+    size_t T, hidden, batch, eval_size;
+    uint64_t steps, eval_every, seed, warm_steps;
+    double mu0, warm_mu, lr, input_scale, clip;
+    int have_input_scale, threads;
+    const char *log, *plot;
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: mominit-rnn [options]\n"
+"Train a recurrent network on a long-term-dependency task (Sutskever et al. 2013, section 4).\n"
+"\n"
+"  --task NAME        addition (default), multiplication, xor, temporal-order,\n"
+"                     temporal-order-3, permutation, mem5, mem20\n"
+"  --T N              dependency length T (default: the paper's, 80; 200 for mem5)\n"
+"  --hidden N         hidden tanh units (default 100)\n"
+"  --optim NAME       sgd, cm, nag (default nag)\n"
+"  --mu0 X            momentum after the warm-up (default 0.995)\n"
+"  --mu-warmup M:N    momentum M for the first N updates (default 0.9:1000)\n"
+"  --lr X             learning rate (default: per task, see docs/results.md)\n"
+"  --steps N          updates (default 50000)\n"
+"  --batch N          fresh sequences per update (default 100)\n"
+"  --seed N           seed of initialization and data (default 1)\n"
+"  --input-scale X    std of the input->hidden weights (default 0.001 for addition,\n"
+"                     multiplication and xor, 0.1 otherwise)\n"
+"  --eval-every N     evaluate every N updates (default 1000)\n"
+"  --eval-size N      fresh test sequences per evaluation (default 10000)\n"
+"  --center           subtract input means and the mean target\n"
+"  --target NAME      addition target: mean (default), sum, hs\n"
+"  --clip X           clip the gradient norm to X (default off)\n"
+"  --log FILE.csv     write step, mu, lr, train loss, test error, seconds\n"
+"  --plot FILE.png    plot the learning curve with gnuplot at the end\n"
+"  --threads N        BLAS threads (default: the BLAS default)\n"
+"  --help             this text\n"
+"\n"
+"The last line on stdout is a summary:\n"
+"final steps=<n> train_loss=<x> train_error=<x> test_error=<x> seconds=<x>\n"
+"Errors are the paper's: addition/multiplication the fraction of sequences whose output is off by\n"
+"more than 0.04; memorization the mean number of wrong symbols per sequence; others the fraction\n"
+"of wrong predictions at the counted step.\n");
+}
+
+static double default_lr(int kind)
+{
+    switch (kind) {
+    case TASK_MEM5:
+    case TASK_MEM20:
+        return 3e-5;
+    case TASK_PERMUTATION:
+    case TASK_ORDER2:
+    case TASK_ORDER3:
+        return 1e-4;
+    default:
+        return 3e-4;
+    }
+}
+
+static void parse(options *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    o->task = TASK_ADDITION;
+    o->optim = MOM_OPTIM_NAG;
+    o->hidden = 100;
+    o->batch = 100;
+    o->eval_size = 10000;
+    o->steps = 50000;
+    o->eval_every = 1000;
+    o->seed = 1;
+    o->mu0 = 0.995;
+    o->warm_mu = 0.9;
+    o->warm_steps = 1000;
+    o->lr = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--task") == 0) {
+            const char *v = cli_value(prog, argc, argv, &i);
+            o->task = task_parse(v);
+            if (o->task < 0)
+                cli_usage_error(prog, "unknown task '%s'", v);
+        } else if (strcmp(a, "--T") == 0) {
+            o->T = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 100000);
+        } else if (strcmp(a, "--hidden") == 0) {
+            o->hidden = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 100000);
+        } else if (strcmp(a, "--optim") == 0) {
+            const char *v = cli_value(prog, argc, argv, &i);
+            if (strcmp(v, "sgd") == 0)
+                o->optim = MOM_OPTIM_SGD;
+            else if (strcmp(v, "cm") == 0)
+                o->optim = MOM_OPTIM_CM;
+            else if (strcmp(v, "nag") == 0)
+                o->optim = MOM_OPTIM_NAG;
+            else
+                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag)", v);
+        } else if (strcmp(a, "--mu0") == 0) {
+            o->mu0 = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
+        } else if (strcmp(a, "--mu-warmup") == 0) {
+            cli_pair(prog, a, cli_value(prog, argc, argv, &i), &o->warm_mu, &o->warm_steps);
+        } else if (strcmp(a, "--lr") == 0) {
+            o->lr = cli_double(prog, a, cli_value(prog, argc, argv, &i), 1e-12, 100.0);
+        } else if (strcmp(a, "--steps") == 0) {
+            o->steps = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+        } else if (strcmp(a, "--batch") == 0) {
+            o->batch = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1000000);
+        } else if (strcmp(a, "--seed") == 0) {
+            o->seed = cli_u64(prog, a, cli_value(prog, argc, argv, &i));
+        } else if (strcmp(a, "--input-scale") == 0) {
+            o->input_scale = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 100.0);
+            o->have_input_scale = 1;
+        } else if (strcmp(a, "--eval-every") == 0) {
+            o->eval_every = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+        } else if (strcmp(a, "--eval-size") == 0) {
+            o->eval_size = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 10000000);
+        } else if (strcmp(a, "--center") == 0) {
+            o->center = 1;
+        } else if (strcmp(a, "--target") == 0) {
+            const char *v = cli_value(prog, argc, argv, &i);
+            if (strcmp(v, "mean") == 0)
+                o->target = TARGET_MEAN;
+            else if (strcmp(v, "sum") == 0)
+                o->target = TARGET_SUM;
+            else if (strcmp(v, "hs") == 0)
+                o->target = TARGET_HS;
+            else
+                cli_usage_error(prog, "unknown target '%s' (mean, sum, hs)", v);
+        } else if (strcmp(a, "--clip") == 0) {
+            o->clip = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1e30);
+        } else if (strcmp(a, "--log") == 0) {
+            o->log = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--plot") == 0) {
+            o->plot = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--threads") == 0) {
+            o->threads = (int)cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1024);
+        } else {
+            cli_usage_error(prog, "unknown option '%s'", a);
+        }
+    }
+    if (o->T == 0)
+        o->T = o->task == TASK_MEM5 ? 200 : 80;
+    if (o->lr < 0)
+        o->lr = default_lr(o->task);
+    if (!o->have_input_scale)
+        o->input_scale = (o->task == TASK_ADDITION || o->task == TASK_MULTIPLICATION ||
+                          o->task == TASK_XOR) ? 0.001 : 0.1;
+}
+
+static void die_lib(const char *what, int rc, const char *detail)
+{
+    fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, mom_strerror(rc),
+            detail && *detail ? ": " : "", detail ? detail : "");
+    exit(1);
+}
+
+/* Error of the task's metric over `count` fresh evaluation sequences drawn from a stream
+ * re-seeded at each call, so every evaluation sees the same test set. */
+static double evaluate(mom_net *net, const task *t, task_batch *b, mom_rng *rng, uint64_t seed,
+                       size_t count)
+{
+    mom_rng_reseed(rng, seed, 2);
+    double total = 0;
+    size_t done = 0;
+    while (done < count) {
+        size_t n = count - done < b->n ? count - done : b->n;
+        size_t keep = b->n;
+        b->n = n; /* generate and view only the first n sequences */
+        task_generate(t, b, rng);
+        mom_batch v = task_eval_view(b);
+        double e;
+        int rc = mom_net_metric(&e, net, &v, NULL, t->metric, t->metric_param);
+        b->n = keep;
+        if (rc != MOM_OK)
+            die_lib("evaluation", rc, mom_net_errmsg(net));
+        total += e * (double)n;
+        done += n;
+    }
+    return total / (double)count;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    parse(&o, argc, argv);
+    if (o.threads > 0 && cli_set_threads(o.threads) != 0)
+        fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
+                prog);
+
+    task t;
+    if (task_init(&t, (task_kind)o.task, o.T, o.target, o.center) != 0)
+        cli_usage_error(prog, "--T %zu is too small for task %s", o.T, task_name((task_kind)o.task));
+
+    mom_net *net = NULL;
+    mom_rng *data_rng = NULL, *eval_rng = NULL;
+    mom_optim *opt = NULL;
+    mom_sched *lr = NULL, *mu = NULL;
+    task_batch train, evalb;
+    int rc;
+    if (task_batch_alloc(&train, &t, o.batch) != 0 ||
+        task_batch_alloc(&evalb, &t, o.eval_size < 1000 ? o.eval_size : 1000) != 0) {
+        fprintf(stderr, "%s: out of memory for the batches\n", prog);
+        return 1;
+    }
+    if ((rc = mom_net_create_rnn(&net, t.n_in, o.hidden, t.n_out, MOM_ACT_TANH, t.output, 0, NULL)))
+        die_lib("creating the network", rc, NULL);
+    if ((rc = mom_rng_create(&data_rng, o.seed, 1, NULL)) ||
+        (rc = mom_rng_create(&eval_rng, o.seed, 2, NULL)))
+        die_lib("creating the random streams", rc, NULL);
+
+    /* Output biases from the average target of 1000 sequences (stream 3). */
+    {
+        mom_rng_reseed(eval_rng, o.seed, 3);
+        task_generate(&t, &evalb, eval_rng);
+        mom_batch v = task_loss_view(&evalb);
+        if ((rc = mom_init_preset_rnn(net, o.input_scale, o.seed, &v)))
+            die_lib("initializing the network", rc, mom_net_errmsg(net));
+    }
+    if ((rc = mom_net_reserve(net, o.batch, t.max_steps)))
+        die_lib("reserving the workspace", rc, mom_net_errmsg(net));
+
+    uint64_t starts[2] = {0, o.warm_steps};
+    double values[2] = {o.warm_mu, o.mu0};
+    if ((rc = mom_optim_create(&opt, o.optim, mom_net_num_params(net), NULL)) ||
+        (rc = mom_sched_create_const(&lr, o.lr, NULL)) ||
+        (rc = mom_sched_create_piecewise(&mu, o.warm_steps ? 2 : 1,
+                                         o.warm_steps ? starts : starts + 1,
+                                         o.warm_steps ? values : values + 1, NULL)))
+        die_lib("creating the optimizer", rc, NULL);
+    if (!o.warm_steps) {
+        /* piecewise needs starts[0] == 0: a constant schedule instead */
+        mom_sched_destroy(mu);
+        if ((rc = mom_sched_create_const(&mu, o.mu0, NULL)))
+            die_lib("creating the momentum schedule", rc, NULL);
+    }
+    if ((rc = mom_optim_set_lr(opt, lr)) || (rc = mom_optim_set_momentum(opt, mu)))
+        die_lib("configuring the optimizer", rc, mom_optim_errmsg(opt));
+    if (o.clip > 0 && (rc = mom_optim_set(opt, MOM_OPTIM_CLIP_NORM, o.clip)))
+        die_lib("setting gradient clipping", rc, mom_optim_errmsg(opt));
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+
+    FILE *log = NULL;
+    if (o.log && (log = cli_log_open(o.log, 0)) == NULL) {
+        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.log);
+        return 1;
+    }
+    fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
+                    "batch %zu, %llu updates, seed %llu\n",
+            prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net),
+            o.optim == MOM_OPTIM_NAG ? "NAG" : o.optim == MOM_OPTIM_CM ? "CM" : "SGD", o.lr,
+            o.warm_mu, (unsigned long long)o.warm_steps, o.mu0, o.batch,
+            (unsigned long long)o.steps, (unsigned long long)o.seed);
+
+    cli_progress prog_bar;
+    cli_progress_start(&prog_bar, 0, o.steps);
+    double t0 = cli_now(), loss_sum = 0, last_loss = NAN, test_err = NAN, train_err = NAN;
+    uint64_t loss_count = 0;
+    int diverged = 0;
+    for (uint64_t step = 1; step <= o.steps; step++) {
+        task_generate(&t, &train, data_rng);
+        mom_batch v = task_loss_view(&train);
+        double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
+        rc = mom_optim_step_net(&loss, opt, net, &v);
+        if (rc == MOM_E_DIVERGED) {
+            fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
+                            "before. Try a smaller --lr.\n",
+                    prog, (unsigned long long)step, mom_optim_errmsg(opt));
+            diverged = 1;
+            break;
+        }
+        if (rc != MOM_OK)
+            die_lib("training step", rc, mom_optim_errmsg(opt));
+        loss_sum += loss;
+        loss_count++;
+        last_loss = loss;
+        if (step % o.eval_every == 0 || step == o.steps) {
+            mom_batch ev = task_eval_view(&train);
+            if ((rc = mom_net_metric(&train_err, net, &ev, NULL, t.metric, t.metric_param)))
+                die_lib("training error", rc, mom_net_errmsg(net));
+            test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size);
+            last_loss = loss_sum / (double)loss_count;
+            cli_log_row(log, step, mu_now, lr_now, last_loss, test_err, cli_now() - t0);
+            cli_progress_update(&prog_bar, step, last_loss, test_err, 1);
+            loss_sum = 0;
+            loss_count = 0;
+        } else {
+            cli_progress_update(&prog_bar, step, last_loss, test_err, 0);
+        }
+    }
+    cli_progress_end(&prog_bar);
+    double seconds = cli_now() - t0;
+    if (log)
+        fclose(log);
+    if (o.plot && o.log) {
+        char title[160];
+        snprintf(title, sizeof title, "%s T=%zu, lr %g, mu0 %g, seed %llu",
+                 task_name((task_kind)o.task), o.T, o.lr, o.mu0, (unsigned long long)o.seed);
+        if (cli_plot(o.log, o.plot, title, "test error") == 0)
+            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.plot, o.log);
+    } else if (o.plot) {
+        fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", prog);
+    }
+    printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
+           (unsigned long long)mom_optim_steps(opt), last_loss, train_err, test_err, seconds);
+    mom_optim_destroy(opt);
+    mom_net_destroy(net);
+    mom_rng_destroy(data_rng);
+    mom_rng_destroy(eval_rng);
+    task_batch_free(&train);
+    task_batch_free(&evalb);
+    return diverged ? 3 : 0;
+}

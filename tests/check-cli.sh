@@ -1,0 +1,67 @@
+#!/bin/sh
+# Command-line behaviour of the example trainers: help, error paths (status 2 and one clear line),
+# missing data files, and a tiny smoke run of each that ends with the machine-readable summary.
+# Usage: check-cli.sh PATH/mominit-rnn PATH/mominit-ae
+set -u
+rnn=$1 ae=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 count=0
+export OPENBLAS_NUM_THREADS=1
+
+expect() { # expect STATUS PATTERN -- command...
+    want=$1 pat=$2
+    shift 3
+    count=$((count + 1))
+    "$@" > "$tmp/out" 2> "$tmp/err"
+    got=$?
+    if [ "$got" -ne "$want" ] || ! grep -q -- "$pat" "$tmp/out" "$tmp/err"; then
+        echo "not ok $count - $* (status $got, want $want; pattern '$pat')"
+        sed 's/^/#   /' "$tmp/err" | head -5
+        fails=$((fails + 1))
+    else
+        echo "ok $count - $*"
+    fi
+    if [ "$want" -eq 2 ] && [ "$(wc -l < "$tmp/err")" -ne 1 ]; then
+        echo "not ok $count - a usage error must be exactly one line on stderr"
+        fails=$((fails + 1))
+    fi
+}
+
+for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
+            --input-scale --eval-every --eval-size --center --log --plot --threads; do
+    expect 0 -- "$flag" -- "$rnn" --help
+done
+for flag in --data --arch --optim --mu-max --lr --steps --batch --final-phase --si-scale --seed \
+            --recon --log --plot --threads; do
+    expect 0 -- "$flag" -- "$ae" --help
+done
+expect 2 "unknown option" -- "$rnn" --bogus
+expect 2 "unknown task" -- "$rnn" --task nosuch
+expect 2 "needs a number" -- "$rnn" --lr abc
+expect 2 "must be in" -- "$rnn" --mu0 1.5
+expect 2 "needs a value" -- "$rnn" --steps
+expect 2 "too small" -- "$rnn" --task addition --T 3
+expect 2 "VALUE:STEPS" -- "$rnn" --mu-warmup 0.9
+expect 2 "unknown optimizer" -- "$ae" --optim adam
+expect 2 "curves or idx" -- "$ae" --data mnist
+expect 2 "arch" -- "$ae" --arch 784-x-6
+expect 2 "pixels" -- "$ae" --arch 100-10 --train-size 10
+expect 2 "STEPS:MU" -- "$ae" --final-phase 1000
+expect 1 "$tmp/none.gz: cannot open" -- "$ae" --data "idx:$tmp/none.gz"
+printf 'not an idx file at all' > "$tmp/bad.idx"
+expect 1 "bad.idx: not an IDX image file" -- "$ae" --data "idx:$tmp/bad.idx"
+
+expect 0 "^final steps=30 " -- "$rnn" --task addition --T 20 --steps 30 --batch 10 \
+    --eval-every 10 --eval-size 50 --log "$tmp/rnn.csv"
+count=$((count + 1))
+if [ "$(wc -l < "$tmp/rnn.csv")" -eq 4 ]; then echo "ok $count - rnn log has 3 rows"
+else echo "not ok $count - rnn log rows"; fails=$((fails + 1)); fi
+expect 0 "^final steps=20 " -- "$ae" --arch 784-20-5 --train-size 300 --steps 20 --batch 50 \
+    --eval-every 10 --eval-size 100 --recon "$tmp/r.png"
+count=$((count + 1))
+if head -c 8 "$tmp/r.png" | od -An -c | grep -q 'P   N   G'; then echo "ok $count - recon is a PNG"
+else echo "not ok $count - recon PNG"; fails=$((fails + 1)); fi
+
+echo "1..$count"
+[ "$fails" -eq 0 ]

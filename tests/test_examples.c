@@ -1,0 +1,364 @@
+/* Tests of the example trainers' data: task generators, CURVES, the IDX reader. */
+#include "testutil.h"
+#include <stdio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "../examples/data.h"
+#include "../examples/tasks.h"
+
+static mom_rng *new_rng(uint64_t seed)
+{
+    mom_rng *r;
+    assert_int_equal(mom_rng_create(&r, seed, 0, NULL), MOM_OK);
+    return r;
+}
+
+#define IN(b, t, s, i, nin) (b).inputs[((t) * (b).n + (s)) * (nin) + (i)]
+#define TG(b, t, s, j, nout) (b).targets[((t) * (b).n + (s)) * (nout) + (j)]
+
+static void test_two_value_tasks(void **state)
+{
+    (void)state;
+    const task_kind kinds[] = {TASK_ADDITION, TASK_MULTIPLICATION, TASK_XOR};
+    for (size_t k = 0; k < 3; k++) {
+        task t;
+        assert_int_equal(task_init(&t, kinds[k], 80, TARGET_MEAN, 0), 0);
+        assert_int_equal(t.n_in, 2);
+        assert_int_equal(t.n_out, 1);
+        assert_int_equal(t.max_steps, 87); /* T' in [80, 88) */
+        task_batch b;
+        assert_int_equal(task_batch_alloc(&b, &t, 500), 0);
+        mom_rng *r = new_rng(3 + k);
+        task_generate(&t, &b, r);
+        int seen_len[8] = {0};
+        for (size_t s = 0; s < b.n; s++) {
+            size_t len = b.lengths[s];
+            assert_true(len >= 80 && len < 88);
+            seen_len[len - 80]++;
+            size_t marks[2], m = 0;
+            for (size_t tt = 0; tt < b.steps; tt++) {
+                float v = IN(b, tt, s, 0, 2), mk = IN(b, tt, s, 1, 2);
+                if (tt >= len) {
+                    assert_true(v == 0.0f && mk == 0.0f); /* nothing past the end */
+                    continue;
+                }
+                if (kinds[k] == TASK_XOR)
+                    assert_true(v == 0.0f || v == 1.0f);
+                else
+                    assert_true(v >= 0.0f && v < 1.0f);
+                if (mk == 1.0f) {
+                    assert_true(m < 2);
+                    marks[m++] = tt;
+                }
+                /* target and weights only at the last step */
+                float w = b.loss_mask[tt * b.n + s];
+                assert_true(w == (tt == len - 1 ? 1.0f : 0.0f));
+                assert_true(b.eval_mask[tt * b.n + s] == w);
+            }
+            assert_int_equal(m, 2);
+            /* first marker in [0, 0.1 T'), second in [0.1 T', 0.5 T') */
+            assert_true(marks[0] * 10 < len);
+            assert_true(marks[1] * 10 >= len && marks[1] * 2 < len);
+            double x1 = IN(b, marks[0], s, 0, 2), x2 = IN(b, marks[1], s, 0, 2);
+            double want = kinds[k] == TASK_ADDITION ? (x1 + x2) / 2
+                          : kinds[k] == TASK_MULTIPLICATION ? x1 * x2
+                                                            : (double)((int)x1 ^ (int)x2);
+            assert_true(fabs(TG(b, len - 1, s, 0, 1) - want) < 1e-6);
+        }
+        for (int i = 0; i < 8; i++)
+            assert_true(seen_len[i] > 20); /* every length occurs */
+        mom_rng_destroy(r);
+        task_batch_free(&b);
+    }
+}
+
+static void test_addition_options(void **state)
+{
+    (void)state;
+    task t;
+    task_batch b;
+    assert_int_equal(task_init(&t, TASK_ADDITION, 30, TARGET_SUM, 1), 0);
+    assert_true(t.target_mean == 1.0 && t.input_mean == 0.5);
+    assert_int_equal(task_batch_alloc(&b, &t, 50), 0);
+    mom_rng *r = new_rng(9);
+    task_generate(&t, &b, r);
+    for (size_t s = 0; s < b.n; s++) {
+        size_t len = b.lengths[s];
+        double sum = 0;
+        for (size_t tt = 0; tt < len; tt++) {
+            float v = IN(b, tt, s, 0, 2);
+            assert_true(v >= -0.5f && v < 0.5f); /* centered */
+            if (IN(b, tt, s, 1, 2) == 1.0f)
+                sum += v + 0.5;
+        }
+        assert_true(fabs(TG(b, len - 1, s, 0, 1) - (sum - 1.0)) < 1e-5);
+    }
+    mom_rng_destroy(r);
+    task_batch_free(&b);
+    assert_int_equal(task_init(&t, TASK_ADDITION, 5, TARGET_MEAN, 0), -1); /* T too small */
+}
+
+static void test_order_tasks(void **state)
+{
+    (void)state;
+    for (int three = 0; three < 2; three++) {
+        task t;
+        assert_int_equal(task_init(&t, three ? TASK_ORDER3 : TASK_ORDER2, 100, 0, 0), 0);
+        assert_int_equal(t.n_out, three ? 8u : 4u);
+        task_batch b;
+        assert_int_equal(task_batch_alloc(&b, &t, 200), 0);
+        mom_rng *r = new_rng(21);
+        task_generate(&t, &b, r);
+        int classes[8] = {0};
+        for (size_t s = 0; s < b.n; s++) {
+            size_t len = b.lengths[s], cls = 0, nrel = 0;
+            for (size_t tt = 0; tt < len; tt++) {
+                float sum = 0;
+                for (size_t i = 0; i < 6; i++)
+                    sum += IN(b, tt, s, i, 6);
+                assert_true(sum == 1.0f); /* one-hot */
+                if (IN(b, tt, s, 4, 6) == 1.0f || IN(b, tt, s, 5, 6) == 1.0f) {
+                    double frac = (double)tt / len;
+                    if (three)
+                        assert_true((frac >= 0.1 && frac < 0.2) || (frac >= 0.3 && frac < 0.4) ||
+                                    (frac >= 0.6 && frac < 0.7));
+                    else
+                        assert_true((frac >= 0.1 && frac < 0.2) || (frac >= 0.5 && frac < 0.6));
+                    cls = cls * 2 + (IN(b, tt, s, 5, 6) == 1.0f);
+                    nrel++;
+                }
+            }
+            assert_int_equal(nrel, three ? 3 : 2);
+            assert_true(TG(b, len - 1, s, cls, t.n_out) == 1.0f);
+            classes[cls]++;
+        }
+        for (size_t c = 0; c < t.n_out; c++)
+            assert_true(classes[c] > 0);
+        mom_rng_destroy(r);
+        task_batch_free(&b);
+    }
+}
+
+static void test_permutation_task(void **state)
+{
+    (void)state;
+    task t;
+    assert_int_equal(task_init(&t, TASK_PERMUTATION, 20, 0, 0), 0);
+    task_batch b;
+    assert_int_equal(task_batch_alloc(&b, &t, 40), 0);
+    mom_rng *r = new_rng(5);
+    task_generate(&t, &b, r);
+    for (size_t s = 0; s < b.n; s++) {
+        size_t len = b.lengths[s], first = 100;
+        for (size_t i = 0; i < 100; i++)
+            if (IN(b, 0, s, i, 100) == 1.0f)
+                first = i;
+        assert_true(first <= 1);
+        for (size_t tt = 1; tt < len; tt++) {
+            size_t sym = 100;
+            for (size_t i = 0; i < 100; i++)
+                if (IN(b, tt, s, i, 100) == 1.0f)
+                    sym = i;
+            assert_true(sym >= 2 && sym < 100);
+            assert_true(TG(b, tt - 1, s, sym, 100) == 1.0f); /* predict the next symbol */
+            assert_true(b.loss_mask[(tt - 1) * b.n + s] == 1.0f);
+            assert_true(b.eval_mask[(tt - 1) * b.n + s] == 0.0f);
+        }
+        assert_true(TG(b, len - 1, s, first, 100) == 1.0f); /* the last one recalls the first */
+        assert_true(b.eval_mask[(len - 1) * b.n + s] == 1.0f);
+    }
+    mom_rng_destroy(r);
+    task_batch_free(&b);
+}
+
+static void test_memorization_tasks(void **state)
+{
+    (void)state;
+    const task_kind kinds[] = {TASK_MEM5, TASK_MEM20};
+    const size_t alpha[] = {2, 5}, count[] = {5, 10};
+    for (int k = 0; k < 2; k++) {
+        task t;
+        size_t T = 30, a = alpha[k], c = count[k];
+        assert_int_equal(task_init(&t, kinds[k], T, 0, 0), 0);
+        assert_int_equal(t.n_in, a + 2);
+        assert_int_equal(t.n_out, a + 1);
+        assert_int_equal(t.max_steps, T + 2 * c);
+        task_batch b;
+        assert_int_equal(task_batch_alloc(&b, &t, 30), 0);
+        mom_rng *r = new_rng(8);
+        task_generate(&t, &b, r);
+        for (size_t s = 0; s < b.n; s++) {
+            assert_int_equal(b.lengths[s], T + 2 * c);
+            for (size_t tt = 0; tt < T + 2 * c; tt++) {
+                size_t in = 99, out = 99;
+                for (size_t i = 0; i < a + 2; i++)
+                    if (IN(b, tt, s, i, a + 2) == 1.0f)
+                        in = i;
+                for (size_t j = 0; j < a + 1; j++)
+                    if (TG(b, tt, s, j, a + 1) == 1.0f)
+                        out = j;
+                if (tt < c)
+                    assert_true(in < a); /* data symbol */
+                else if (tt == c + T - 1)
+                    assert_int_equal(in, a + 1); /* go */
+                else
+                    assert_int_equal(in, a); /* blank */
+                if (tt >= c + T) {
+                    size_t shown = 99;
+                    for (size_t i = 0; i < a; i++)
+                        if (IN(b, tt - c - T, s, i, a + 2) == 1.0f)
+                            shown = i;
+                    assert_int_equal(out, shown); /* recalled in order */
+                    assert_true(b.eval_mask[tt * b.n + s] == 1.0f);
+                } else {
+                    assert_int_equal(out, a); /* blank target */
+                    assert_true(b.eval_mask[tt * b.n + s] == 0.0f);
+                }
+                assert_true(b.loss_mask[tt * b.n + s] == 1.0f);
+            }
+        }
+        mom_rng_destroy(r);
+        task_batch_free(&b);
+    }
+}
+
+static void test_generators_deterministic(void **state)
+{
+    (void)state;
+    task t;
+    assert_int_equal(task_init(&t, TASK_ADDITION, 40, 0, 0), 0);
+    task_batch a, b;
+    assert_int_equal(task_batch_alloc(&a, &t, 20), 0);
+    assert_int_equal(task_batch_alloc(&b, &t, 20), 0);
+    mom_rng *r1 = new_rng(77), *r2 = new_rng(77);
+    task_generate(&t, &a, r1);
+    task_generate(&t, &b, r2);
+    assert_memory_equal(a.inputs, b.inputs, 20 * t.max_steps * 2 * sizeof(float));
+    assert_memory_equal(a.lengths, b.lengths, 20 * sizeof(size_t));
+    mom_rng_destroy(r1);
+    mom_rng_destroy(r2);
+    task_batch_free(&a);
+    task_batch_free(&b);
+    assert_int_equal(task_parse("mem20"), TASK_MEM20);
+    assert_int_equal(task_parse("nope"), -1);
+    assert_string_equal(task_name(TASK_ORDER3), "temporal-order-3");
+}
+
+static void test_curves(void **state)
+{
+    (void)state;
+    mom_rng *r = new_rng(1);
+    dataset s, s2;
+    assert_int_equal(curves_generate(&s, 200, r), 0);
+    mom_rng_reseed(r, 1, 0);
+    assert_int_equal(curves_generate(&s2, 200, r), 0);
+    assert_memory_equal(s.x, s2.x, 200 * 784 * sizeof(float));
+    assert_int_equal(s.d, 784);
+    double mean_on = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        size_t on = 0, full = 0;
+        for (size_t j = 0; j < s.d; j++) {
+            float v = s.x[i * s.d + j];
+            assert_true(v >= 0.0f && v <= 1.0f);
+            on += v > 0.0f;
+            full += v == 1.0f;
+        }
+        assert_true(on >= 10 && on < 400); /* a stroke, not a blob */
+        assert_true(full >= 3);            /* its core is fully on */
+        mean_on += on;
+    }
+    mean_on /= s.n;
+    assert_true(mean_on > 30 && mean_on < 250);
+    /* images differ from each other */
+    assert_memory_not_equal(s.x, s.x + s.d, s.d * sizeof(float));
+    dataset_free(&s);
+    dataset_free(&s2);
+    mom_rng_destroy(r);
+}
+
+static void write_file(const char *path, const unsigned char *data, size_t len, int gz)
+{
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(gzwrite(f, data, (unsigned)len), (int)len);
+        gzclose(f);
+    } else {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(data, 1, len, f), len);
+        fclose(f);
+    }
+}
+
+static void test_idx_reader(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mominit-idx-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unsigned char good[16 + 3 * 2 * 2] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2};
+    for (int i = 0; i < 12; i++)
+        good[16 + i] = (unsigned char)(i * 20);
+    dataset s;
+    char err[512];
+    for (int gz = 0; gz < 2; gz++) {
+        write_file(path, good, sizeof good, gz);
+        assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), 0);
+        assert_int_equal(s.n, 3);
+        assert_int_equal(s.d, 4);
+        assert_true(fabsf(s.x[5] - 100.0f / 255.0f) < 1e-7f);
+        dataset_free(&s);
+        assert_int_equal(idx_read_images(&s, path, 2, err, sizeof err), 0); /* first 2 only */
+        assert_int_equal(s.n, 2);
+        dataset_free(&s);
+    }
+    /* truncated data */
+    write_file(path, good, sizeof good - 1, 1);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "truncated"));
+    assert_non_null(strstr(err, path));
+    assert_null(s.x);
+    /* trailing data */
+    unsigned char longer[sizeof good + 1];
+    memcpy(longer, good, sizeof good);
+    longer[sizeof good] = 7;
+    write_file(path, longer, sizeof longer, 0);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "trailing"));
+    /* wrong magic (a label file) */
+    unsigned char labels[] = {0, 0, 8, 1, 0, 0, 0, 1, 5};
+    write_file(path, labels, sizeof labels, 0);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "magic"));
+    /* absurd dimensions are refused before any allocation from them */
+    unsigned char absurd[16] = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x10, 0, 0, 0, 0x10, 0};
+    write_file(path, absurd, sizeof absurd, 0);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "implausible"));
+    /* short header, empty file, missing file */
+    write_file(path, good, 10, 0);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    write_file(path, good, 0, 0);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    unlink(path);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot open"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_value_tasks),
+        cmocka_unit_test(test_addition_options),
+        cmocka_unit_test(test_order_tasks),
+        cmocka_unit_test(test_permutation_task),
+        cmocka_unit_test(test_memorization_tasks),
+        cmocka_unit_test(test_generators_deterministic),
+        cmocka_unit_test(test_curves),
+        cmocka_unit_test(test_idx_reader),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
