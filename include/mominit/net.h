@@ -16,6 +16,8 @@
  *   MOM_OUT_LINEAR_SQUARED:  y = z,          loss = 1/2 * sum_k (y_k - t_k)^2
  *   MOM_OUT_LOGISTIC_XENT:   y = 1/(1+e^-z), loss = -sum_k [t_k log y_k + (1-t_k) log(1-y_k)]
  *   MOM_OUT_SOFTMAX_XENT:    y = softmax(z), loss = -sum_k t_k log y_k
+ * Softmax targets of a case are expected to sum to 1 (a distribution, e.g. one-hot): the gradient
+ * uses dLoss/dz = y - t for all three pairs, which for softmax holds only then.
  * The 1/2 of the squared loss is part of the loss, the gradient and the Gauss-Newton matrix alike;
  * the reported squared error (MOM_METRIC_SQUARED_ERROR) has no 1/2 (the paper's unit).
  *
