@@ -1,2 +1,437 @@
-/* placeholder: implemented in its own issue */
-#include "net_internal.h"
+/* First-order optimizers with momentum: SGD, classical momentum (CM) and Nesterov's accelerated
+ * gradient (NAG) in look-ahead form (optim.h, paper.md section 1).
+ *
+ * A step is begin (read mu_t and eps_t, form the gradient point) then end (check, then update).
+ * The update is done in two passes over the vectors: a checking pass that computes every new
+ * velocity and parameter without storing them and accumulates (x - x), which is 0 for a finite x
+ * and NaN otherwise; then, only if everything was finite, a writing pass that recomputes the same
+ * values (same expressions, so the same bits) and stores them. A divergent step therefore changes
+ * nothing, and no scratch memory is needed.
+ *
+ * HF (MOM_OPTIM_HF) will be another kind of this handle: create() refuses it for now; its step
+ * will be dispatched from mom_optim_step_net() (HF needs Gauss-Newton products, so it has no
+ * begin/end path), and its extra state can hang off struct mom_optim (optim_internal.h). */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "blas.h"
+#include "optim_internal.h"
+
+static const char null_optim_msg[] = "optimizer handle is NULL";
+
+#define DEFAULT_LR 0.01
+#define DEFAULT_MOMENTUM 0.9
+
+#define ENTER(opt)                                                                             \
+    do {                                                                                       \
+        if ((opt) == NULL)                                                                     \
+            return MOM_E_INVALID;                                                              \
+        mom__clear(&(opt)->base);                                                              \
+    } while (0)
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case MOM_OPTIM_SGD: return "SGD";
+    case MOM_OPTIM_CM: return "CM";
+    case MOM_OPTIM_NAG: return "NAG";
+    case MOM_OPTIM_HF: return "HF";
+    default: return "?";
+    }
+}
+
+void mom_optim_destroy(mom_optim *opt)
+{
+    if (opt == NULL)
+        return;
+    mom_allocator a = opt->base.alloc;
+    mom__sched_release(opt->lr);
+    mom__sched_release(opt->momentum);
+    mom__free(&a, opt->velocity); /* the one buffer allocation */
+    mom__free(&a, opt);
+}
+
+int mom_optim_create(mom_optim **out, int kind, size_t n_params, const mom_allocator *alloc)
+{
+    if (out == NULL)
+        return MOM_E_INVALID;
+    *out = NULL;
+    switch (kind) {
+    case MOM_OPTIM_SGD:
+    case MOM_OPTIM_CM:
+    case MOM_OPTIM_NAG:
+        break;
+    case MOM_OPTIM_HF:
+        return MOM_E_UNSUPPORTED; /* a later issue */
+    default:
+        return MOM_E_INVALID;
+    }
+    if (n_params == 0)
+        return MOM_E_INVALID;
+    mom_allocator a;
+    if (mom__alloc_init(&a, alloc) != MOM_OK)
+        return MOM_E_INVALID;
+    size_t n_bufs = kind == MOM_OPTIM_NAG ? 3 : 2, n_floats;
+    if (!mom__mul_size(&n_floats, n_params, n_bufs))
+        return MOM_E_NOMEM;
+
+    mom_optim *o = mom__calloc(&a, 1, sizeof *o);
+    if (o == NULL)
+        return MOM_E_NOMEM;
+    o->base.alloc = a;
+    o->kind = kind;
+    o->n = n_params;
+    o->velocity = mom__calloc(&a, n_floats, sizeof(float));
+    if (o->velocity == NULL || mom_sched_create_const(&o->lr, DEFAULT_LR, &a) != MOM_OK ||
+        mom_sched_create_const(&o->momentum, DEFAULT_MOMENTUM, &a) != MOM_OK) {
+        mom_optim_destroy(o);
+        return MOM_E_NOMEM;
+    }
+    o->grad = o->velocity + n_params;
+    o->point = kind == MOM_OPTIM_NAG ? o->grad + n_params : NULL;
+    *out = o;
+    return MOM_OK;
+}
+
+const char *mom_optim_errmsg(const mom_optim *opt)
+{
+    return opt ? opt->base.errmsg : null_optim_msg;
+}
+
+int mom_optim_kind_of(const mom_optim *opt) { return opt ? opt->kind : 0; }
+
+static int set_sched(mom_optim *opt, mom_sched **slot, mom_sched *sched, const char *what)
+{
+    ENTER(opt);
+    if (sched == NULL)
+        return mom__fail(&opt->base, MOM_E_INVALID, "%s schedule is NULL", what);
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "cannot change the %s schedule between mom_optim_begin() and "
+                         "mom_optim_end()", what);
+    mom__sched_retain(sched); /* before the release: sched may be the current one */
+    mom__sched_release(*slot);
+    *slot = sched;
+    return MOM_OK;
+}
+
+int mom_optim_set_lr(mom_optim *opt, mom_sched *sched)
+{
+    return set_sched(opt, opt ? &opt->lr : NULL, sched, "learning-rate");
+}
+
+int mom_optim_set_momentum(mom_optim *opt, mom_sched *sched)
+{
+    return set_sched(opt, opt ? &opt->momentum : NULL, sched, "momentum");
+}
+
+int mom_optim_set(mom_optim *opt, int option, double value)
+{
+    ENTER(opt);
+    if (option != MOM_OPTIM_WEIGHT_DECAY && option != MOM_OPTIM_CLIP_NORM)
+        return mom__fail(&opt->base, MOM_E_INVALID, "unknown optimizer option %d", option);
+    if (!(value >= 0.0) || !(value <= FLT_MAX))
+        return mom__fail(&opt->base, MOM_E_INVALID,
+                         "%s must be finite and >= 0 (got %g)",
+                         option == MOM_OPTIM_WEIGHT_DECAY ? "weight decay" : "clip norm", value);
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "cannot change options between mom_optim_begin() and mom_optim_end()");
+    if (option == MOM_OPTIM_WEIGHT_DECAY)
+        opt->weight_decay = value;
+    else
+        opt->clip_norm = value;
+    return MOM_OK;
+}
+
+int mom_optim_get(double *value, const mom_optim *opt, int option)
+{
+    if (opt == NULL)
+        return MOM_E_INVALID;
+    mom__base *b = (mom__base *)&opt->base;
+    mom__clear(b);
+    if (value == NULL)
+        return mom__fail(b, MOM_E_INVALID, "value output pointer is NULL");
+    switch (option) {
+    case MOM_OPTIM_WEIGHT_DECAY:
+        *value = opt->weight_decay;
+        return MOM_OK;
+    case MOM_OPTIM_CLIP_NORM:
+        *value = opt->clip_norm;
+        return MOM_OK;
+    default:
+        return mom__fail(b, MOM_E_INVALID, "unknown optimizer option %d", option);
+    }
+}
+
+int mom_optim_begin(const float **point, mom_optim *opt, float *params)
+{
+    ENTER(opt);
+    if (point == NULL || params == NULL)
+        return mom__fail(&opt->base, MOM_E_INVALID, "%s is NULL",
+                         point == NULL ? "point output pointer" : "params");
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "a step is already begun (call mom_optim_end() or mom_optim_cancel())");
+    double eps = mom_sched_value(opt->lr, opt->t);
+    if (!(eps >= 0.0 && eps <= FLT_MAX))
+        return mom__fail(&opt->base, MOM_E_INVALID,
+                         "learning rate %g at step %llu is negative or not a finite float", eps,
+                         (unsigned long long)opt->t);
+    double mu = 0.0;
+    if (opt->kind != MOM_OPTIM_SGD) {
+        mu = mom_sched_value(opt->momentum, opt->t);
+        if (!(mu >= 0.0 && mu <= 1.0))
+            return mom__fail(&opt->base, MOM_E_INVALID,
+                             "momentum %g at step %llu is outside [0, 1]", mu,
+                             (unsigned long long)opt->t);
+    }
+    const float muf = (float)mu;
+    if (opt->kind == MOM_OPTIM_NAG) {
+        float *restrict pt = opt->point;
+        const float *restrict v = opt->velocity;
+        const float *restrict th = params;
+        const size_t n = opt->n;
+        for (size_t i = 0; i < n; i++)
+            pt[i] = th[i] + muf * v[i];
+        *point = pt;
+    } else {
+        *point = params;
+    }
+    opt->step_mu = muf;
+    opt->step_lr = (float)eps;
+    opt->begun_params = params;
+    opt->begun = 1;
+    return MOM_OK;
+}
+
+int mom_optim_cancel(mom_optim *opt)
+{
+    ENTER(opt);
+    if (!opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE, "no step is begun");
+    opt->begun = 0;
+    opt->begun_params = NULL;
+    return MOM_OK;
+}
+
+/* The gradient the update uses: s * (g + w p), with w the weight decay, p the gradient point and
+ * s the clipping scale. Written with the flags as arguments so that each caller below, passing
+ * constants, gets a loop without the unused terms. */
+static inline float eff_grad(const float *g, const float *p, size_t i, float wd, float sc,
+                             int has_wd, int has_sc)
+{
+    float gi = g[i];
+    if (has_wd)
+        gi += wd * p[i];
+    if (has_sc)
+        gi *= sc;
+    return gi;
+}
+
+/* Bits of x - x: +0 (all bits clear) for a finite x, a NaN (some bits set) otherwise. */
+static inline uint32_t nonfinite_bits(float x)
+{
+    float z = x - x;
+    uint32_t b;
+    memcpy(&b, &z, sizeof b);
+    return b;
+}
+
+/* Checking pass: nonzero if any new velocity or parameter would be non-finite. An integer OR
+ * keeps the reduction order-free, so the loop vectorizes. */
+static inline uint32_t check_kernel(size_t n, const float *th, const float *v, const float *g,
+                                    const float *p, float mu, float eps, float wd, float sc,
+                                    int has_wd, int has_sc)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float vn = mu * v[i] - eps * eff_grad(g, p, i, wd, sc, has_wd, has_sc);
+        float tn = th[i] + vn;
+        bad |= nonfinite_bits(vn) | nonfinite_bits(tn);
+    }
+    return bad;
+}
+
+/* Writing pass: the same values as check_kernel, stored. p may equal th (SGD, CM): element i of p
+ * is read before element i of th is written, and no other element is involved. */
+static inline void write_kernel(size_t n, float *th, float *restrict v, const float *g,
+                                const float *p, float mu, float eps, float wd, float sc,
+                                int has_wd, int has_sc)
+{
+    for (size_t i = 0; i < n; i++) {
+        float vn = mu * v[i] - eps * eff_grad(g, p, i, wd, sc, has_wd, has_sc);
+        v[i] = vn;
+        th[i] = th[i] + vn;
+    }
+}
+
+static uint32_t check_pass(size_t n, const float *th, const float *v, const float *g,
+                        const float *p, float mu, float eps, float wd, float sc)
+{
+    if (wd == 0.0f)
+        return sc == 1.0f ? check_kernel(n, th, v, g, p, mu, eps, wd, sc, 0, 0)
+                          : check_kernel(n, th, v, g, p, mu, eps, wd, sc, 0, 1);
+    return sc == 1.0f ? check_kernel(n, th, v, g, p, mu, eps, wd, sc, 1, 0)
+                      : check_kernel(n, th, v, g, p, mu, eps, wd, sc, 1, 1);
+}
+
+static void write_pass(size_t n, float *th, float *v, const float *g, const float *p, float mu,
+                       float eps, float wd, float sc)
+{
+    if (wd == 0.0f) {
+        if (sc == 1.0f)
+            write_kernel(n, th, v, g, p, mu, eps, wd, sc, 0, 0);
+        else
+            write_kernel(n, th, v, g, p, mu, eps, wd, sc, 0, 1);
+    } else {
+        if (sc == 1.0f)
+            write_kernel(n, th, v, g, p, mu, eps, wd, sc, 1, 0);
+        else
+            write_kernel(n, th, v, g, p, mu, eps, wd, sc, 1, 1);
+    }
+}
+
+/* Explain a divergence found by the checking pass (slow path only). */
+static int diverged(mom_optim *o, const float *th, const float *g, const float *p, float wd,
+                    float sc)
+{
+    const size_t n = o->n;
+    size_t i = mom__first_nonfinite(g, n);
+    if (i < n)
+        return mom__fail(&o->base, MOM_E_DIVERGED, "gradient[%zu] = %g is not finite", i,
+                         (double)g[i]);
+    i = mom__first_nonfinite(th, n);
+    if (i < n)
+        return mom__fail(&o->base, MOM_E_DIVERGED, "params[%zu] = %g was not finite before the step",
+                         i, (double)th[i]);
+    for (i = 0; i < n; i++) {
+        float gi = g[i];
+        if (wd != 0.0f)
+            gi += wd * p[i];
+        if (sc != 1.0f)
+            gi *= sc;
+        float vn = o->step_mu * o->velocity[i] - o->step_lr * gi;
+        float tn = th[i] + vn;
+        if (!isfinite(vn) || !isfinite(tn))
+            return mom__fail(&o->base, MOM_E_DIVERGED,
+                             "the update of parameter %zu is not finite (velocity %g, parameter "
+                             "%g); state unchanged",
+                             i, (double)vn, (double)tn);
+    }
+    return mom__fail(&o->base, MOM_E_DIVERGED, "the update is not finite; state unchanged");
+}
+
+int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
+{
+    ENTER(opt);
+    if (!opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE, "no step is begun (call mom_optim_begin())");
+    if (params != opt->begun_params)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "params is not the vector given to mom_optim_begin()");
+    if (grad == NULL)
+        return mom__fail(&opt->base, MOM_E_INVALID, "grad is NULL");
+    if (grad == params)
+        return mom__fail(&opt->base, MOM_E_INVALID, "grad must not alias params");
+    if (!isfinite(loss))
+        return mom__fail(&opt->base, MOM_E_DIVERGED, "loss is %g; state unchanged", loss);
+
+    const size_t n = opt->n;
+    const float *p = opt->kind == MOM_OPTIM_NAG ? opt->point : params;
+    const float wd = (float)opt->weight_decay;
+    float sc = 1.0f;
+    if (opt->clip_norm > 0.0) {
+        double norm;
+        if (wd == 0.0f) {
+            norm = mom__nrm2(n, grad);
+        } else {
+            double ss = 0.0;
+            for (size_t i = 0; i < n; i++) {
+                float gi = grad[i] + wd * p[i];
+                ss += (double)gi * (double)gi;
+            }
+            norm = sqrt(ss);
+        }
+        if (!isfinite(norm))
+            return diverged(opt, params, grad, p, wd, 1.0f);
+        if (norm > opt->clip_norm)
+            sc = (float)(opt->clip_norm / norm);
+    }
+    if (check_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc) != 0)
+        return diverged(opt, params, grad, p, wd, sc);
+    write_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc);
+    opt->t++;
+    opt->begun = 0;
+    opt->begun_params = NULL;
+    return MOM_OK;
+}
+
+int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_batch *batch)
+{
+    ENTER(opt);
+    if (net == NULL || batch == NULL)
+        return mom__fail(&opt->base, MOM_E_INVALID, "%s is NULL", net == NULL ? "net" : "batch");
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "a step is begun with mom_optim_begin(); end or cancel it first");
+    if (mom_net_num_params(net) != opt->n)
+        return mom__fail(&opt->base, MOM_E_SHAPE,
+                         "the network has %zu parameters, the %s optimizer %zu",
+                         mom_net_num_params(net), kind_name(opt->kind), opt->n);
+    /* Future kinds (HF) dispatch here; everything below is the first-order step. */
+    float *theta = mom_net_params(net);
+    const float *point;
+    int rc = mom_optim_begin(&point, opt, theta);
+    if (rc != MOM_OK)
+        return rc;
+    double l = 0.0;
+    rc = mom_net_loss_grad(&l, opt->grad, net, batch, point);
+    if (rc != MOM_OK) {
+        opt->begun = 0;
+        opt->begun_params = NULL;
+        return mom__fail(&opt->base, rc, "mom_net_loss_grad failed: %s", mom_net_errmsg(net));
+    }
+    if (loss != NULL)
+        *loss = l;
+    rc = mom_optim_end(opt, theta, l, opt->grad);
+    if (rc != MOM_OK) {
+        /* DIVERGED: parameters, velocity and t are unchanged; unlike the begin/end path no step
+         * stays begun, since the caller has no gradient to retry with. */
+        opt->begun = 0;
+        opt->begun_params = NULL;
+    }
+    return rc;
+}
+
+uint64_t mom_optim_steps(const mom_optim *opt) { return opt ? opt->t : 0; }
+
+double mom_optim_momentum(const mom_optim *opt)
+{
+    if (opt == NULL)
+        return NAN;
+    if (opt->kind == MOM_OPTIM_SGD)
+        return 0.0;
+    return mom_sched_value(opt->momentum, opt->t);
+}
+
+double mom_optim_lr(const mom_optim *opt)
+{
+    return opt ? mom_sched_value(opt->lr, opt->t) : NAN;
+}
+
+const float *mom_optim_velocity(const mom_optim *opt) { return opt ? opt->velocity : NULL; }
+
+size_t mom_optim_num_params(const mom_optim *opt) { return opt ? opt->n : 0; }
+
+int mom_optim_reset(mom_optim *opt)
+{
+    ENTER(opt);
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "cannot reset between mom_optim_begin() and mom_optim_end()");
+    memset(opt->velocity, 0, opt->n * sizeof *opt->velocity);
+    opt->t = 0;
+    return MOM_OK;
+}

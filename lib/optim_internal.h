@@ -1,0 +1,36 @@
+/* Internal structure of mom_optim, shared by optim.c and the modules that will extend it: the
+ * checkpoint module (which saves and restores t, the velocity, the options and the schedules) and
+ * HF (a later kind of the same handle, stepped through mom_optim_step_net()). Not installed. */
+#ifndef MOM_OPTIM_INTERNAL_H
+#define MOM_OPTIM_INTERNAL_H
+
+#include "internal.h"
+#include "sched_internal.h"
+
+struct mom_optim {
+    mom__base base;
+    int kind;             /* mom_optim_kind */
+    size_t n;             /* parameters */
+    uint64_t t;           /* steps completed */
+    mom_sched *lr;        /* learning-rate schedule (a reference is held; never NULL) */
+    mom_sched *momentum;  /* momentum schedule (a reference is held; never NULL; unused by SGD) */
+    double weight_decay;  /* L2 coefficient w >= 0 */
+    double clip_norm;     /* gradient norm bound, 0 = none */
+
+    /* Buffers, all in one allocation made at creation (so that steps never allocate):
+     * velocity  n floats: v (SGD: the last update -eps g, i.e. CM with mu = 0);
+     * grad      n floats: the gradient buffer of mom_optim_step_net();
+     * point     n floats: NAG's look-ahead theta + mu_t v (NULL for SGD and CM, whose gradient
+     *           point is the parameter vector itself). */
+    float *velocity;
+    float *grad;
+    float *point;
+
+    /* The step in progress between mom_optim_begin() and mom_optim_end(). */
+    int begun;
+    float *begun_params; /* the caller's vector given to begin */
+    float step_mu;       /* mu_t used by this step (0 for SGD) */
+    float step_lr;       /* eps_t used by this step */
+};
+
+#endif
