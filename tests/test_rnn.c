@@ -975,6 +975,302 @@ static void test_metrics(void **state)
     mom_rng_destroy(rng);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Memory, robustness and failure paths */
+
+/* After the first loss/gradient and the first gv_begin at (n, T), nothing allocates for batches
+ * of the same or smaller n and T; mom_net_reserve() pre-sizes everything. */
+static void test_no_alloc_after_first(void **state)
+{
+    (void)state;
+    mom_rng *rng;
+    assert_ok(mom_rng_create(&rng, 18, 0, NULL));
+    for (int use_reserve = 0; use_reserve < 2; use_reserve++) {
+        test_alloc ta;
+        test_alloc_init(&ta, 0);
+        mom_net *net;
+        assert_ok(mom_net_create_rnn(&net, 3, 9, 4, MOM_ACT_TANH, MOM_OUT_SOFTMAX_XENT,
+                                     MOM_RNN_LEARN_H0, &ta.a));
+        fill_params(net, rng, 0.4);
+        const size_t P = mom_net_num_params(net);
+        float *g = malloc(P * sizeof *g), *v = malloc(P * sizeof *v), *o = malloc(P * sizeof *o);
+        for (size_t i = 0; i < P; i++) v[i] = (float)mom_rng_normal(rng);
+        float *y = malloc(8 * 10 * 9 * sizeof *y);
+        tdata full[3], small[3];
+        for (int mm = 0; mm < 3; mm++) {
+            tdata_make(&full[mm], rng, 8, 10, 3, 4, MOM_OUT_SOFTMAX_XENT, mm, mm == 1);
+            tdata_make(&small[mm], rng, 3 + (size_t)mm, 10 - 3 * (size_t)mm, 3, 4,
+                       MOM_OUT_SOFTMAX_XENT, 2 - mm, mm != 1);
+        }
+        double l;
+        if (use_reserve) {
+            assert_ok(mom_net_reserve(net, 8, 10));
+            assert_true(mom_net_workspace_bytes(net) > 0);
+        } else {
+            assert_int_equal(mom_net_workspace_bytes(net), 0);
+            assert_ok(mom_net_loss_grad(&l, g, net, &full[0].b, NULL));
+            assert_ok(mom_net_gv_begin(net, &full[0].b, NULL));
+        }
+        size_t bytes = mom_net_workspace_bytes(net);
+        long calls = ta.calls;
+        for (int rep = 0; rep < 2; rep++)
+            for (int mm = 0; mm < 3; mm++) {
+                for (int which = 0; which < 2; which++) {
+                    const mom_batch *b = which ? &small[mm].b : &full[mm].b;
+                    assert_ok(mom_net_loss_grad(&l, g, net, b, NULL));
+                    assert_ok(mom_net_loss(&l, net, b, NULL));
+                    assert_ok(mom_net_fisher_diag(o, net, b, NULL));
+                    for (size_t layer = 0; layer < 3; layer++)
+                        assert_ok(mom_net_forward(y, net, b, NULL, layer));
+                    for (int m = 0; m <= MOM_METRIC_WRONG_SYMBOLS; m++)
+                        assert_ok(mom_net_metric(&l, net, b, NULL, m, 0));
+                    assert_ok(mom_net_gv_begin(net, b, NULL));
+                    assert_ok(mom_net_gv(o, net, v, 0.0));
+                    assert_ok(mom_net_gv(o, net, v, 0.1));
+                }
+            }
+        assert_int_equal(ta.calls, calls);
+        assert_int_equal(mom_net_workspace_bytes(net), bytes);
+        /* a bigger batch grows the workspace once */
+        tdata big;
+        tdata_make(&big, rng, 9, 10, 3, 4, MOM_OUT_SOFTMAX_XENT, MASK_LAST, 0);
+        assert_ok(mom_net_loss_grad(&l, g, net, &big.b, NULL));
+        assert_true(ta.calls > calls);
+        assert_true(mom_net_workspace_bytes(net) > bytes);
+        calls = ta.calls;
+        assert_ok(mom_net_loss_grad(&l, g, net, &big.b, NULL));
+        assert_ok(mom_net_loss_grad(&l, g, net, &full[0].b, NULL));
+        assert_int_equal(ta.calls, calls);
+        tdata_free(&big);
+        for (int mm = 0; mm < 3; mm++) {
+            tdata_free(&full[mm]);
+            tdata_free(&small[mm]);
+        }
+        free(g);
+        free(v);
+        free(o);
+        free(y);
+        mom_net_destroy(net);
+        assert_int_equal(ta.live, 0);
+    }
+    mom_rng_destroy(rng);
+}
+
+/* Long sequences with large weights: saturated tanh / logistic units and saturated outputs stay
+ * finite in the loss, gradient, Fisher diagonal and G v. */
+static void test_long_sequences_finite(void **state)
+{
+    (void)state;
+    mom_rng *rng;
+    assert_ok(mom_rng_create(&rng, 19, 0, NULL));
+    const int acts[2] = {MOM_ACT_TANH, MOM_ACT_LOGISTIC};
+    for (int ai = 0; ai < 2; ai++)
+        for (int oi = 0; oi < 3; oi++) {
+            int out = all_outputs[oi];
+            mom_net *net;
+            assert_ok(mom_net_create_rnn(&net, 4, 30, 3, acts[ai], out, 0, NULL));
+            fill_params(net, rng, 5.0);
+            tdata d;
+            tdata_make(&d, rng, 6, 200, 4, 3, out, oi == 0 ? MASK_LAST : MASK_ALL, oi == 2);
+            for (size_t i = 0; i < 200 * 6 * 4; i++) d.x[i] *= 20.0f;
+            const size_t P = mom_net_num_params(net);
+            float *g = malloc(P * sizeof *g), *o = malloc(P * sizeof *o);
+            double l;
+            assert_ok(mom_net_loss_grad(&l, g, net, &d.b, NULL));
+            assert_true(isfinite(l));
+            for (size_t i = 0; i < P; i++) assert_true(isfinite(g[i]));
+            assert_ok(mom_net_fisher_diag(o, net, &d.b, NULL));
+            for (size_t i = 0; i < P; i++) assert_true(isfinite(o[i]));
+            assert_ok(mom_net_gv_begin(net, &d.b, NULL));
+            assert_ok(mom_net_gv(o, net, g, 0.3));
+            for (size_t i = 0; i < P; i++) assert_true(isfinite(o[i]));
+            for (int m = 0; m < 2; m++) {
+                assert_ok(mom_net_metric(&l, net, &d.b, NULL, m, 0));
+                assert_true(isfinite(l));
+            }
+            free(g);
+            free(o);
+            tdata_free(&d);
+            mom_net_destroy(net);
+        }
+    mom_rng_destroy(rng);
+}
+
+/* Every call with bad arguments fails with the documented status and a detail message, leaves the
+ * parameters and the outputs untouched, and the net keeps working afterwards. */
+static void test_failures(void **state)
+{
+    (void)state;
+    mom_rng *rng;
+    assert_ok(mom_rng_create(&rng, 20, 0, NULL));
+    mom_net *net;
+    assert_ok(mom_net_create_rnn(&net, 2, 5, 2, MOM_ACT_TANH, MOM_OUT_LOGISTIC_XENT, 0, NULL));
+    fill_params(net, rng, 0.5);
+    const size_t P = mom_net_num_params(net);
+    float *snap = malloc(P * sizeof *snap), *g = malloc(P * sizeof *g);
+    memcpy(snap, mom_net_params(net), P * sizeof *snap);
+    tdata d;
+    tdata_make(&d, rng, 4, 6, 2, 2, MOM_OUT_LOGISTIC_XENT, MASK_ALL, 1);
+    double loss = 12345.0;
+    for (size_t i = 0; i < P; i++) g[i] = 7.0f;
+
+    /* NULL pointers */
+    assert_status(mom_net_loss_grad(&loss, g, NULL, &d.b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_loss_grad(NULL, g, net, &d.b, NULL), MOM_E_INVALID);
+    assert_true(strlen(mom_net_errmsg(net)) > 0);
+    assert_status(mom_net_loss_grad(&loss, NULL, net, &d.b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_loss_grad(&loss, g, net, NULL, NULL), MOM_E_INVALID);
+    assert_status(mom_net_loss_grad(&loss, mom_net_params(net), net, &d.b, NULL), MOM_E_INVALID);
+    mom_batch b = d.b;
+    b.inputs = NULL;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    b = d.b;
+    b.targets = NULL;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_metric(&loss, net, &b, NULL, MOM_METRIC_LOSS, 0), MOM_E_INVALID);
+    assert_status(mom_net_gv_begin(net, &b, NULL), MOM_E_INVALID);
+    /* empty batch, zero steps */
+    b = d.b;
+    b.n = 0;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    b = d.b;
+    b.steps = 0;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    assert_status(mom_net_forward(g, net, &b, NULL, 1), MOM_E_INVALID);
+    assert_status(mom_net_reserve(net, 4, 0), MOM_E_INVALID);
+    assert_status(mom_net_reserve(net, 0, 4), MOM_E_INVALID);
+    /* lengths out of range */
+    size_t bad_len[4] = {6, 0, 3, 3};
+    b = d.b;
+    b.lengths = bad_len;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "lengths"));
+    bad_len[1] = 7;
+    assert_status(mom_net_fisher_diag(g, net, &b, NULL), MOM_E_INVALID);
+    /* negative or non-finite mask */
+    float *mask = malloc(6 * 4 * sizeof *mask);
+    memcpy(mask, d.mask, 6 * 4 * sizeof *mask);
+    b = d.b;
+    b.mask = mask;
+    mask[5] = -0.5f;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "mask"));
+    mask[5] = NAN;
+    assert_status(mom_net_gv_begin(net, &b, NULL), MOM_E_INVALID);
+    mask[5] = INFINITY;
+    assert_status(mom_net_metric(&loss, net, &b, NULL, MOM_METRIC_LOSS, 0), MOM_E_INVALID);
+    /* a batch too large for BLAS indexing (n*T > INT_MAX) is refused before touching data */
+    b = d.b;
+    b.n = (size_t)1 << 20;
+    b.steps = (size_t)1 << 12;
+    b.mask = NULL;
+    b.lengths = NULL;
+    assert_status(mom_net_loss_grad(&loss, g, net, &b, NULL), MOM_E_INVALID);
+    /* unknown metric, class metric on fine net is allowed, struct damping negative / NaN */
+    assert_status(mom_net_metric(&loss, net, &d.b, NULL, 99, 0), MOM_E_INVALID);
+    assert_status(mom_net_metric(&loss, net, &d.b, NULL, MOM_METRIC_THRESHOLD_ERROR, NAN),
+                  MOM_E_INVALID);
+    assert_ok(mom_net_gv_begin(net, &d.b, NULL));
+    assert_status(mom_net_gv(g, net, snap, -1.0), MOM_E_INVALID);
+    assert_status(mom_net_gv(g, net, snap, NAN), MOM_E_INVALID);
+    assert_status(mom_net_gv(g, net, g, 0.0), MOM_E_INVALID);
+    assert_status(mom_net_gv(NULL, net, snap, 0.0), MOM_E_INVALID);
+    for (size_t i = 0; i < P; i++) g[i] = 7.0f;
+    /* non-finite data and parameters with checking on (and off: no crash) */
+    assert_ok(mom_net_set(net, MOM_NET_CHECK_FINITE, 1));
+    float keep = d.x[3];
+    d.x[3] = NAN;
+    assert_status(mom_net_loss_grad(&loss, g, net, &d.b, NULL), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "inputs"));
+    assert_status(mom_net_forward(g, net, &d.b, NULL, 2), MOM_E_INVALID);
+    d.x[3] = keep;
+    keep = d.t[1];
+    d.t[1] = INFINITY;
+    assert_status(mom_net_loss(&loss, net, &d.b, NULL), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "targets"));
+    d.t[1] = keep;
+    float *pbad = malloc(P * sizeof *pbad);
+    memcpy(pbad, snap, P * sizeof *pbad);
+    pbad[P - 1] = NAN;
+    assert_status(mom_net_loss_grad(&loss, g, net, &d.b, pbad), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "params"));
+    assert_ok(mom_net_set(net, MOM_NET_CHECK_FINITE, 0));
+    assert_ok(mom_net_loss_grad(&loss, g, net, &d.b, pbad)); /* unchecked: computes, no crash */
+    free(pbad);
+    loss = 12345.0;
+    for (size_t i = 0; i < P; i++) g[i] = 7.0f;
+    /* allocation failure while growing the workspace: NOMEM, then it works */
+    {
+        test_alloc ta;
+        test_alloc_init(&ta, 0);
+        mom_net *n2;
+        assert_ok(mom_net_create_rnn(&n2, 2, 5, 2, MOM_ACT_TANH, MOM_OUT_LOGISTIC_XENT, 0, &ta.a));
+        ta.fail_at = ta.calls + 1;
+        double l2 = 5.0;
+        assert_status(mom_net_loss_grad(&l2, g, n2, &d.b, NULL), MOM_E_NOMEM);
+        assert_true(l2 == 5.0);
+        ta.fail_at = ta.calls + 1;
+        assert_status(mom_net_gv_begin(n2, &d.b, NULL), MOM_E_NOMEM);
+        assert_status(mom_net_gv(g, n2, snap, 0.0), MOM_E_STATE);
+        ta.fail_at = ta.calls + 1;
+        assert_status(mom_net_reserve(n2, 4, 6), MOM_E_NOMEM);
+        ta.fail_at = 0;
+        assert_ok(mom_net_loss_grad(&l2, g, n2, &d.b, NULL));
+        size_t bytes = mom_net_workspace_bytes(n2);
+        ta.fail_at = ta.calls + 1;
+        assert_status(mom_net_reserve(n2, 40, 60), MOM_E_NOMEM);
+        assert_int_equal(mom_net_workspace_bytes(n2), bytes); /* previous workspace kept */
+        ta.fail_at = 0;
+        assert_ok(mom_net_loss_grad(&l2, g, n2, &d.b, NULL));
+        mom_net_destroy(n2);
+        assert_int_equal(ta.live, 0);
+        for (size_t i = 0; i < P; i++) g[i] = 7.0f;
+    }
+    /* nothing was modified by the failures */
+    assert_memory_equal(snap, mom_net_params(net), P * sizeof *snap);
+    assert_true(loss == 12345.0);
+    for (size_t i = 0; i < P; i++) assert_true(g[i] == 7.0f);
+    /* and the net still works */
+    assert_ok(mom_net_loss_grad(&loss, g, net, &d.b, NULL));
+    assert_true(isfinite(loss));
+    free(mask);
+    free(snap);
+    free(g);
+    tdata_free(&d);
+    mom_net_destroy(net);
+    mom_rng_destroy(rng);
+}
+
+/* The loss at explicit params equals the loss after copying them into the net, and the
+ * net's own vector is not modified by any computation. */
+static void test_explicit_params(void **state)
+{
+    (void)state;
+    mom_rng *rng;
+    assert_ok(mom_rng_create(&rng, 21, 0, NULL));
+    mom_net *net;
+    assert_ok(mom_net_create_rnn(&net, 3, 6, 2, MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED,
+                                 MOM_RNN_LEARN_H0, NULL));
+    const size_t P = mom_net_num_params(net);
+    float *q = malloc(P * sizeof *q), *g1 = malloc(P * sizeof *g1), *g2 = malloc(P * sizeof *g2);
+    for (size_t i = 0; i < P; i++) q[i] = (float)(0.4 * mom_rng_normal(rng));
+    tdata d;
+    tdata_make(&d, rng, 5, 7, 3, 2, MOM_OUT_LINEAR_SQUARED, MASK_SPARSE, 1);
+    double l1, l2;
+    assert_ok(mom_net_loss_grad(&l1, g1, net, &d.b, q));
+    for (size_t i = 0; i < P; i++) assert_true(mom_net_params(net)[i] == 0.0f);
+    memcpy(mom_net_params(net), q, P * sizeof *q);
+    assert_ok(mom_net_loss_grad(&l2, g2, net, &d.b, NULL));
+    assert_true(l1 == l2);
+    assert_memory_equal(g1, g2, P * sizeof *g1);
+    free(q);
+    free(g1);
+    free(g2);
+    tdata_free(&d);
+    mom_net_destroy(net);
+    mom_rng_destroy(rng);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,6 +1284,10 @@ int main(void)
         cmocka_unit_test(test_fisher),
         cmocka_unit_test(test_forward_layers),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_no_alloc_after_first),
+        cmocka_unit_test(test_long_sequences_finite),
+        cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_explicit_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
