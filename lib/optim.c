@@ -149,8 +149,9 @@ int mom_optim_get(double *value, const mom_optim *opt, int option)
 {
     if (opt == NULL)
         return MOM_E_INVALID;
+    /* A query: the detail message is written only on failure, so that concurrent successful
+     * queries never write to the handle. */
     mom__base *b = (mom__base *)&opt->base;
-    mom__clear(b);
     if (value == NULL)
         return mom__fail(b, MOM_E_INVALID, "value output pointer is NULL");
     switch (option) {

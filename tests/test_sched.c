@@ -420,6 +420,76 @@ static void test_create_nomem(void **state)
     }
 }
 
+#if defined(__unix__)
+#define HAVE_PTHREADS 1
+/* POSIX threads rather than C11 <threads.h>: ThreadSanitizer (GCC 12) intercepts only these. */
+#include <pthread.h>
+
+/* Each thread builds optimizers around the shared schedules, steps them and destroys them, so
+ * references are taken and dropped concurrently. */
+typedef struct share_arg {
+    mom_sched *mu, *lr;
+    int ok;
+} share_arg;
+
+static void *share_worker(void *p)
+{
+    share_arg *arg = p;
+    arg->ok = 1;
+    for (int rep = 0; rep < 2000; rep++) {
+        mom_optim *opt;
+        if (mom_optim_create(&opt, MOM_OPTIM_NAG, 2, NULL) != MOM_OK ||
+            mom_optim_set_momentum(opt, arg->mu) != MOM_OK ||
+            mom_optim_set_lr(opt, arg->lr) != MOM_OK) {
+            arg->ok = 0;
+            mom_optim_destroy(opt);
+            return NULL;
+        }
+        float x[2] = {1, -1}, g[2];
+        for (int t = 0; t < 3; t++) {
+            const float *pt;
+            if (mom_optim_begin(&pt, opt, x) != MOM_OK)
+                arg->ok = 0;
+            g[0] = pt[0];
+            g[1] = pt[1];
+            if (mom_optim_end(opt, x, 0.0, g) != MOM_OK)
+                arg->ok = 0;
+        }
+        if (mom_optim_momentum(opt) != 0.5 || mom_optim_lr(opt) != 0.125)
+            arg->ok = 0;
+        mom_optim_destroy(opt);
+    }
+    return NULL;
+}
+
+static void test_shared_between_threads(void **state)
+{
+    (void)state;
+    test_alloc ta; /* not thread-safe itself, so only the schedules use it */
+    test_alloc_init(&ta, 0);
+    mom_sched *mu, *lr;
+    assert_ok(mom_sched_create_paper_momentum(&mu, 0.99, 250, &ta.a));
+    assert_ok(mom_sched_create_const(&lr, 0.125, &ta.a));
+    enum { T = 4 };
+    pthread_t th[T];
+    share_arg args[T];
+    for (int i = 0; i < T; i++) {
+        args[i].mu = mu;
+        args[i].lr = lr;
+        assert_int_equal(pthread_create(&th[i], NULL, share_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_true(args[i].ok);
+    }
+    assert_int_equal(mom__sched_refcount(mu), 1);
+    assert_int_equal(mom__sched_refcount(lr), 1);
+    mom_sched_destroy(mu);
+    mom_sched_destroy(lr);
+    assert_int_equal(ta.live, 0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +503,9 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_refcount_and_leaks),
         cmocka_unit_test(test_create_nomem),
+#ifdef HAVE_PTHREADS
+        cmocka_unit_test(test_shared_between_threads),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
