@@ -93,12 +93,13 @@ static int ws_grow(mom_net *net, ff_ws *w, size_t n)
 }
 
 /*
- * Forward pass on n cases through layers 1..upto (upto <= L). When upto == L the output
- * pre-activations Z_L are left in d0 and Y in A_L, and the summed loss against t (NULL: 0) is
- * returned.
+ * Forward pass on n cases through layers 1..upto (upto <= L). When upto == L, Y goes to A_L and
+ * the summed loss against t (NULL: 0) is returned; d0 receives the output pre-activations Z_L, or,
+ * if dbias != NULL, the output deltas (Y - T) / n, with their column sums (the gradient of b_L)
+ * in dbias.
  */
 static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
-                         size_t upto, const float *t)
+                         size_t upto, const float *t, float *dbias)
 {
     const ff_impl *im = impl_of(net);
     const float *prev = x;
@@ -111,8 +112,8 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
         } else {
             float *z = ws_d0(im, w);
             mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, z, so);
-            mom__add_bias_rows(z, b_of(net, p, l), n, so);
-            return mom__out_forward(net->output, z, a, t, NULL, n, so);
+            return mom__out_forward_fused(net->output, z, b_of(net, p, l), a, t,
+                                          1.0f / (float)n, dbias, n, so);
         }
         prev = a;
     }
@@ -180,19 +181,16 @@ static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double
                         float *grad)
 {
     ff_impl *im = impl_of(net);
-    size_t n = b->n, L = im->L, so = width(net, L);
+    size_t n = b->n, L = im->L;
     int rc = ws_grow(net, &im->ws, n);
     if (rc != MOM_OK)
         return rc;
     const ff_ws *w = &im->ws;
-    double total = ff_forward(net, w, b->inputs, n, p, L, b->targets);
+    float *dbias = grad ? grad + net->blocks[2 * (L - 1) + 1].offset : NULL;
+    double total = ff_forward(net, w, b->inputs, n, p, L, b->targets, dbias);
     *loss = total / (double)n;
-    if (grad == NULL)
-        return MOM_OK;
-    float *d = ws_d0(im, w);
-    mom__out_delta(d, ws_act(im, w, L), b->targets, NULL, 1.0f / (float)n, n, so);
-    mom__col_sums(grad + net->blocks[2 * (L - 1) + 1].offset, d, n, so);
-    ff_backward(net, w, b->inputs, n, p, d, ws_d1(im, w), grad);
+    if (grad != NULL)
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad);
     return MOM_OK;
 }
 
@@ -210,7 +208,7 @@ static int ff_fisher(mom_net *net, const mom_batch *b, const float *p, float *ou
         return rc;
     const ff_ws *w = &im->ws;
     const float *x = b->inputs;
-    (void)ff_forward(net, w, x, n, p, L, NULL);
+    (void)ff_forward(net, w, x, n, p, L, NULL, NULL);
     float *cur = ws_d0(im, w), *other = ws_d1(im, w);
     float inv_n = 1.0f / (float)n;
     mom__out_delta(cur, ws_act(im, w, L), b->targets, NULL, 1.0f, n, width(net, L));
@@ -253,7 +251,7 @@ static int ff_gv_begin(mom_net *net, const mom_batch *b, const float *p)
     int rc = ws_grow(net, &im->gws, b->n);
     if (rc != MOM_OK)
         return rc;
-    (void)ff_forward(net, &im->gws, b->inputs, b->n, p, im->L, NULL);
+    (void)ff_forward(net, &im->gws, b->inputs, b->n, p, im->L, NULL, NULL);
     im->gv_x = b->inputs;
     im->gv_p = p;
     im->gv_n = b->n;
@@ -311,10 +309,10 @@ static int ff_forward_op(mom_net *net, const mom_batch *b, const float *p, size_
         return rc;
     const ff_ws *w = &im->ws;
     if (layer == MOM__LAYER_Z) {
-        (void)ff_forward(net, w, b->inputs, n, p, L, NULL);
+        (void)ff_forward(net, w, b->inputs, n, p, L, NULL, NULL);
         mom__copy(n * width(net, L), ws_d0(im, w), out);
     } else {
-        (void)ff_forward(net, w, b->inputs, n, p, layer, NULL);
+        (void)ff_forward(net, w, b->inputs, n, p, layer, NULL, NULL);
         mom__copy(n * width(net, layer), ws_act(im, w, layer), out);
     }
     return MOM_OK;
@@ -329,7 +327,7 @@ static int ff_metric(mom_net *net, const mom_batch *b, const float *p, int metri
     if (rc != MOM_OK)
         return rc;
     const ff_ws *w = &im->ws;
-    double total = ff_forward(net, w, b->inputs, n, p, L, b->targets);
+    double total = ff_forward(net, w, b->inputs, n, p, L, b->targets, NULL);
     const float *y = ws_act(im, w, L), *t = b->targets;
     switch (metric) {
     case MOM_METRIC_LOSS:

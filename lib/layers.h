@@ -30,6 +30,15 @@ void mom__col_sums_add(float *out, const float *x, size_t n, size_t k);
 double mom__out_forward(int output, const float *z, float *y, const float *t, const float *w,
                         size_t n, size_t k);
 
+/*
+ * The output layer of a feedforward batch in one pass per row (the row stays in cache):
+ * z += b (b may be NULL); y = output(z); returns the summed loss against t (0 if t is NULL).
+ * If dbias != NULL (t must then be non-NULL), z is then overwritten with the deltas
+ * scale * (y - t) and dbias[j] receives their column sums (written, not accumulated).
+ */
+double mom__out_forward_fused(int output, float *z, const float *b, float *y, const float *t,
+                              float scale, float *dbias, size_t n, size_t k);
+
 /* d = scale * w[r] * (y - t): dLoss/dz for every matched pair. */
 void mom__out_delta(float *d, const float *y, const float *t, const float *w, float scale,
                     size_t n, size_t k);
