@@ -136,6 +136,18 @@ static void test_activation_accuracy(void **state)
         mom__bias_act(act, nb, zb, 1, 2);
         assert_true(isnan(nb[0]));
     }
+    /* the logistic cross-entropy over a sweep of z (t = 0 and t = 1): a few ulp of the loss */
+    for (int i = 0; i <= 6000; i++) {
+        float z = (float)(-30.0 + 0.01 * i), y;
+        for (int tt = 0; tt <= 1; tt++) {
+            float t = (float)tt;
+            double l = mom__out_forward(MOM_OUT_LOGISTIC_XENT, &z, &y, &t, NULL, 1, 1);
+            double zd = z, want = fmax(zd, 0) - zd * t + log1p(exp(-fabs(zd)));
+            if (fabs(l - want) > 2e-7 * fmax(want, 1e-30) + 1e-45)
+                fail_msg("logistic loss at z = %.9g, t = %d: %.12g vs %.12g", z, tt, l, want);
+        }
+        assert_true(fabs(y - 1 / (1 + exp(-(double)z))) <= 4 * 5.96e-8 * (1 / (1 + exp(-(double)z))));
+    }
     /* NaN pre-activations give a NaN loss for every output */
     for (int out = 0; out < 3; out++) {
         const float z[3] = {0.5f, NAN, -1.0f}, t[3] = {0, 1, 0};
