@@ -79,7 +79,8 @@ static int ws_grow(mom_net *net, ff_ws *w, size_t n)
                          "batch of %zu cases exceeds the BLAS dimension limit %zu", n,
                          mom__blas_max_dim());
     size_t per_case, floats, bytes;
-    if (!mom__mul_size(&per_case, im->maxw, 2) || !mom__add_size(&per_case, per_case, im->off[im->L]) ||
+    if (!mom__mul_size(&per_case, im->maxw, 2) ||
+        !mom__add_size(&per_case, per_case, im->off[im->L]) ||
         !mom__mul_size(&floats, per_case, n) || !mom__mul_size(&bytes, floats, sizeof(float)))
         return mom__fail(&net->base, MOM_E_NOMEM, "workspace for %zu cases overflows size_t", n);
     float *mem = mom__malloc(&net->base.alloc, bytes);
@@ -405,8 +406,9 @@ int mom__ff_check_args(mom__base *b, size_t *n_params, size_t n_layers, const si
                              "hidden_act[%zu] = %d is not a hidden activation (0..3)", l, a);
     }
     if (output == MOM_OUT_SOFTMAX_XENT && sizes[n_layers] < 2)
-        return mom__fail(b, MOM_E_INVALID, "a softmax output needs at least 2 units (sizes[%zu] = %zu)",
-                         n_layers, sizes[n_layers]);
+        return mom__fail(b, MOM_E_INVALID,
+                         "a softmax output needs at least 2 units (sizes[%zu] = %zu)", n_layers,
+                         sizes[n_layers]);
     size_t total = 0;
     for (size_t l = 0; l < n_layers; l++) {
         size_t wn;

@@ -294,8 +294,8 @@ MOM_CLONES double mom__out_forward_fused(int output, float *z, const float *b, f
     return t ? total : 0.0;
 }
 
-MOM_CLONES void mom__out_delta(float *d, const float *y, const float *t, const float *w, float scale,
-                    size_t n, size_t k)
+MOM_CLONES void mom__out_delta(float *d, const float *y, const float *t, const float *w,
+                               float scale, size_t n, size_t k)
 {
     for (size_t r = 0; r < n; r++) {
         float s = w ? scale * w[r] : scale;
@@ -306,8 +306,8 @@ MOM_CLONES void mom__out_delta(float *d, const float *y, const float *t, const f
     }
 }
 
-MOM_CLONES void mom__out_hess(int output, float *out, const float *y, const float *u, const float *w,
-                   float scale, size_t n, size_t k)
+MOM_CLONES void mom__out_hess(int output, float *out, const float *y, const float *u,
+                              const float *w, float scale, size_t n, size_t k)
 {
     for (size_t r = 0; r < n; r++) {
         float s = w ? scale * w[r] : scale;
@@ -391,7 +391,8 @@ MOM_CLONES void mom__bias_act(int act, float *x, const float *b, size_t n, size_
     }
 }
 
-MOM_CLONES void mom__bias_deriv_mul(int act, float *x, const float *b, const float *a, size_t n, size_t k)
+MOM_CLONES void mom__bias_deriv_mul(int act, float *x, const float *b, const float *a, size_t n,
+                                    size_t k)
 {
     if (b == NULL) {
         mom__act_deriv_mul(act, x, a, n * k);
@@ -421,8 +422,8 @@ MOM_CLONES void mom__bias_deriv_mul(int act, float *x, const float *b, const flo
     }
 }
 
-MOM_CLONES void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums, size_t n,
-                               size_t k)
+MOM_CLONES void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums,
+                                          size_t n, size_t k)
 {
     for (size_t j = 0; j < k; j++)
         sums[j] = 0.0f;

@@ -11,7 +11,7 @@
 int mom__ff_check_args(mom__base *b, size_t *n_params, size_t n_layers, const size_t *sizes,
                        const int *hidden_act, int output);
 
-/* ---- double reference -------------------------------------------------------------------------- */
+/* ---- double reference ------------------------------------------------------------------------ */
 
 #define REF_MAXL 6
 #define REF_MAXW 16
@@ -216,7 +216,7 @@ static void ref_gn_matrix(const ref_net *r, const double *p, const float *x, siz
     free(HJ);
 }
 
-/* ---- helpers ------------------------------------------------------------------------------------ */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 static void fill_normal(float *x, size_t n, uint64_t seed, double sd)
 {
@@ -290,7 +290,7 @@ static void problem_free(problem *pb)
     free(pb->t);
 }
 
-/* ---- creation ----------------------------------------------------------------------------------- */
+/* ---- creation -------------------------------------------------------------------------------- */
 
 static void test_create_layout(void **state)
 {
@@ -453,7 +453,7 @@ static void test_create_nomem(void **state)
     assert_true(fail_at > 3); /* at least a few allocations were exercised */
 }
 
-/* ---- loss and gradient ------------------------------------------------------------------------- */
+/* ---- loss and gradient ----------------------------------------------------------------------- */
 
 /* Library loss/gradient vs the double reference, and the reference gradient vs double central
  * differences, for every hidden activation and every output. */
@@ -506,7 +506,7 @@ static void test_grad_all_acts_outputs(void **state)
 }
 
 
-/* ---- Gauss-Newton products ---------------------------------------------------------------------- */
+/* ---- Gauss-Newton products ------------------------------------------------------------------- */
 
 static double max_abs_d(const double *x, size_t n)
 {
@@ -650,7 +650,7 @@ static void test_gv_cache(void **state)
     problem_free(&b);
 }
 
-/* ---- Fisher diagonal ----------------------------------------------------------------------------- */
+/* ---- Fisher diagonal ------------------------------------------------------------------------- */
 
 static void test_fisher_diag(void **state)
 {
@@ -691,7 +691,7 @@ static void test_fisher_diag(void **state)
     }
 }
 
-/* ---- forward ------------------------------------------------------------------------------------- */
+/* ---- forward --------------------------------------------------------------------------------- */
 
 static void test_forward_layers(void **state)
 {
@@ -729,7 +729,7 @@ static void test_forward_layers(void **state)
     problem_free(&pb);
 }
 
-/* ---- metrics ------------------------------------------------------------------------------------- */
+/* ---- metrics --------------------------------------------------------------------------------- */
 
 static void test_metrics_by_hand(void **state)
 {
@@ -796,7 +796,7 @@ static void test_metrics_by_hand(void **state)
     mom_net_destroy(net);
 }
 
-/* ---- built-in checks ----------------------------------------------------------------------------- */
+/* ---- built-in checks ------------------------------------------------------------------------- */
 
 /* Wrappers that corrupt one entry of the gradient / G v, to show that the checks catch it. */
 static mom__net_ops broken_ops;
@@ -928,7 +928,7 @@ static void test_checks_nomem(void **state)
     }
 }
 
-/* ---- memory -------------------------------------------------------------------------------------- */
+/* ---- memory ---------------------------------------------------------------------------------- */
 
 /* After the first call with a batch size, calls with the same or smaller batches never allocate;
  * a reserve() makes even the first call allocation-free. */
@@ -1036,7 +1036,7 @@ static void test_workspace_nomem(void **state)
     assert_int_equal(ta.live, 0);
 }
 
-/* ---- failure paths ------------------------------------------------------------------------------- */
+/* ---- failure paths --------------------------------------------------------------------------- */
 
 static void expect_msg(const mom_net *net, const char *fragment)
 {

@@ -146,7 +146,8 @@ static void test_activation_accuracy(void **state)
             if (fabs(l - want) > 2e-7 * fmax(want, 1e-30) + 1e-45)
                 fail_msg("logistic loss at z = %.9g, t = %d: %.12g vs %.12g", z, tt, l, want);
         }
-        assert_true(fabs(y - 1 / (1 + exp(-(double)z))) <= 4 * 5.96e-8 * (1 / (1 + exp(-(double)z))));
+        double ywant = 1 / (1 + exp(-(double)z));
+        assert_true(fabs(y - ywant) <= 4 * 5.96e-8 * ywant);
     }
     /* NaN pre-activations give a NaN loss for every output */
     for (int out = 0; out < 3; out++) {
