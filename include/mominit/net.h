@@ -21,6 +21,10 @@
  * The 1/2 of the squared loss is part of the loss, the gradient and the Gauss-Newton matrix alike;
  * the reported squared error (MOM_METRIC_SQUARED_ERROR) has no 1/2 (the paper's unit).
  *
+ * Precision: parameters and activations are float; the nonlinearities (logistic, tanh, softmax and
+ * the cross-entropies) are evaluated in float to within a few ulp (not necessarily bit-identical to
+ * libm), and losses are summed in double.
+ *
  * Gauss-Newton matrix: G = mean over cases of J^T H J, where J is the Jacobian of the output
  * pre-activations z with respect to the parameters and H the Hessian of the loss with respect to z
  * (I, diag(y(1-y)), diag(y) - y y^T for the three outputs above, times the step weight for RNNs).
