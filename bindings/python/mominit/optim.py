@@ -1,0 +1,248 @@
+"""First-order optimizers with momentum (optim.h): SGD, CM and NAG, stepped by the caller.
+
+Two ways to drive a step:
+  1. any model: ``point = opt.begin(params)``; compute loss and gradient at `point`;
+     ``opt.end(params, loss, grad)``; or ``opt.step(params, fn)``, which does the three;
+  2. a Net: ``loss = opt.step_net(net, batch)``.
+"""
+import ctypes
+import math
+
+from ._base import Handle, L, check_size, f32_address, locked, make_error, no_overlap
+from .allocator import c_allocator
+from .enums import OptimKind, OptimOption, coerce
+from .errors import DivergedError
+from .net import Net
+from .sched import as_sched, pop_pending
+
+
+class Optimizer(Handle):
+    """An optimizer of kind SGD, CM or NAG for a vector of n_params floats.
+
+    n_params may be given as a Net (its num_params). lr and momentum accept a Sched or a number
+    (then a constant schedule is made); weight_decay and clip_norm are options (also
+    properties). Defaults: lr 0.01, momentum 0.9 (constant), no decay, no clipping.
+
+    The optimizer holds a C reference to each schedule it is given, so the Sched objects may be
+    closed at once. It keeps referenced only the Python objects those schedules need while they
+    live (callback functions, allocators), and only until the C optimizer is destroyed or given
+    another schedule."""
+
+    _destroy_fn = L.mom_optim_destroy
+    _errmsg_fn = L.mom_optim_errmsg
+
+    def __init__(self, kind, n_params, lr=None, momentum=None, weight_decay=None,
+                 clip_norm=None, allocator=None):
+        self._begun = None  # the params array of a begun step (borrowed by the C side)
+        if isinstance(n_params, Net):
+            n_params = n_params.num_params
+        n = check_size(n_params, "n_params", 1)
+        k = coerce(OptimKind, kind, "kind")
+        out = ctypes.c_void_p()
+        rc = L.mom_optim_create(ctypes.byref(out), k, n, c_allocator(allocator))
+        if rc:
+            raise make_error(rc, "mom_optim_create", detail=f"kind={kind!r}, n_params={n}")
+        super().__init__(out.value, keep=(allocator,))
+        self._n = n
+        try:
+            if lr is not None:
+                self.set_lr(lr)
+            if momentum is not None:
+                self.set_momentum(momentum)
+            if weight_decay is not None:
+                self.weight_decay = weight_decay
+            if clip_norm is not None:
+                self.clip_norm = clip_norm
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            super().close()
+            self._begun = None
+
+    # -- schedules and options ------------------------------------------------------------------
+    def _set_sched(self, slot, cfn, fname, value):
+        sched, created = as_sched(value, slot)
+        try:
+            with locked(self, sched):
+                self._check(cfn(self._ptr, sched._ptr), fname)
+                # The C optimizer now holds the schedule (and released the previous one): keep
+                # what it needs for as long as the C optimizer exists.
+                self._owner.keep[slot] = sched.needs
+        finally:
+            if created:
+                sched.close()
+
+    def set_lr(self, sched):
+        """Use `sched` (a Sched or a number) for the learning rate."""
+        self._set_sched("lr", L.mom_optim_set_lr, "mom_optim_set_lr", sched)
+
+    def set_momentum(self, sched):
+        """Use `sched` (a Sched or a number) for the momentum."""
+        self._set_sched("momentum", L.mom_optim_set_momentum, "mom_optim_set_momentum", sched)
+
+    def set(self, option, value):
+        with self._lock:
+            self._check(L.mom_optim_set(self._ptr, coerce(OptimOption, option, "option"),
+                                        float(value)), "mom_optim_set")
+
+    def get(self, option):
+        v = ctypes.c_double()
+        with self._lock:
+            self._check(L.mom_optim_get(ctypes.byref(v), self._ptr,
+                                        coerce(OptimOption, option, "option")), "mom_optim_get")
+        return v.value
+
+    weight_decay = property(lambda self: self.get(OptimOption.WEIGHT_DECAY),
+                            lambda self, v: self.set(OptimOption.WEIGHT_DECAY, v),
+                            doc="L2 coefficient w >= 0")
+    clip_norm = property(lambda self: self.get(OptimOption.CLIP_NORM),
+                         lambda self, v: self.set(OptimOption.CLIP_NORM, v),
+                         doc="gradient norm bound, 0 for none")
+
+    # -- queries --------------------------------------------------------------------------------
+    def _sched_needs(self):
+        keep = self._owner.keep if self._owner is not None else {}
+        return tuple(keep.get("lr", ())) + tuple(keep.get("momentum", ()))
+
+    def _q(self, fn):
+        with self._lock:
+            v = fn(self._ptr)
+            e = pop_pending(self._sched_needs())
+        if e is not None:
+            raise e
+        return v
+
+    @property
+    def kind(self):
+        return OptimKind(self._q(L.mom_optim_kind_of))
+
+    @property
+    def steps(self):
+        return int(self._q(L.mom_optim_steps))
+
+    @property
+    def momentum(self):
+        """mu_t of the next step (0 for SGD)."""
+        return self._q(L.mom_optim_momentum)
+
+    @property
+    def lr(self):
+        """eps_t of the next step."""
+        return self._q(L.mom_optim_lr)
+
+    @property
+    def num_params(self):
+        return int(self._q(L.mom_optim_num_params))
+
+    @property
+    def velocity(self):
+        """The velocity (read-only float32 view, no copy; for SGD the last step). The view keeps
+        the C optimizer alive."""
+        with self._lock:
+            return self._view(L.mom_optim_velocity(self._ptr), self._n, readonly=True)
+
+    @property
+    def begun(self):
+        """True between begin() and end()/cancel()."""
+        return self._begun is not None
+
+    def reset(self):
+        """Zero the velocity and the step count."""
+        with self._lock:
+            self._check(L.mom_optim_reset(self._ptr), "mom_optim_reset")
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _raise(self, rc, fname, *others, loss=None):
+        """Raise for rc (chained from a callback schedule's exception, if one is pending), or
+        the pending exception alone when rc is 0."""
+        pending = pop_pending(self._sched_needs())
+        if rc:
+            exc = make_error(rc, fname, self, *others)
+            if isinstance(exc, DivergedError):
+                exc.loss = loss
+            if pending is not None:
+                raise exc from pending
+            raise exc
+        if pending is not None:
+            raise pending
+
+    def begin(self, params):
+        """Start a step on `params` (float32, C-contiguous, writable, num_params elements; used
+        in place and referenced until the step ends). Returns the point where the gradient is
+        needed: `params` itself for SGD and CM, a read-only view of the optimizer's look-ahead
+        buffer for NAG (valid until end())."""
+        addr = f32_address(params, "params", size=self._n, writable=True)
+        pt = ctypes.c_void_p()
+        with self._lock:
+            rc = L.mom_optim_begin(ctypes.byref(pt), self._ptr, addr)
+            if rc == 0:
+                self._begun = params
+            try:
+                self._raise(rc, "mom_optim_begin")
+            except BaseException:
+                if rc == 0:  # a callback schedule failed although the step began
+                    L.mom_optim_cancel(self._ptr)
+                    self._begun = None
+                raise
+            if pt.value == addr:
+                return params
+            return self._view(pt.value, self._n, shape=params.shape, readonly=True)
+
+    def end(self, params, loss, grad):
+        """Finish the step with the loss and gradient (float32, num_params elements, not
+        overlapping params) at the point. On DivergedError nothing changed and the step stays
+        begun (end() again or cancel())."""
+        addr = f32_address(params, "params", size=self._n, writable=True)
+        g = f32_address(grad, "grad", size=self._n)
+        no_overlap(grad, params, "grad", "params")
+        with self._lock:
+            rc = L.mom_optim_end(self._ptr, addr, float(loss), g)
+            if rc == 0:
+                self._begun = None
+            self._raise(rc, "mom_optim_end")
+
+    def cancel(self):
+        """Abandon a begun step."""
+        with self._lock:
+            rc = L.mom_optim_cancel(self._ptr)
+            if rc == 0:
+                self._begun = None
+            self._check(rc, "mom_optim_cancel")
+
+    def step(self, params, fn):
+        """One step on any model: point = begin(params); loss, grad = fn(point);
+        end(params, loss, grad). Returns the loss. If fn raises or end() fails, the step is
+        cancelled (nothing changes) and the exception propagates."""
+        point = self.begin(params)
+        try:
+            loss, grad = fn(point)
+            self.end(params, loss, grad)
+        except BaseException:
+            with self._lock:
+                if self._begun is not None and self._owner is not None:
+                    L.mom_optim_cancel(self._ptr)
+                    self._begun = None
+            raise
+        return loss
+
+    def step_net(self, net, batch):
+        """One step on `net` with a minibatch (Batch or tuple); returns the loss at the point.
+        A DivergedError carries that loss in its ``loss`` attribute."""
+        if not isinstance(net, Net):
+            raise TypeError(f"net must be a mominit.Net, got {type(net).__name__}")
+        b = net._batch(batch)
+        loss = ctypes.c_double(math.nan)
+        with locked(self, net):
+            rc = L.mom_optim_step_net(ctypes.byref(loss), self._ptr, net._ptr, ctypes.byref(b._c))
+            self._raise(rc, "mom_optim_step_net", net, loss=loss.value)
+        return loss.value
+
+    def train(self, net, batches):
+        """step_net() over an iterable of batches; returns the list of losses."""
+        return [self.step_net(net, b) for b in batches]
