@@ -2,12 +2,16 @@
 # Install the built library into a temporary DESTDIR and build an out-of-tree C program against it
 # with pkg-config, once shared and once static; both must run and print the library version.
 # Usage: scripts/check-install.sh [build-dir]
+# From `meson test` (suite 'install', abi/meson.build) MOMINIT_INSTALL_NO_REBUILD=1 is set: the
+# build is already up to date there, and no ninja may run inside the build while tests do.
 set -eu
 cd "$(dirname "$0")/.."
 dir=${1:-build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-meson install -C "$dir" --destdir "$tmp/dest" --quiet
+no_rebuild=""
+[ "${MOMINIT_INSTALL_NO_REBUILD:-0}" = 1 ] && no_rebuild="--no-rebuild"
+meson install -C "$dir" --destdir "$tmp/dest" --quiet $no_rebuild
 prefix=$(meson introspect "$dir" --buildoptions |
     python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"))')
 root="$tmp/dest$prefix"
