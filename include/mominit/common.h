@@ -94,6 +94,7 @@ typedef struct mom_net mom_net;     /**< feedforward or recurrent network (net.h
 typedef struct mom_init mom_init;   /**< parameter initializer (init.h) */
 typedef struct mom_sched mom_sched; /**< schedule of a value over steps (sched.h) */
 typedef struct mom_optim mom_optim; /**< optimizer: SGD, CM, NAG, HF (optim.h) */
+typedef struct mom_ckpt mom_ckpt;   /**< checkpoint image: save and load training state (ckpt.h) */
 
 #ifdef __cplusplus
 }

@@ -12,5 +12,6 @@
 #include "mominit/init.h"
 #include "mominit/sched.h"
 #include "mominit/optim.h"
+#include "mominit/ckpt.h"
 
 #endif

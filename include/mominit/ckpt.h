@@ -1,0 +1,250 @@
+/*
+ * libmominit: checkpoints of the training state, and network files for inference.
+ *
+ * A checkpoint handle (mom_ckpt) holds one serialized image of a training state, in the portable
+ * format of docs/file-format.md (little-endian, versioned, a CRC-32C per section). Work goes in
+ * two phases, so that every source and destination combines with every kind of state:
+ *
+ *   saving:  mom_ckpt_capture()  copies the state of a network, an optimizer and any number of
+ *                                random streams into the handle (a consistent snapshot);
+ *            mom_ckpt_save_file() / _save_buffer() / _save_stream()  write the image out.
+ *   loading: mom_ckpt_load_file() / _load_buffer() / _load_stream()  read an image into the
+ *                                handle and check all of it (structure, CRCs, values);
+ *            mom_ckpt_restore_new()  creates fresh handles from it, or
+ *            mom_ckpt_restore()      writes it into existing handles of the same architecture.
+ *
+ * What is saved. The network: its kind, architecture, output, options and parameter vector. The
+ * optimizer: kind, step count t, options (weight decay, clipping), velocity, and its schedules
+ * (learning rate, momentum) with their parameters, so that the loaded optimizer computes the same
+ * mu_t and eps_t at every t; callback schedules cannot be saved (MOM_E_UNSUPPORTED). The random
+ * streams: mom_rng_get_state() of each, in the order given (the caller's data streams).
+ * A network file for inference is a capture with no optimizer and no streams; a training
+ * checkpoint holds everything needed to continue training.
+ *
+ * Resuming is bit-exact: training N steps, capturing, saving, loading into fresh handles and
+ * training M more steps gives exactly the parameters of N + M steps trained straight through,
+ * with the same BLAS library and thread count (docs/checkpoints.md).
+ *
+ * Typical use:
+ *     mom_ckpt *ck;  mom_ckpt_create(&ck, NULL);
+ *     // every 1000 steps:
+ *     mom_ckpt_capture(ck, net, opt, &data_rng, 1);  mom_ckpt_save_file(ck, "run.ckpt");
+ *     // later, in a new process:
+ *     mom_ckpt_load_file(ck, "run.ckpt");
+ *     mom_ckpt_restore_new(&net, &opt, &data_rng, 1, ck);
+ *
+ * Errors. Every failure sets the detail message of the checkpoint handle (mom_ckpt_errmsg()).
+ * Damaged, truncated or malformed input gives MOM_E_FORMAT with a message naming the section and
+ * the byte offset of the problem; a file of a newer, incompatible format version gives
+ * MOM_E_UNSUPPORTED with a message naming the version it needs. A failed call changes nothing:
+ * the handle keeps the image it held, and handles given to mom_ckpt_restore() keep their state.
+ *
+ * Memory. The image lives in the handle (its size is mom_ckpt_size()); loading reads the whole
+ * input into it. Capturing into a handle whose buffer is already large enough does not allocate,
+ * so a training loop that keeps one handle allocates only on its first capture.
+ *
+ * Threads. A checkpoint handle is used by one thread at a time. The image is a snapshot: once
+ * mom_ckpt_capture() has returned, training may continue in one thread while another thread
+ * saves the handle.
+ */
+#ifndef MOMINIT_CKPT_H
+#define MOMINIT_CKPT_H
+
+#include "mominit/common.h"
+#include "mominit/net.h"
+#include "mominit/optim.h"
+#include "mominit/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Major version of the checkpoint format this library writes; it reads every file of the same
+ *  major version (and refuses newer majors). @since 0.1.0 */
+#define MOM_CKPT_FORMAT_MAJOR 1
+/** Minor version of the checkpoint format this library writes. Files with a newer minor version
+ *  are read, skipping the sections this library does not know. @since 0.1.0 */
+#define MOM_CKPT_FORMAT_MINOR 0
+/** Both as one number: MAJOR * 65536 + MINOR. @since 0.1.0 */
+#define MOM_CKPT_FORMAT_VERSION (MOM_CKPT_FORMAT_MAJOR * 65536 + MOM_CKPT_FORMAT_MINOR)
+
+/**
+ * Write callback of mom_ckpt_save_stream(): store `size` bytes of `data` (size > 0), after the
+ * bytes of the previous calls. Return 0 on success, any other value on failure (saving then stops
+ * and returns MOM_E_IO). `data` is valid during the call only.
+ */
+typedef int (*mom_ckpt_write_fn)(const void *data, size_t size, void *user_data);
+
+/**
+ * Read callback of mom_ckpt_load_stream(): copy up to `size` bytes (size > 0) of the input into
+ * `buf` and their number into `*got`. Fewer than `size` bytes (possibly 0) means the input ended.
+ * Return 0 on success, any other value on a read error (loading then stops with MOM_E_IO).
+ */
+typedef int (*mom_ckpt_read_fn)(void *buf, size_t size, size_t *got, void *user_data);
+
+/**
+ * Create an empty checkpoint handle.
+ * @param out   receives the handle (NULL on failure); destroy with mom_ckpt_destroy().
+ * @param alloc allocator, or NULL for malloc. It is used for the image, and inherited by the
+ *              handles mom_ckpt_restore_new() creates; it must stay usable until those and this
+ *              handle are destroyed.
+ * @return MOM_OK, MOM_E_INVALID (out NULL, incomplete allocator), MOM_E_NOMEM.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_create(mom_ckpt **out, const mom_allocator *alloc);
+
+/** Destroy a checkpoint handle and its image. Accepts NULL. @since 0.1.0 */
+MOM_API void mom_ckpt_destroy(mom_ckpt *ck);
+
+/** Detail message about the last failed call on this handle ("" if none). Valid until the next
+ *  call on the handle. Never NULL (for a NULL handle, a static string). @since 0.1.0 */
+MOM_API const char *mom_ckpt_errmsg(const mom_ckpt *ck);
+
+/** The format version this library writes, MOM_CKPT_FORMAT_VERSION. @since 0.1.0 */
+MOM_API uint32_t mom_ckpt_format_version(void);
+
+/**
+ * Capture a snapshot of a training state into the handle, replacing the image it held.
+ * @param net    the network (architecture, options, parameters), or NULL when only an optimizer
+ *               is saved (a caller-driven model whose parameters the caller saves itself).
+ * @param opt    the optimizer (kind, t, options, velocity, schedules), or NULL for a network
+ *               file (inference, or a net trained by other means).
+ * @param rngs   n_rngs random streams whose states are saved, in this order (typically the
+ *               streams that shuffle or generate the training data); may be NULL if n_rngs == 0.
+ *               Each must be non-NULL.
+ * All are only read, during the call; nothing is kept.
+ * @return MOM_OK; MOM_E_INVALID (ck NULL, net and opt both NULL, rngs or an element NULL);
+ *         MOM_E_SHAPE (net and opt differ in parameter count); MOM_E_STATE (opt has a step begun
+ *         with mom_optim_begin(): capture between steps); MOM_E_UNSUPPORTED (a schedule of opt is
+ *         a callback or wraps one, or final-phase wrappers nested more than 64 deep);
+ *         MOM_E_NOMEM. On failure the handle keeps its previous image.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_capture(mom_ckpt *ck, const mom_net *net, const mom_optim *opt,
+                                           const mom_rng *const *rngs, size_t n_rngs);
+
+/** Size in bytes of the image the handle holds (what the save functions write), 0 if it holds
+ *  none or ck is NULL. @since 0.1.0 */
+MOM_API size_t mom_ckpt_size(const mom_ckpt *ck);
+
+/**
+ * Write the image to a file, atomically: the data goes to a new temporary file in the same
+ * directory, which is flushed to disk (fsync) and then renamed over `path`; the directory is then
+ * synced. Readers see either the previous file or the complete new one, never a mixture.
+ * @param path file name (UTF-8 / native encoding); the directory must exist and be writable.
+ * @return MOM_OK; MOM_E_INVALID (ck or path NULL, empty path); MOM_E_STATE (the handle holds no
+ *         image); MOM_E_NOMEM; MOM_E_IO (cannot create, write, sync or rename: the message names
+ *         the file and the system error; any previous file at `path` is left intact and the
+ *         temporary file is removed). If only the final directory sync fails, the new file is
+ *         in place but MOM_E_IO is returned, since its durability is not assured.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_save_file(mom_ckpt *ck, const char *path);
+
+/**
+ * Copy the image into a caller buffer of mom_ckpt_size() bytes or more.
+ * @param buf  destination; @param cap its size in bytes.
+ * @return MOM_OK, MOM_E_INVALID (ck or buf NULL), MOM_E_STATE (no image), MOM_E_SHAPE (cap
+ *         smaller than mom_ckpt_size(); nothing is written).
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_save_buffer(void *buf, size_t cap, mom_ckpt *ck);
+
+/**
+ * Write the image through a callback, in one or more calls of consecutive pieces.
+ * @param write     the callback; @param user_data passed back to it untouched.
+ * @return MOM_OK, MOM_E_INVALID (ck or write NULL), MOM_E_STATE (no image), MOM_E_IO (the
+ *         callback failed; whatever it stored so far is incomplete).
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_save_stream(mom_ckpt *ck, mom_ckpt_write_fn write,
+                                               void *user_data);
+
+/**
+ * Read a checkpoint or network file into the handle and check it completely: magic, version,
+ * section table, every CRC, and every value (architecture, schedule parameters, options, random
+ * stream states). The file must be exactly one image, with no trailing bytes.
+ * @return MOM_OK; MOM_E_INVALID (ck or path NULL); MOM_E_IO (cannot open or read: the message
+ *         names the file and the system error); MOM_E_FORMAT (not a checkpoint, damaged,
+ *         truncated or inconsistent: the message names the section and the byte offset);
+ *         MOM_E_UNSUPPORTED (a newer major format version, or in a newer minor version a value
+ *         this library does not know, such as a new schedule kind: the message says which);
+ *         MOM_E_NOMEM. On failure the handle keeps its previous image.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_load_file(mom_ckpt *ck, const char *path);
+
+/**
+ * As mom_ckpt_load_file(), from `size` bytes in memory, which must be exactly one image. The data
+ * is copied; the buffer is not used after the call.
+ * @return as mom_ckpt_load_file() (MOM_E_INVALID also for data NULL; no MOM_E_IO).
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_load_buffer(mom_ckpt *ck, const void *data, size_t size);
+
+/**
+ * As mom_ckpt_load_file(), from a read callback. Exactly the bytes of one image are requested
+ * (the header says how many), never more, so an image may be followed by other data in the same
+ * stream. Memory grows with the data actually received, so a forged size in the header cannot
+ * make the library allocate more than about twice what the stream delivered.
+ * @return as mom_ckpt_load_file(); MOM_E_IO when the callback reports an error, MOM_E_FORMAT when
+ *         the input ends before the image does.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_load_stream(mom_ckpt *ck, mom_ckpt_read_fn read,
+                                               void *user_data);
+
+/** mom_net_kind of the network in the image, 0 if it holds no network (or no image, or ck NULL).
+ *  @since 0.1.0 */
+MOM_API int mom_ckpt_net_kind(const mom_ckpt *ck);
+
+/** mom_optim_kind of the optimizer in the image, 0 if it holds none. @since 0.1.0 */
+MOM_API int mom_ckpt_optim_kind(const mom_ckpt *ck);
+
+/** Parameter count of the network (or optimizer) in the image, 0 if it holds none. @since 0.1.0 */
+MOM_API size_t mom_ckpt_num_params(const mom_ckpt *ck);
+
+/** Number of random stream states in the image, 0 if none. @since 0.1.0 */
+MOM_API size_t mom_ckpt_num_rngs(const mom_ckpt *ck);
+
+/**
+ * Create fresh handles from the image, with the allocator of the checkpoint handle.
+ * @param net    receives a new network (destroy with mom_net_destroy()), or NULL not to create
+ *               one (for example to restore only the optimizer).
+ * @param opt    receives a new optimizer with its own schedules (destroy with
+ *               mom_optim_destroy()), or NULL not to create one (inference from a training
+ *               checkpoint).
+ * @param rngs   array of n_rngs pointers receiving new streams set to the first n_rngs saved
+ *               states (destroy each with mom_rng_destroy()); may be NULL if n_rngs == 0.
+ * @return MOM_OK; MOM_E_INVALID (ck NULL, rngs NULL with n_rngs > 0); MOM_E_STATE (the handle
+ *         holds no image); MOM_E_FORMAT (a handle was asked for that the image does not hold: a
+ *         network or optimizer it lacks, more streams than it has); MOM_E_NOMEM. On failure every
+ *         output is set to NULL and nothing is leaked.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_restore_new(mom_net **net, mom_optim **opt, mom_rng **rngs,
+                                               size_t n_rngs, mom_ckpt *ck);
+
+/**
+ * Restore the image into existing handles. The network must have exactly the saved architecture
+ * (kind, layer widths, activations, output, flags); its options and parameters are replaced. The
+ * optimizer must be of the saved kind and parameter count; its step count, options, velocity and
+ * schedules are replaced (it releases its old schedules and holds new ones, created with its own
+ * allocator). Each stream gets the corresponding saved state (the first n_rngs).
+ * @param net, opt   handles to restore into, or NULL to skip.
+ * @param rngs       n_rngs streams (each non-NULL); may be NULL if n_rngs == 0.
+ * @return MOM_OK; MOM_E_INVALID (ck NULL, rngs or an element NULL); MOM_E_STATE (no image, or opt
+ *         has a step begun with mom_optim_begin()); MOM_E_FORMAT (the image does not match a
+ *         handle: another architecture, kind or parameter count, or a handle the image lacks;
+ *         the message names the section and the offset of the mismatching field); MOM_E_NOMEM.
+ *         On failure no handle is changed.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_restore(mom_ckpt *ck, mom_net *net, mom_optim *opt,
+                                           mom_rng *const *rngs, size_t n_rngs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
