@@ -33,6 +33,7 @@
  *   logistic h (1 - h), linear 1, relu 1 where h > 0 else 0.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "blas.h"
@@ -216,27 +217,338 @@ static void zero_past_length(float *blk, const mom_batch *b, size_t t, size_t k)
             memset(blk + s * k, 0, k * sizeof *blk);
 }
 
-/* Second derivative of the hidden units' matching loss (see the top of the file), times c,
- * applied to u: out = c * D''(h) * u. */
-static void damping_mul(int act, float *out, const float *h, const float *u, float c, size_t n)
+/* The recurrence spends most of its non-gemm time in three elementwise passes per step, each
+ * fused into one loop over the n x H block of the step:
+ *   forward:   h = act(a + b_h)                                          (bias_act_rows)
+ *   backward:  ds = acc * act'(h) [+ ds]; g_bh += column sums of ds       (deriv_rows)
+ *   R-pass:    u = r + v_bh; [ds = c D''(h) u]; r = act'(h) u             (rpass_rows)
+ * For tanh (the paper's units) they run on GCC/clang vector extensions with a tanh of our own
+ * (below); other activations use plain loops. On x86 the tanh kernels are compiled three times
+ * (AVX-512 with 16 lanes, AVX2 with 8, and the baseline with 8 lanes split by the compiler) and
+ * the best one the CPU supports is picked at each call. No variant uses FMA (-ffp-contract=off),
+ * and every lane performs the same operations in the same order, so all variants give the same
+ * bits. */
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(MOM_RNN_NO_SIMD)
+#define RNN_VEC 1
+#define RNN_INLINE inline __attribute__((always_inline))
+#else
+#define RNN_VEC 0
+#define RNN_INLINE inline
+#endif
+
+#if RNN_VEC && (defined(__x86_64__) || defined(__i386__)) &&                                     \
+    ((defined(__clang__) && __clang_major__ >= 6) || (!defined(__clang__) && __GNUC__ >= 6))
+#define RNN_X86 1
+#else
+#define RNN_X86 0
+#endif
+
+/*
+ * tanh in float for the hidden units: |x| clamped to 9 (tanh(9) rounds to 1 in float);
+ * e = expm1(2|x|) by Cody-Waite reduction 2|x| = n ln2 + r, |r| <= ln2/2, a degree-7 Taylor
+ * polynomial for expm1(r) and e = 2^n expm1(r) + (2^n - 1); then tanh|x| = e / (e + 2) with the
+ * sign of x restored. No cancellation anywhere, so the relative error stays within a few ulp
+ * for all x (tiny x included); NaN propagates, +-inf give +-1. Branch-free (selects are bit
+ * masks) so that it vectorizes. The scalar version performs the operations of one lane.
+ */
+#define TANH_CLAMP_BITS 0x41100000u /* 9.0f */
+#define TANH_MAGIC 12582912.0f      /* 1.5 * 2^23: adding it rounds to an integer */
+#define TANH_MAGIC_BITS 0x4b400000u
+#define TANH_LOG2E 1.44269504088896341f
+#define TANH_LN2_HI 0.693145751953125f /* 16 significant bits: n * LN2_HI is exact */
+#define TANH_LN2_LO 1.428606765330187e-06f
+
+/* The body shared by the scalar and vector versions: F float type, U matching uint32 type,
+ * MASK(c) turns a comparison into an all-ones / all-zeros U (scalar comparisons give 1,
+ * vector comparisons -1). */
+#define TANH_BODY(F, U, MASK, x, out)                                                                \
+    do {                                                                                       \
+        U xb_, ab_, lt_, cb_, sb_, tb_, nm_, vb_;                                              \
+        F a_, y_, v_, fn_, r_, q_, sc_, e_, t_;                                                \
+        memcpy(&xb_, &(x), sizeof xb_);                                                        \
+        ab_ = xb_ & 0x7fffffffu;                                                               \
+        lt_ = MASK(ab_ < TANH_CLAMP_BITS);                                               \
+        cb_ = (ab_ & lt_) | (TANH_CLAMP_BITS & ~lt_);                                          \
+        memcpy(&a_, &cb_, sizeof a_);                                                          \
+        y_ = a_ + a_;                                                                          \
+        v_ = y_ * TANH_LOG2E + TANH_MAGIC;                                                     \
+        fn_ = v_ - TANH_MAGIC;                                                                 \
+        r_ = (y_ - fn_ * TANH_LN2_HI) - fn_ * TANH_LN2_LO;                                     \
+        q_ = r_ * (1.0f + r_ * (0.5f + r_ * (1.0f / 6.0f + r_ * (1.0f / 24.0f +               \
+                  r_ * (1.0f / 120.0f + r_ * (1.0f / 720.0f + r_ * (1.0f / 5040.0f)))))));    \
+        memcpy(&vb_, &v_, sizeof vb_);                                                         \
+        sb_ = ((vb_ - TANH_MAGIC_BITS) + 127u) << 23;                                          \
+        memcpy(&sc_, &sb_, sizeof sc_);                                                        \
+        e_ = sc_ * q_ + (sc_ - 1.0f);                                                          \
+        t_ = e_ / (e_ + 2.0f);                                                                 \
+        memcpy(&tb_, &t_, sizeof tb_);                                                         \
+        tb_ |= xb_ & 0x80000000u;                                                              \
+        nm_ = MASK(ab_ > 0x7f800000u); /* NaN: return x */                               \
+        tb_ = (xb_ & nm_) | (tb_ & ~nm_);                                                      \
+        memcpy(&(out), &tb_, sizeof tb_);                                                      \
+    } while (0)
+
+#define MASK_S(c) (0u - (uint32_t)(c))
+
+#if !RNN_VEC
+static float tanh_s(float x)
+{
+    float res;
+    TANH_BODY(float, uint32_t, MASK_S, x, res);
+    return res;
+}
+
+/* Scalar versions, for compilers without vector extensions. */
+static void tanh_bias_rows_s(float *x, const float *b, size_t n, size_t k)
+{
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < k; j++)
+            x[r * k + j] = tanh_s(x[r * k + j] + b[j]);
+}
+
+static void tanh_deriv_rows_s(float *ds, const float *acc, const float *h, int add,
+                              float *colsum, size_t n, size_t k)
+{
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < k; j++) {
+            size_t i = r * k + j;
+            float v = acc[i] * (1.0f - h[i] * h[i]);
+            if (add)
+                v += ds[i];
+            ds[i] = v;
+            colsum[j] += v;
+        }
+}
+
+static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float *ds, float c,
+                              size_t n, size_t k)
+{
+    const float c4 = 0.25f * c;
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < k; j++) {
+            size_t i = r * k + j;
+            float g = 1.0f - h[i] * h[i];
+            float u = rs[i] + vb[j];
+            if (ds)
+                ds[i] = c4 * g * u;
+            rs[i] = g * u;
+        }
+}
+#endif
+
+#if RNN_VEC
+#define MASK_V(c) ((__typeof__(xb_))(c))
+/* One kernel set for W lanes, compiled with function attribute ATTR. Loads and stores go through
+ * memcpy (unaligned); vectors never cross a function boundary by value (no ABI dependence). The
+ * tanh tail of each row runs on a zero-padded vector; the other tails are scalar. */
+#define RNN_KERNELS(SUF, W, ATTR)                                                              \
+    typedef float vf_##SUF __attribute__((vector_size(4 * (W))));                              \
+    typedef uint32_t vu_##SUF __attribute__((vector_size(4 * (W))));                           \
+    ATTR static void tanh_bias_rows_##SUF(float *x, const float *b, size_t n, size_t k)        \
+    {                                                                                          \
+        for (size_t r = 0; r < n; r++) {                                                       \
+            float *row = x + r * k;                                                            \
+            size_t j = 0;                                                                      \
+            for (; j + (W) <= k; j += (W)) {                                                   \
+                vf_##SUF xv, bv;                                                               \
+                memcpy(&xv, row + j, sizeof xv);                                               \
+                memcpy(&bv, b + j, sizeof bv);                                                 \
+                xv += bv;                                                                      \
+                TANH_BODY(vf_##SUF, vu_##SUF, MASK_V, xv, xv);                                         \
+                memcpy(row + j, &xv, sizeof xv);                                               \
+            }                                                                                  \
+            if (j < k) {                                                                       \
+                float buf[W] = {0};                                                            \
+                for (size_t i = j; i < k; i++)                                                 \
+                    buf[i - j] = row[i] + b[i];                                                \
+                vf_##SUF xv;                                                                   \
+                memcpy(&xv, buf, sizeof xv);                                                   \
+                TANH_BODY(vf_##SUF, vu_##SUF, MASK_V, xv, xv);                                         \
+                memcpy(buf, &xv, sizeof xv);                                                   \
+                memcpy(row + j, buf, (k - j) * sizeof *row);                                   \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void tanh_deriv_rows_##SUF(float *ds, const float *acc, const float *h,        \
+                                           int add, float *colsum, size_t n, size_t k)         \
+    {                                                                                          \
+        for (size_t r = 0; r < n; r++) {                                                       \
+            float *d = ds + r * k;                                                             \
+            const float *a = acc + r * k, *hr = h + r * k;                                     \
+            size_t j = 0;                                                                      \
+            for (; j + (W) <= k; j += (W)) {                                                   \
+                vf_##SUF hv, av, dv, cv, v;                                                    \
+                memcpy(&hv, hr + j, sizeof hv);                                                \
+                memcpy(&av, a + j, sizeof av);                                                 \
+                v = av * (1.0f - hv * hv);                                                     \
+                if (add) {                                                                     \
+                    memcpy(&dv, d + j, sizeof dv);                                             \
+                    v += dv;                                                                   \
+                }                                                                              \
+                memcpy(d + j, &v, sizeof v);                                                   \
+                memcpy(&cv, colsum + j, sizeof cv);                                            \
+                cv += v;                                                                       \
+                memcpy(colsum + j, &cv, sizeof cv);                                            \
+            }                                                                                  \
+            for (; j < k; j++) {                                                               \
+                float v = a[j] * (1.0f - hr[j] * hr[j]);                                       \
+                if (add)                                                                       \
+                    v += d[j];                                                                 \
+                d[j] = v;                                                                      \
+                colsum[j] += v;                                                                \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void tanh_rpass_rows_##SUF(float *rs, const float *vb, const float *h,         \
+                                           float *ds, float c, size_t n, size_t k)             \
+    {                                                                                          \
+        const float c4 = 0.25f * c;                                                            \
+        for (size_t r = 0; r < n; r++) {                                                       \
+            float *x = rs + r * k;                                                             \
+            const float *hr = h + r * k;                                                       \
+            float *d = ds ? ds + r * k : NULL;                                                 \
+            size_t j = 0;                                                                      \
+            for (; j + (W) <= k; j += (W)) {                                                   \
+                vf_##SUF hv, xv, bv, g, u;                                                     \
+                memcpy(&hv, hr + j, sizeof hv);                                                \
+                memcpy(&xv, x + j, sizeof xv);                                                 \
+                memcpy(&bv, vb + j, sizeof bv);                                                \
+                g = 1.0f - hv * hv;                                                            \
+                u = xv + bv;                                                                   \
+                if (d) {                                                                       \
+                    vf_##SUF dd = c4 * g * u;                                                  \
+                    memcpy(d + j, &dd, sizeof dd);                                             \
+                }                                                                              \
+                u = g * u;                                                                     \
+                memcpy(x + j, &u, sizeof u);                                                   \
+            }                                                                                  \
+            for (; j < k; j++) {                                                               \
+                float g = 1.0f - hr[j] * hr[j];                                                \
+                float u = x[j] + vb[j];                                                        \
+                if (d)                                                                         \
+                    d[j] = c4 * g * u;                                                         \
+                x[j] = g * u;                                                                  \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+RNN_KERNELS(gen, 8, )
+#if RNN_X86
+RNN_KERNELS(avx2, 8, __attribute__((target("avx2"))))
+RNN_KERNELS(avx512, 16, __attribute__((target("avx512f"))))
+#endif
+#endif
+
+#if RNN_X86
+/* 0 = scalar, 1 = generic vectors, 2 = AVX2, 3 = AVX-512: what this CPU and build support. */
+static int simd_level(void)
+{
+#if RNN_X86
+    if (__builtin_cpu_supports("avx512f"))
+        return 3;
+    if (__builtin_cpu_supports("avx2"))
+        return 2;
+#endif
+    return RNN_VEC ? 1 : 0;
+}
+#endif
+
+#if RNN_VEC && RNN_X86
+#define RNN_DISPATCH(name, ...)                                                                \
+    switch (simd_level()) {                                                                    \
+    case 3: name##_avx512(__VA_ARGS__); break;                                                 \
+    case 2: name##_avx2(__VA_ARGS__); break;                                                   \
+    default: name##_gen(__VA_ARGS__); break;                                                   \
+    }
+#elif RNN_VEC
+#define RNN_DISPATCH(name, ...) name##_gen(__VA_ARGS__)
+#else
+#define RNN_DISPATCH(name, ...) name##_s(__VA_ARGS__)
+#endif
+
+static void tanh_bias_rows(float *x, const float *b, size_t n, size_t k)
+{
+    RNN_DISPATCH(tanh_bias_rows, x, b, n, k);
+}
+
+static void tanh_deriv_rows(float *ds, const float *acc, const float *h, int add, float *colsum,
+                            size_t n, size_t k)
+{
+    RNN_DISPATCH(tanh_deriv_rows, ds, acc, h, add, colsum, n, k);
+}
+
+static void tanh_rpass_rows(float *rs, const float *vb, const float *h, float *ds, float c,
+                            size_t n, size_t k)
+{
+    RNN_DISPATCH(tanh_rpass_rows, rs, vb, h, ds, c, n, k);
+}
+
+/* act'(.) through the activation value h; and the structural-damping D'' (top of the file). */
+static inline float dact(int act, float h)
 {
     switch (act) {
-    case MOM_ACT_TANH:
-        for (size_t i = 0; i < n; i++)
-            out[i] = c * 0.25f * (1.0f - h[i] * h[i]) * u[i];
-        break;
-    case MOM_ACT_LOGISTIC:
-        for (size_t i = 0; i < n; i++)
-            out[i] = c * h[i] * (1.0f - h[i]) * u[i];
-        break;
-    case MOM_ACT_RELU:
-        for (size_t i = 0; i < n; i++)
-            out[i] = h[i] > 0.0f ? c * u[i] : 0.0f;
-        break;
-    default:
-        for (size_t i = 0; i < n; i++)
-            out[i] = c * u[i];
-        break;
+    case MOM_ACT_LOGISTIC: return h * (1.0f - h);
+    case MOM_ACT_TANH: return 1.0f - h * h;
+    case MOM_ACT_RELU: return h > 0.0f ? 1.0f : 0.0f;
+    default: return 1.0f;
+    }
+}
+
+static inline float dpp(int act, float h)
+{
+    switch (act) {
+    case MOM_ACT_LOGISTIC: return h * (1.0f - h);
+    case MOM_ACT_TANH: return 0.25f * (1.0f - h * h);
+    case MOM_ACT_RELU: return h > 0.0f ? 1.0f : 0.0f;
+    default: return 1.0f;
+    }
+}
+
+static void bias_act_rows(int act, float *x, const float *b, size_t n, size_t k)
+{
+    if (act == MOM_ACT_TANH) {
+        tanh_bias_rows(x, b, n, k);
+        return;
+    }
+    mom__add_bias_rows(x, b, n, k);
+    mom__act_apply(act, x, n * k);
+}
+
+static void deriv_rows(int act, float *ds, const float *acc, const float *h, int add,
+                       float *colsum, size_t n, size_t k)
+{
+    if (act == MOM_ACT_TANH) {
+        tanh_deriv_rows(ds, acc, h, add, colsum, n, k);
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        float *d = ds + r * k;
+        const float *a = acc + r * k, *hr = h + r * k;
+        for (size_t j = 0; j < k; j++) {
+            float v = a[j] * dact(act, hr[j]);
+            d[j] = add ? d[j] + v : v;
+            colsum[j] += d[j];
+        }
+    }
+}
+
+static void rpass_rows(int act, float *rs, const float *vb, const float *h, float *ds, float c,
+                       size_t n, size_t k)
+{
+    if (act == MOM_ACT_TANH) {
+        tanh_rpass_rows(rs, vb, h, ds, c, n, k);
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        float *x = rs + r * k;
+        const float *hr = h + r * k;
+        for (size_t j = 0; j < k; j++) {
+            float u = x[j] + vb[j];
+            if (ds)
+                ds[r * k + j] = c * dpp(act, hr[j]) * u;
+            x[j] = dact(act, hr[j]) * u;
+        }
     }
 }
 
@@ -260,10 +572,9 @@ static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p
     mom__gemm(0, 1, T * n, H, I, 1.0f, b->inputs, I, w_vh, I, 0.0f, hbuf + nH, H);
     for (size_t t = 0; t < T; t++) {
         float *ht = hbuf + (t + 1) * nH;
-        mom__add_bias_rows(ht, b_h, n, H);
         if (t > 0 || r->learn_h0)
             mom__gemm(0, 1, n, H, H, 1.0f, ht - nH, H, w_hh, H, 1.0f, ht, H);
-        mom__act_apply(r->act, ht, nH);
+        bias_act_rows(r->act, ht, b_h, n, H);
         zero_past_length(ht, b, t, H);
     }
 }
@@ -377,12 +688,7 @@ static void bptt(const rnn_impl *r, const mom_batch *b, const float *p, const fl
                     a[j] += d[j];
             }
         }
-        mom__act_deriv_mul(r->act, acc, ht, nH);
-        if (add_ds) {
-            for (size_t i = 0; i < nH; i++)
-                dst[i] += acc[i];
-        }
-        mom__col_sums_add(g_bh, dst, n, H);
+        deriv_rows(r->act, dst, acc, ht, add_ds, g_bh, n, H);
     }
 }
 
@@ -529,16 +835,14 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     for (size_t t = 0; t < T; t++) {
         float *rt = R + t * nH;
         const float *ht = hbuf + (t + 1) * nH;
-        mom__add_bias_rows(rt, v + r->off_bh, n, H);
         if (t > 0)
             mom__gemm(0, 1, n, H, H, 1.0f, rt - nH, H, w_hh, H, 1.0f, rt, H);
         else if (r->learn_h0)
             mom__add_bias_rows(rt, ws->colsum, n, H);
-        if (damp) {
-            damping_mul(r->act, ds + t * nH, ht, rt, cs, nH);
+        /* + v_bh, damping term into ds, then R h[t] = act' * R s[t] */
+        rpass_rows(r->act, rt, v + r->off_bh, ht, damp ? ds + t * nH : NULL, cs, n, H);
+        if (damp)
             zero_past_length(ds + t * nH, b, t, H);
-        }
-        mom__act_deriv_mul(r->act, rt, ht, nH); /* R h[t] */
         zero_past_length(rt, b, t, H);
     }
 
@@ -713,8 +1017,8 @@ int mom_net_create_rnn(mom_net **out, size_t n_in, size_t n_hidden, size_t n_out
             return MOM_E_INVALID; /* parameter count overflows */
     }
     size_t bytes;
-    if (!mom__mul_size(&bytes, off, sizeof(float)))
-        return MOM_E_INVALID; /* parameter vector too large */
+    if (!mom__mul_size(&bytes, off, sizeof(float)) || bytes > (size_t)PTRDIFF_MAX)
+        return MOM_E_INVALID; /* parameter vector too large to allocate */
 
     const size_t n_blocks = learn_h0 ? 6 : 5;
     mom_net *net;
