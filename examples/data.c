@@ -47,16 +47,32 @@ static void draw_curve(float *img, mom_rng *rng)
         for (int c = 0; c < 2; c++)
             pts[i][c] = l0 * p[0][c] + l1 * p[1][c] + l2 * p[2][c];
     }
-    for (int r = 0; r < CURVE_SIDE; r++) {
-        for (int c = 0; c < CURVE_SIDE; c++) {
-            double px = c + 0.5, py = r + 0.5, d = 1e9;
-            for (int i = 0; i < CURVE_SAMPLES; i++) {
-                double e = seg_dist(px, py, pts[i][0], pts[i][1], pts[i + 1][0], pts[i + 1][1]);
-                d = e < d ? e : d;
+    /* Only pixels within RADIUS + SOFT of a segment can be lit: visit each segment's box. */
+    double dist[CURVE_SIDE * CURVE_SIDE];
+    for (int i = 0; i < CURVE_SIDE * CURVE_SIDE; i++)
+        dist[i] = 1e9;
+    const double reach = CURVE_RADIUS + CURVE_SOFT;
+    for (int i = 0; i < CURVE_SAMPLES; i++) {
+        double x0 = fmin(pts[i][0], pts[i + 1][0]) - reach, x1 = fmax(pts[i][0], pts[i + 1][0]) + reach;
+        double y0 = fmin(pts[i][1], pts[i + 1][1]) - reach, y1 = fmax(pts[i][1], pts[i + 1][1]) + reach;
+        int c0 = (int)floor(x0 - 0.5), c1 = (int)ceil(x1 - 0.5), r0 = (int)floor(y0 - 0.5),
+            r1 = (int)ceil(y1 - 0.5);
+        c0 = c0 < 0 ? 0 : c0;
+        r0 = r0 < 0 ? 0 : r0;
+        c1 = c1 > CURVE_SIDE - 1 ? CURVE_SIDE - 1 : c1;
+        r1 = r1 > CURVE_SIDE - 1 ? CURVE_SIDE - 1 : r1;
+        for (int r = r0; r <= r1; r++)
+            for (int c = c0; c <= c1; c++) {
+                double e = seg_dist(c + 0.5, r + 0.5, pts[i][0], pts[i][1], pts[i + 1][0],
+                                    pts[i + 1][1]);
+                if (e < dist[r * CURVE_SIDE + c])
+                    dist[r * CURVE_SIDE + c] = e;
             }
-            double v = d <= CURVE_RADIUS ? 1.0 : 1.0 - (d - CURVE_RADIUS) / CURVE_SOFT;
-            img[r * CURVE_SIDE + c] = v > 0 ? (float)v : 0.0f;
-        }
+    }
+    for (int i = 0; i < CURVE_SIDE * CURVE_SIDE; i++) {
+        double d = dist[i];
+        double v = d <= CURVE_RADIUS ? 1.0 : 1.0 - (d - CURVE_RADIUS) / CURVE_SOFT;
+        img[i] = v > 0 ? (float)v : 0.0f;
     }
 }
 

@@ -30,11 +30,11 @@ expect() { # expect STATUS PATTERN -- command...
 
 for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
             --input-scale --eval-every --eval-size --center --log --plot --threads; do
-    expect 0 -- "$flag" -- "$rnn" --help
+    expect 0 "$flag" -- "$rnn" --help
 done
 for flag in --data --arch --optim --mu-max --lr --steps --batch --final-phase --si-scale --seed \
             --recon --log --plot --threads; do
-    expect 0 -- "$flag" -- "$ae" --help
+    expect 0 "$flag" -- "$ae" --help
 done
 expect 2 "unknown option" -- "$rnn" --bogus
 expect 2 "unknown task" -- "$rnn" --task nosuch
