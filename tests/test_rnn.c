@@ -1271,6 +1271,146 @@ static void test_explicit_params(void **state)
     mom_rng_destroy(rng);
 }
 
+/* The generic built-in checks of netcheck.c report small errors for recurrent nets too, and
+ * large ones when the recurrent gradient or product is wrong. */
+static const mom__net_ops *real_ops;
+static mom__net_ops broken_ops;
+static size_t broken_index;
+
+static int broken_loss_grad(mom_net *net, const mom_batch *b, const float *p, double *loss,
+                            float *grad)
+{
+    int rc = real_ops->loss_grad(net, b, p, loss, grad);
+    if (rc == MOM_OK && grad != NULL) {
+        double mx = 0;
+        for (size_t i = 0; i < net->n_params; i++) mx = fmax(mx, fabs(grad[i]));
+        grad[broken_index] += (float)(0.2 * mx);
+    }
+    return rc;
+}
+
+static int broken_gv(mom_net *net, const float *v, double c, float *out)
+{
+    int rc = real_ops->gv(net, v, c, out);
+    if (rc == MOM_OK) {
+        double mx = 0;
+        for (size_t i = 0; i < net->n_params; i++) mx = fmax(mx, fabs(out[i]));
+        out[broken_index] += (float)(0.2 * mx);
+    }
+    return rc;
+}
+
+static void test_builtin_checks(void **state)
+{
+    (void)state;
+    mom_rng *rng;
+    assert_ok(mom_rng_create(&rng, 22, 0, NULL));
+    double worst_g = 0, worst_g2 = 0, worst_gv = 0;
+    for (int oi = 0; oi < 3; oi++)
+        for (int mm = 0; mm < 3; mm++)
+            for (int h0 = 0; h0 < 2; h0++) {
+                int out = all_outputs[oi];
+                mom_net *net;
+                assert_ok(mom_net_create_rnn(&net, 3, 6, 3, MOM_ACT_TANH, out,
+                                             h0 ? MOM_RNN_LEARN_H0 : 0, NULL));
+                fill_params(net, rng, 0.5);
+                tdata d;
+                tdata_make(&d, rng, 4, 7, 3, 3, out, mm, h0);
+                const size_t P = mom_net_num_params(net);
+                float *snap = malloc(P * sizeof *snap);
+                memcpy(snap, mom_net_params(net), P * sizeof *snap);
+                /* float losses: with the default step (1e-3) the rounding noise of the loss
+                 * reaches several percent of the check's floor on the smallest components (the
+                 * gradient itself matches double differences to 3e-4, test_grad_fd); eps 1e-2
+                 * brings it near 1e-2 */
+                double eg = -1, eg2 = -1, egv = -1;
+                assert_ok(mom_net_check_grad(&eg, net, &d.b, 0, 0.0));
+                assert_ok(mom_net_check_grad(&eg2, net, &d.b, 0, 1e-2));
+                assert_ok(mom_net_check_gv(&egv, net, &d.b, 3, 99));
+                if (!(eg >= 0 && eg < 0.1) || !(eg2 >= 0 && eg2 < 3e-2) ||
+                    !(egv >= 0 && egv < 1e-3))
+                    fail_msg("built-in checks: gradient %g (eps 1e-2: %g), Gv %g (out %d mask %d "
+                             "h0 %d)", eg, eg2, egv, out, mm, h0);
+                assert_memory_equal(snap, mom_net_params(net), P * sizeof *snap);
+                assert_status(mom_net_gv(snap, net, mom_net_params(net), 0.0), MOM_E_STATE);
+                worst_g = eg > worst_g ? eg : worst_g;
+                worst_g2 = eg2 > worst_g2 ? eg2 : worst_g2;
+                worst_gv = egv > worst_gv ? egv : worst_gv;
+                if (oi == 0 && mm == 0) {
+                    /* one entry of W_hh's gradient / product off by 20% of the largest entry */
+                    real_ops = net->ops;
+                    broken_ops = *real_ops;
+                    broken_ops.loss_grad = broken_loss_grad;
+                    broken_ops.gv = broken_gv;
+                    broken_index = 3 * 6 + 7;
+                    net->ops = &broken_ops;
+                    assert_ok(mom_net_check_grad(&eg, net, &d.b, 0, 1e-2));
+                    assert_true(eg > 0.05);
+                    assert_ok(mom_net_check_gv(&egv, net, &d.b, 1, 99));
+                    assert_true(egv > 1e-2);
+                    net->ops = real_ops;
+                }
+                free(snap);
+                tdata_free(&d);
+                mom_net_destroy(net);
+            }
+    print_message("# mom_net_check_grad worst %.2e (eps 1e-2: %.2e), mom_net_check_gv worst "
+                  "%.2e\n", worst_g, worst_g2, worst_gv);
+    mom_rng_destroy(rng);
+}
+
+/* The hidden tanh (rnn.c computes its own, vectorized) is within 4 ulp of tanh in double over
+ * a dense sweep and keeps the special values: h = tanh(x) with W_vh = I, W_hh = 0, b_h = 0. */
+static void test_tanh_accuracy(void **state)
+{
+    (void)state;
+    const size_t H = 61, T = 1; /* 61: exercises the vector tails */
+    size_t n = 4096;
+    mom_net *net;
+    assert_ok(mom_net_create_rnn(&net, H, H, 1, MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0, NULL));
+    for (size_t j = 0; j < H; j++)
+        mom_net_params(net)[j * H + j] = 1.0f;
+    float *x = malloc(n * H * sizeof *x), *h = malloc(n * H * sizeof *h);
+    double worst = 0;
+    float worst_x = 0;
+    for (int round = 0; round < 4; round++) {
+        for (size_t i = 0; i < n * H; i++) {
+            double u = (double)(i + round * n * H) / (double)(4 * n * H); /* [0, 1) */
+            switch (round) {
+            case 0: x[i] = (float)(-12.0 + 24.0 * u); break;      /* the whole range */
+            case 1: x[i] = (float)(-1.0 + 2.0 * (4 * u - 1)); break; /* around 0 */
+            case 2: x[i] = (float)ldexp(1.0, -40 + (int)(i % 40)) * (float)(1 + u) *
+                           (i % 2 ? 1.0f : -1.0f); break;             /* tiny to ~1 */
+            default: x[i] = (float)(0.3 + 0.4 * (4 * u - 3)) * (i % 2 ? 20.0f : -0.05f); break;
+            }
+        }
+        mom_batch b = {n, T, x, NULL, NULL, NULL};
+        assert_ok(mom_net_forward(h, net, &b, NULL, 1));
+        for (size_t i = 0; i < n * H; i++) {
+            double ref = tanh((double)x[i]);
+            float rf = (float)ref;
+            double ulp = (double)nextafterf(fabsf(rf), 2.0f) - fabsf(rf);
+            double e = fabs((double)h[i] - ref) / ulp;
+            if (e > worst) { worst = e; worst_x = x[i]; }
+        }
+    }
+    if (worst > 4.0)
+        fail_msg("tanh error %.2f ulp at x = %.9g", worst, worst_x);
+    print_message("# hidden tanh: worst error %.2f ulp (x = %.6g)\n", worst, worst_x);
+    /* special values, through the bias (a product with inf would give NaN first) */
+    for (size_t i = 0; i < n * H; i++) x[i] = 0.0f;
+    float *bh = mom_net_params(net) + H * H + H * H;
+    const float sp[5] = {INFINITY, -INFINITY, NAN, 1e30f, -9.0f};
+    for (int i = 0; i < 5; i++) bh[i] = sp[i];
+    mom_batch b = {1, T, x, NULL, NULL, NULL};
+    assert_ok(mom_net_forward(h, net, &b, NULL, 1));
+    assert_true(h[0] == 1.0f && h[1] == -1.0f && isnan(h[2]));
+    assert_true(h[3] == 1.0f && fabsf(h[4] + 1.0f) <= 6e-8f);
+    free(x);
+    free(h);
+    mom_net_destroy(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1288,6 +1428,8 @@ int main(void)
         cmocka_unit_test(test_long_sequences_finite),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_explicit_params),
+        cmocka_unit_test(test_builtin_checks),
+        cmocka_unit_test(test_tanh_accuracy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
