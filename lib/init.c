@@ -245,7 +245,7 @@ int mom__spectral_radius_dense(double *radius, const float *a, size_t n, const m
  * 23(3), 2001), i.e. Arnoldi with thick restarts, in double precision.
  *
  * The basis has at most m = min(KS_M, n - 1) vectors. Arnoldi extends a Krylov decomposition
- * A V_j = V_j S_j + v_{j+1} s_j^T (orthogonalization by classical Gram-Schmidt applied twice) up
+ * A V_j = V_j S_j + v_{j+1} s_j^T (classical Gram-Schmidt with DGKS reorthogonalization) up
  * to j = m; the small m x m matrix S is brought to real Schur form (dgees), the Ritz value of
  * largest modulus is moved to the top (dtrsen), then the p = m/2 Ritz values of largest modulus
  * (complex pairs kept together) are moved to the leading block, which with its Schur vectors
@@ -256,7 +256,10 @@ int mom__spectral_radius_dense(double *radius, const float *a, size_t n, const m
  * the basis is continued with the next vector of that sequence, orthogonalized. Matrices with at
  * most n^2/8 nonzeros are multiplied in compressed-row form.
  */
+#ifndef KS_M
 #define KS_M 64
+#endif
+#define KS_ROWS 256 /* row block of the basis update */
 #define KS_TOL 1e-11
 /* Work budget in floating-point operations, as a multiple of n^3 (dgeev needs about 10 n^3 in
  * blocked, cache-friendly code; this loop code runs a few times slower per operation). */
@@ -278,10 +281,14 @@ static void ks_matvec(const ks_op *op, const double *x, double *y)
     if (op->dense) {
         for (size_t i = 0; i < n; i++) {
             const float *row = op->dense + i * n;
-            double s = 0.0;
-            for (size_t j = 0; j < n; j++)
-                s += (double)row[j] * x[j];
-            y[i] = s;
+            double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            size_t j = 0;
+            for (; j + 8 <= n; j += 8)
+                for (int l = 0; l < 8; l++)
+                    s[l] += (double)row[j + l] * x[j + l];
+            for (; j < n; j++)
+                s[0] += (double)row[j] * x[j];
+            y[i] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
         }
     } else {
         for (size_t i = 0; i < n; i++) {
@@ -303,29 +310,38 @@ static void ks_start_vector(double *x, size_t n, size_t which)
     }
 }
 
-static double ks_norm(const double *x, size_t n)
+/* Dot product with 8 partial sums in a fixed order: deterministic, and not bound by the latency
+ * of one addition chain (there is no reassociation without -ffast-math). */
+static double ks_dot(const double *a, const double *b, size_t n)
 {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += x[i] * x[i];
-    return sqrt(s);
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        s[0] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* w -= V h with h = V^T w, twice (CGS2); V has `cols` columns of length n. h receives the total
- * coefficients (may be NULL). Returns the norm of w before orthogonalization. */
-static double ks_orth(double *w, const double *V, size_t n, size_t cols, double *h, double *tmp)
+static double ks_norm(const double *x, size_t n)
 {
-    double before = ks_norm(w, n);
+    return sqrt(ks_dot(x, x, n));
+}
+
+/* w -= V h with h = V^T w (classical Gram-Schmidt), repeated once when the first pass cancelled
+ * more than 1 - 1/sqrt(2) of the norm (the DGKS criterion: "twice is enough"); V has `cols`
+ * orthonormal columns of length n. h receives the total coefficients (may be NULL). Returns the
+ * norm of w before orthogonalization; *after receives the norm after. */
+static double ks_orth(double *w, const double *V, size_t n, size_t cols, double *h, double *tmp,
+                      double *after)
+{
+    double before = ks_norm(w, n), cur = before;
     if (h)
         memset(h, 0, cols * sizeof *h);
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t c = 0; c < cols; c++) {
-            const double *v = V + c * n;
-            double s = 0.0;
-            for (size_t i = 0; i < n; i++)
-                s += v[i] * w[i];
-            tmp[c] = s;
-        }
+        for (size_t c = 0; c < cols; c++)
+            tmp[c] = ks_dot(V + c * n, w, n);
         for (size_t c = 0; c < cols; c++) {
             const double *v = V + c * n;
             double s = tmp[c];
@@ -334,7 +350,13 @@ static double ks_orth(double *w, const double *V, size_t n, size_t cols, double 
             if (h)
                 h[c] += s;
         }
+        double nrm = ks_norm(w, n);
+        int enough = nrm > 0.70710678118654752440 * cur;
+        cur = nrm;
+        if (enough)
+            break;
     }
+    *after = cur;
     return before;
 }
 
@@ -479,8 +501,8 @@ int mom__spectral_radius_iter(double *radius, const float *a, size_t n, const mo
             ks_matvec(&op, V + j * n, w);
             work_done += matvec_work + 8.0 * dn * (double)(j + 1);
             double *h = S + j * ld;
-            ks_orth(w, V, n, j + 1, h, tmp);
-            double beta = ks_norm(w, n);
+            double beta;
+            ks_orth(w, V, n, j + 1, h, tmp, &beta);
             if (beta > 1e-12 * fro) {
                 for (size_t i = 0; i < n; i++)
                     w[i] /= beta;
@@ -494,8 +516,8 @@ int mom__spectral_radius_iter(double *radius, const float *a, size_t n, const mo
                 if (++tries > 16)
                     goto done;
                 ks_start_vector(w, n, next_vec++);
-                double before = ks_orth(w, V, n, j + 1, NULL, tmp);
-                double nw = ks_norm(w, n);
+                double nw;
+                double before = ks_orth(w, V, n, j + 1, NULL, tmp, &nw);
                 if (nw > 1e-6 * before) {
                     for (size_t i = 0; i < n; i++)
                         w[i] /= nw;
@@ -576,14 +598,18 @@ int mom__spectral_radius_iter(double *radius, const float *a, size_t n, const mo
 
         /* New basis Vn[:, 0..kk) = V[:, 0..m) Q[:, 0..kk); Vn[:, kk] = V[:, m]. */
         work_done += 2.0 * dn * (double)m * (double)kk;
-        for (size_t c = 0; c < kk; c++) {
-            double *dst = Vn + c * n;
-            memset(dst, 0, n * sizeof *dst);
+        for (size_t i0 = 0; i0 < n; i0 += KS_ROWS) { /* row blocks: V is read once */
+            size_t i1 = i0 + KS_ROWS < n ? i0 + KS_ROWS : n;
+            for (size_t c = 0; c < kk; c++)
+                memset(Vn + c * n + i0, 0, (i1 - i0) * sizeof *Vn);
             for (size_t r = 0; r < m; r++) {
-                double q = Q[c * m + r];
                 const double *src = V + r * n;
-                for (size_t i = 0; i < n; i++)
-                    dst[i] += q * src[i];
+                for (size_t c = 0; c < kk; c++) {
+                    double q = Q[c * m + r];
+                    double *dst = Vn + c * n;
+                    for (size_t i = i0; i < i1; i++)
+                        dst[i] += q * src[i];
+                }
             }
         }
         memcpy(Vn + kk * n, V + m * n, n * sizeof *Vn);
