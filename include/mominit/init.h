@@ -22,9 +22,11 @@
  *    a = SCALE * sqrt(6 / (cols + rows)).
  *  - GLOROT_NORMAL: (float)(z * SCALE * sqrt(2 / (cols + rows))) (the factor formed first).
  * The library is built without floating-point contraction and uses only IEEE-exact operations
- * here, so these are bit-identical on every machine. ECHO_STATE's scale factor comes from LAPACK:
- * bit-identical for the same LAPACK; another LAPACK may round the radius differently in the last
- * bits, which changes a weight by one float ulp with a probability of about 1e-8 per weight.
+ * here, so these are bit-identical on every machine. ECHO_STATE's scale factor comes from
+ * mom_spectral_radius(), which uses LAPACK: bit-identical with the same LAPACK; with another, the
+ * radius may differ in its last bits (n <= 1024, dgeev) or by up to about 1e-12 relative
+ * (n > 1024, iterative), which moves a weight by one float ulp with a probability of about 1e-8
+ * (resp. 1e-5) per weight.
  *
  * Errors. mom_init_apply() and mom_init_apply_block() report their detail message on the
  * initializer (mom_init_errmsg()); mom_init_output_bias() and the presets on the network
@@ -94,7 +96,12 @@ typedef enum mom_init_option {
 
 /**
  * Create an initializer of a given kind with default options.
- * @return MOM_OK, MOM_E_INVALID (unknown kind, out NULL), MOM_E_NOMEM.
+ * @param out   receives the handle (NULL on failure); destroy with mom_init_destroy().
+ * @param kind  a mom_init_kind.
+ * @param alloc allocator for the handle and for the scratch memory of mom_init_apply() and
+ *              mom_init_apply_block() (copied; must stay usable until the handle is destroyed),
+ *              or NULL for malloc.
+ * @return MOM_OK, MOM_E_INVALID (unknown kind, out NULL, incomplete allocator), MOM_E_NOMEM.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_init_create(mom_init **out, int kind, const mom_allocator *alloc);
