@@ -1905,6 +1905,8 @@ int mom_ckpt_restore_new(mom_net **net, mom_optim **opt, mom_rng **rngs, size_t 
             rc = mom__fail(&ck->base, rc, "cannot create stream %zu", made);
     }
     if (rc != MOM_OK) {
+        mom_sched_destroy(pp.lr); /* NULL once the optimizer holds them */
+        mom_sched_destroy(pp.momentum);
         mom_net_destroy(n);
         mom_optim_destroy(o);
         for (size_t i = 0; i < n_rngs; i++) {
