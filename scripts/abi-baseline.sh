@@ -1,6 +1,7 @@
 #!/bin/sh
 # (Re)generate the ABI baseline abi/libmominit.so.<abi_major>.abi that the 'abi' test suite
-# compares every build with (abi/check-abi.sh). Builds the shared library with debug information
+# compares every build with (abi/check-abi.sh), and abi/constants.txt, the pinned enum values and
+# integer macros (abi/constants.py). Builds the shared library with debug information
 # in a temporary build directory (the default buildtype, debugoptimized, has -g; -g is added
 # explicitly anyway), then runs
 #   abidw --drop-private-types --headers-dir include/mominit ...
@@ -62,3 +63,8 @@ abidw --drop-private-types --headers-dir "$src/include/mominit" \
 mv "$out.tmp" "$out"
 n=$(grep -c '<elf-symbol name=.mom_' "$out" || true)
 echo "wrote ${out#$root/}${rev:+ from $rev}: $n exported functions, SONAME libmominit.so.$major"
+
+# The pinned enum values and integer macros, which abidiff cannot see (abi/constants.py).
+python3 "$root/abi/constants.py" dump "$src/include/mominit" > "$root/abi/constants.txt.tmp"
+mv "$root/abi/constants.txt.tmp" "$root/abi/constants.txt"
+echo "wrote abi/constants.txt: $(wc -l < "$root/abi/constants.txt") pinned constants"
