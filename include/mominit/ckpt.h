@@ -117,7 +117,8 @@ MOM_API uint32_t mom_ckpt_format_version(void);
  *         MOM_E_SHAPE (net and opt differ in parameter count); MOM_E_STATE (opt has a step begun
  *         with mom_optim_begin(): capture between steps); MOM_E_UNSUPPORTED (a schedule of opt is
  *         a callback or wraps one, or final-phase wrappers nested more than 64 deep);
- *         MOM_E_NOMEM. On failure the handle keeps its previous image.
+ *         MOM_E_NOMEM; MOM_E_INTERNAL (the new image fails the library's own check: a bug; the
+ *         handle then holds no image). Otherwise, on failure the handle keeps its previous image.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_ckpt_capture(mom_ckpt *ck, const mom_net *net, const mom_optim *opt,
@@ -137,6 +138,7 @@ MOM_API size_t mom_ckpt_size(const mom_ckpt *ck);
  *         the file and the system error; any previous file at `path` is left intact and the
  *         temporary file is removed). If only the final directory sync fails, the new file is
  *         in place but MOM_E_IO is returned, since its durability is not assured.
+ *         MOM_E_UNSUPPORTED on systems without POSIX files (use the stream interface there).
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_ckpt_save_file(mom_ckpt *ck, const char *path);
@@ -169,7 +171,8 @@ MOM_API MOM_NODISCARD int mom_ckpt_save_stream(mom_ckpt *ck, mom_ckpt_write_fn w
  *         truncated or inconsistent: the message names the section and the byte offset);
  *         MOM_E_UNSUPPORTED (a newer major format version, or in a newer minor version a value
  *         this library does not know, such as a new schedule kind: the message says which);
- *         MOM_E_NOMEM. On failure the handle keeps its previous image.
+ *         MOM_E_NOMEM; MOM_E_UNSUPPORTED also on systems without POSIX files. On failure the
+ *         handle keeps its previous image.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_ckpt_load_file(mom_ckpt *ck, const char *path);
