@@ -43,9 +43,12 @@ static double median(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-/* Bare products of one loss+gradient (gv = 0) or one Gauss-Newton product (gv = 1). */
+/* Bare products of one loss+gradient (gv = 0) or one Gauss-Newton product (gv = 1), with the
+ * shapes and transposes rnn.c uses (the forward recurrence multiplies by a transposed copy wt of
+ * W_hh, made outside the timed region here). */
 static void bare_products(int gv, const float *x, const float *w_vh, const float *w_hh,
-                          const float *w_ho, float *hs, float *ds, float *z, float *g)
+                          const float *wt, const float *w_ho, float *hs, float *ds, float *z,
+                          float *g)
 {
     const size_t n = N_, T = T_, I = I_, H = H_, O = O_, nH = n * H;
     float *g_vh = g, *g_hh = g + H * I, *g_ho = g_hh + H * H;
@@ -54,7 +57,7 @@ static void bare_products(int gv, const float *x, const float *w_vh, const float
     if (gv)
         mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hs, H, w_hh, H, 1.0f, hs + nH, H);
     for (size_t t = 1; t < T; t++)
-        mom__gemm(0, 1, n, H, H, 1.0f, hs + (t - 1) * nH, H, w_hh, H, 1.0f, hs + t * nH, H);
+        mom__gemm(0, 0, n, H, H, 1.0f, hs + (t - 1) * nH, H, wt, H, 1.0f, hs + t * nH, H);
     const float *hl = hs + (T - 1) * nH;
     mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 0.0f, z, O);
     if (gv)
@@ -108,6 +111,10 @@ int main(int argc, char **argv)
     float *hs = calloc(T * n * H, sizeof *hs), *ds = calloc(T * n * H, sizeof *ds);
     float *z = calloc(n * O, sizeof *z), *gb = calloc(P, sizeof *gb);
     const float *w_vh = p, *w_hh = p + H * I, *w_ho = w_hh + H * H + H;
+    float *wt = malloc(H * H * sizeof *wt);
+    for (size_t i = 0; i < H; i++)
+        for (size_t j = 0; j < H; j++)
+            wt[i * H + j] = w_hh[j * H + i];
 
     /* full training step: loss+grad at the look-ahead point + NAG update */
     mom_optim *opt;
@@ -134,7 +141,7 @@ int main(int argc, char **argv)
         rc |= mom_net_loss_grad(&loss, g, net, &batch, NULL);
         d[M_LG] = now_ms() - t0;
         t0 = now_ms();
-        bare_products(0, x, w_vh, w_hh, w_ho, hs, ds, z, gb);
+        bare_products(0, x, w_vh, w_hh, wt, w_ho, hs, ds, z, gb);
         d[M_BARE_LG] = now_ms() - t0;
         t0 = now_ms();
         rc |= mom_net_gv(gv, net, v, 0.0);
@@ -143,7 +150,7 @@ int main(int argc, char **argv)
         rc |= mom_net_gv(gv, net, v, 0.03);
         d[M_GVD] = now_ms() - t0;
         t0 = now_ms();
-        bare_products(1, x, w_vh, w_hh, w_ho, hs, ds, z, gb);
+        bare_products(1, x, w_vh, w_hh, wt, w_ho, hs, ds, z, gb);
         d[M_BARE_GV] = now_ms() - t0;
         t0 = now_ms();
         rc |= mom_optim_step_net(&loss, opt, net, &batch);
@@ -176,6 +183,7 @@ int main(int argc, char **argv)
 
     mom_optim_destroy(opt);
     free(hs);
+    free(wt);
     free(ds);
     free(z);
     free(gb);
