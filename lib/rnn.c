@@ -196,8 +196,12 @@ static int rnn_reserve(mom_net *net, size_t n, size_t steps)
 {
     rnn_impl *r = net->impl;
     int rc = ws_ensure(net, &r->lg, 0, n, steps);
-    if (rc == MOM_OK)
-        rc = ws_ensure(net, &r->gv, 1, n, steps);
+    if (rc != MOM_OK)
+        return rc;
+    const void *cached = r->gv.mem;
+    rc = ws_ensure(net, &r->gv, 1, n, steps);
+    if (r->gv.mem != cached)
+        net->gv_ready = 0; /* the activations cached by gv_begin() went with the old workspace */
     return rc;
 }
 

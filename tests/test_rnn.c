@@ -728,6 +728,12 @@ static void test_gv_cache(void **state)
         assert_ok(mom_net_gv(b, net, v, damp * 0.5));
         assert_memory_equal(a, b, P * sizeof *a);
     }
+    /* mom_net_reserve() that keeps the workspace keeps the cache; one that grows it drops it */
+    assert_ok(mom_net_gv_begin(net, &d.b, NULL));
+    assert_ok(mom_net_reserve(net, 2, 3));
+    assert_ok(mom_net_gv(b, net, v, 0.0));
+    assert_ok(mom_net_reserve(net, 50, 50));
+    assert_status(mom_net_gv(b, net, v, 0.0), MOM_E_STATE);
     /* a failed gv_begin invalidates the cache */
     mom_batch bad = d.b;
     bad.steps = 0;
