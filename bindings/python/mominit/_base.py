@@ -50,6 +50,9 @@ class _Owner:
         # also live until the C destroy function has run.
         self.keep = {"base": keep}
         self.finalizer = weakref.finalize(self, _destroy, destroy, ptr, kind, self.keep)
+        # Not at interpreter exit: a numpy view may still be read by a later exit handler, and
+        # the process is ending anyway.
+        self.finalizer.atexit = False
         _count(kind, +1)
 
     def release(self):
@@ -101,6 +104,16 @@ class Handle:
 
     def __enter__(self):
         return self
+
+    # A copy would share the C handle and free it twice: refuse (there is no C copy function).
+    def __copy__(self):
+        raise TypeError(f"a mominit.{type(self).__name__} cannot be copied")
+
+    def __deepcopy__(self, memo):
+        raise TypeError(f"a mominit.{type(self).__name__} cannot be copied")
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(f"a mominit.{type(self).__name__} cannot be pickled")
 
     def __exit__(self, *exc):
         self.close()

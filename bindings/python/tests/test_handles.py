@@ -35,6 +35,14 @@ class TestLifetime(unittest.TestCase):
         self.assertEqual(alloc.bad_frees, [])
         self.assertTrue(all(h.closed for h in handles))
 
+    def test_copies_are_refused(self):
+        import copy
+        import pickle
+        with mi.Net.feedforward([2, 2]) as net:
+            for fn in (copy.copy, copy.deepcopy, pickle.dumps):
+                with self.assertRaises(TypeError):
+                    fn(net)
+
     def test_context_managers(self):
         alloc = mi.CountingAllocator()
         with mi.Net.feedforward([2, 2], allocator=alloc) as net, \
