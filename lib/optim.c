@@ -8,20 +8,23 @@
  * values (same expressions, so the same bits) and stores them. A divergent step therefore changes
  * nothing, and no scratch memory is needed.
  *
- * HF (MOM_OPTIM_HF) will be another kind of this handle: create() refuses it for now; its step
- * will be dispatched from mom_optim_step_net() (HF needs Gauss-Newton products, so it has no
- * begin/end path), and its extra state can hang off struct mom_optim (optim_internal.h). */
+ * HF (MOM_OPTIM_HF) is another kind of this handle, implemented in hf.c: this file only dispatches
+ * to it (creation, destruction, reset, the HF option keys, mom_optim_step_net()). HF needs
+ * Gauss-Newton products, so it has no begin/end path; its state hangs off opt->hf. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include "blas.h"
+#include "hf_internal.h"
 #include "optim_internal.h"
 
 static const char null_optim_msg[] = "optimizer handle is NULL";
 
 #define DEFAULT_LR 0.01
 #define DEFAULT_MOMENTUM 0.9
+#define DEFAULT_HF_STEP 1.0      /* HF: fixed step size (used with the line search off) */
+#define DEFAULT_HF_CG_DECAY 0.95 /* HF: the momentum slot holds the CG start decay */
 
 #define ENTER(opt)                                                                             \
     do {                                                                                       \
@@ -48,7 +51,10 @@ void mom_optim_destroy(mom_optim *opt)
     mom_allocator a = opt->base.alloc;
     mom__sched_release(opt->lr);
     mom__sched_release(opt->momentum);
-    mom__free(&a, opt->velocity); /* the one buffer allocation */
+    if (opt->kind == MOM_OPTIM_HF)
+        mom__hf_destroy(opt); /* velocity points into HF's buffers */
+    else
+        mom__free(&a, opt->velocity); /* the one buffer allocation */
     mom__free(&a, opt);
 }
 
@@ -61,9 +67,8 @@ int mom_optim_create(mom_optim **out, int kind, size_t n_params, const mom_alloc
     case MOM_OPTIM_SGD:
     case MOM_OPTIM_CM:
     case MOM_OPTIM_NAG:
-        break;
     case MOM_OPTIM_HF:
-        return MOM_E_UNSUPPORTED; /* a later issue */
+        break;
     default:
         return MOM_E_INVALID;
     }
@@ -82,6 +87,16 @@ int mom_optim_create(mom_optim **out, int kind, size_t n_params, const mom_alloc
     o->base.alloc = a;
     o->kind = kind;
     o->n = n_params;
+    if (kind == MOM_OPTIM_HF) {
+        if (mom__hf_create(o) != MOM_OK ||
+            mom_sched_create_const(&o->lr, DEFAULT_HF_STEP, &a) != MOM_OK ||
+            mom_sched_create_const(&o->momentum, DEFAULT_HF_CG_DECAY, &a) != MOM_OK) {
+            mom_optim_destroy(o);
+            return MOM_E_NOMEM;
+        }
+        *out = o;
+        return MOM_OK;
+    }
     o->velocity = mom__calloc(&a, n_floats, sizeof(float));
     if (o->velocity == NULL || mom_sched_create_const(&o->lr, DEFAULT_LR, &a) != MOM_OK ||
         mom_sched_create_const(&o->momentum, DEFAULT_MOMENTUM, &a) != MOM_OK) {
@@ -126,9 +141,28 @@ int mom_optim_set_momentum(mom_optim *opt, mom_sched *sched)
     return set_sched(opt, opt ? &opt->momentum : NULL, sched, "momentum");
 }
 
+int mom_optim_set_cg_decay(mom_optim *opt, mom_sched *sched)
+{
+    ENTER(opt);
+    if (opt->kind != MOM_OPTIM_HF)
+        return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
+                         "the CG decay is an HF setting; this is a %s optimizer",
+                         kind_name(opt->kind));
+    return set_sched(opt, &opt->momentum, sched, "CG-decay");
+}
+
 int mom_optim_set(mom_optim *opt, int option, double value)
 {
     ENTER(opt);
+    if (mom__hf_is_option(option)) {
+        if (opt->kind != MOM_OPTIM_HF)
+            return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
+                             "option %d is an HF option; this is a %s optimizer", option,
+                             kind_name(opt->kind));
+        return mom__hf_set(opt, option, value);
+    }
+    if (option == MOM_OPTIM_CLIP_NORM && opt->kind == MOM_OPTIM_HF)
+        return mom__fail(&opt->base, MOM_E_UNSUPPORTED, "HF does not clip gradients");
     if (option != MOM_OPTIM_WEIGHT_DECAY && option != MOM_OPTIM_CLIP_NORM)
         return mom__fail(&opt->base, MOM_E_INVALID, "unknown optimizer option %d", option);
     if (!(value >= 0.0) || !(value <= FLT_MAX))
@@ -154,6 +188,13 @@ int mom_optim_get(double *value, const mom_optim *opt, int option)
     mom__base *b = (mom__base *)&opt->base;
     if (value == NULL)
         return mom__fail(b, MOM_E_INVALID, "value output pointer is NULL");
+    if (mom__hf_is_option(option)) {
+        if (opt->kind != MOM_OPTIM_HF)
+            return mom__fail(b, MOM_E_UNSUPPORTED,
+                             "option %d is an HF option; this is a %s optimizer", option,
+                             kind_name(opt->kind));
+        return mom__hf_get(value, opt, option);
+    }
     switch (option) {
     case MOM_OPTIM_WEIGHT_DECAY:
         *value = opt->weight_decay;
@@ -169,6 +210,10 @@ int mom_optim_get(double *value, const mom_optim *opt, int option)
 int mom_optim_begin(const float **point, mom_optim *opt, float *params)
 {
     ENTER(opt);
+    if (opt->kind == MOM_OPTIM_HF)
+        return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
+                         "HF has no begin/end path: use mom_optim_step_hf() or "
+                         "mom_optim_step_hf_model()");
     if (point == NULL || params == NULL)
         return mom__fail(&opt->base, MOM_E_INVALID, "%s is NULL",
                          point == NULL ? "point output pointer" : "params");
@@ -327,6 +372,10 @@ static int diverged(mom_optim *o, const float *th, const float *g, const float *
 int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
 {
     ENTER(opt);
+    if (opt->kind == MOM_OPTIM_HF)
+        return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
+                         "HF has no begin/end path: use mom_optim_step_hf() or "
+                         "mom_optim_step_hf_model()");
     if (!opt->begun)
         return mom__fail(&opt->base, MOM_E_STATE, "no step is begun (call mom_optim_begin())");
     if (params != opt->begun_params)
@@ -381,7 +430,9 @@ int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_bat
         return mom__fail(&opt->base, MOM_E_SHAPE,
                          "the network has %zu parameters, the %s optimizer %zu",
                          mom_net_num_params(net), kind_name(opt->kind), opt->n);
-    /* Future kinds (HF) dispatch here; everything below is the first-order step. */
+    if (opt->kind == MOM_OPTIM_HF)
+        return mom_optim_step_hf(loss, opt, net, batch, NULL);
+    /* Everything below is the first-order step. */
     float *theta = mom_net_params(net);
     const float *point;
     int rc = mom_optim_begin(&point, opt, theta);
@@ -433,6 +484,8 @@ int mom_optim_reset(mom_optim *opt)
         return mom__fail(&opt->base, MOM_E_STATE,
                          "cannot reset between mom_optim_begin() and mom_optim_end()");
     memset(opt->velocity, 0, opt->n * sizeof *opt->velocity);
+    if (opt->kind == MOM_OPTIM_HF)
+        mom__hf_reset(opt);
     opt->t = 0;
     return MOM_OK;
 }

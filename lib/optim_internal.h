@@ -1,6 +1,6 @@
-/* Internal structure of mom_optim, shared by optim.c and the modules that will extend it: the
+/* Internal structure of mom_optim, shared by optim.c and the modules that extend it: the
  * checkpoint module (which saves and restores t, the velocity, the options and the schedules) and
- * HF (a later kind of the same handle, stepped through mom_optim_step_net()). Not installed. */
+ * HF (hf.c, another kind of the same handle). Not installed. */
 #ifndef MOM_OPTIM_INTERNAL_H
 #define MOM_OPTIM_INTERNAL_H
 
@@ -31,6 +31,13 @@ struct mom_optim {
     float *begun_params; /* the caller's vector given to begin */
     float step_mu;       /* mu_t used by this step (0 for SGD) */
     float step_lr;       /* eps_t used by this step */
+
+    /* MOM_OPTIM_HF only (NULL for the other kinds): settings, report and buffers, defined in
+     * hf_internal.h. For HF, `velocity` points to the warm start inside hf's buffers (not a
+     * separate allocation), `grad` to its gradient buffer, `point` is NULL, `lr` is the fixed step
+     * size and `momentum` the CG-decay schedule. A checkpoint of an HF optimizer needs t, the warm
+     * start, lambda and the settings. */
+    struct mom__hf *hf;
 };
 
 #endif

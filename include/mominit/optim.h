@@ -34,7 +34,17 @@
  * Threads: an optimizer is used by one thread at a time; schedules may be shared between
  * optimizers running in different threads (sched.h).
  *
- * docs/optim.md has a complete program for each way of driving a step.
+ * Hessian-free optimization (MOM_OPTIM_HF, Martens 2010; Martens & Sutskever 2011) is another kind
+ * of the same handle. It needs curvature products, so it has no begin/end path: it is stepped by
+ * mom_optim_step_hf() on a network (with separate gradient and curvature batches),
+ * mom_optim_step_net() (one batch for both), or mom_optim_step_hf_model() on any objective given
+ * as callbacks. Its settings are the HF options below; the learning-rate schedule is its fixed step
+ * size when the line search is off, and the momentum schedule is its CG start decay (the momentum
+ * of momentum-HF; mom_optim_set_cg_decay()). HF makes its large allocations at creation and the
+ * rest (the stored CG iterates) at its first step; later steps never allocate.
+ *
+ * docs/optim.md has a complete program for each way of driving a step; docs/hf.md describes HF and
+ * gives complete recipes (Martens' HF, momentum-HF, RNNs with structural damping).
  */
 #ifndef MOMINIT_OPTIM_H
 #define MOMINIT_OPTIM_H
@@ -55,19 +65,147 @@ typedef enum mom_optim_kind {
     MOM_OPTIM_HF = 4
 } mom_optim_kind;
 
-/** Options for mom_optim_set() / mom_optim_get(). Pinned values. @since 0.1.0 */
+/**
+ * Options for mom_optim_set() / mom_optim_get(). Pinned values. @since 0.1.0
+ *
+ * Values 1..99 apply to every kind (except MOM_OPTIM_CLIP_NORM, which HF does not support).
+ * Values 100..199 are HF settings and 200..299 HF's read-only report of its last step; on an SGD,
+ * CM or NAG optimizer both ranges return MOM_E_UNSUPPORTED. Integer-valued settings (iteration
+ * counts, switches, modes) must be given as exact integers.
+ *
+ * HF settings (defaults in brackets; see docs/hf.md for the algorithm and paper values):
+ *  - MOM_OPTIM_HF_LAMBDA: the damping lambda, >= 0 and finite [1]. Setting it sets the current
+ *    value; each step adapts it (when MOM_OPTIM_HF_ADAPT_LAMBDA is on) and reading it gives the
+ *    value the next step will use. Martens' CURVES demo starts at 45.
+ *  - MOM_OPTIM_HF_MAX_CG: most CG iterations per step, in [1, 100000] [250].
+ *  - MOM_OPTIM_HF_MIN_CG: CG iterations before the stopping rule may end CG, in [0, 100000] [1];
+ *    a value above MAX_CG acts as MAX_CG.
+ *  - MOM_OPTIM_HF_FIXED_CG: 0 = Martens' relative-progress stopping rule between MIN_CG and
+ *    MAX_CG; k in [1, 100000] = exactly k iterations (momentum-HF uses 50) [0]. Either way CG also
+ *    ends early when the search direction has no positive curvature (d^T A d <= 0, e.g. an exact
+ *    solution was reached).
+ *  - MOM_OPTIM_HF_PRECOND: -1 auto (on for feedforward nets and for models with a Fisher
+ *    callback; off for recurrent nets and for models without one), 0 off, 1 on [-1].
+ *    With 1, a model without a Fisher callback makes steps fail with MOM_E_INVALID.
+ *  - MOM_OPTIM_HF_PRECOND_EXP: exponent e of the preconditioner
+ *    M = (Fisher diagonal + lambda + w)^e, in [0, 1] [0.75].
+ *  - MOM_OPTIM_HF_LINE_SEARCH: 1 = Armijo backtracking line search from alpha = 1 (c = 0.01,
+ *    alpha *= 0.8, at most 60 tries) on the gradient data's objective; 0 = a fixed step alpha
+ *    from the learning-rate schedule (momentum-HF) [1].
+ *  - MOM_OPTIM_HF_CG_BACKTRACK: 1 = choose among the stored CG iterates by the objective on the
+ *    curvature data (Martens' CG-backtracking); 0 = use the last iterate [1].
+ *  - MOM_OPTIM_HF_ADAPT_LAMBDA: 1 = Levenberg-Marquardt rule lambda *= 1.5 if rho < 1/4 (or rho
+ *    is NaN), lambda /= 1.5 if rho > 3/4; 0 = lambda stays as set (rho is then not computed) [1].
+ *  - MOM_OPTIM_HF_STRUCT_DAMPING: mu_s >= 0 and finite; Gauss-Newton products during CG get the
+ *    structural-damping coefficient mu_s * lambda [0.03]. Recurrent nets use it; feedforward nets
+ *    ignore it; a model receives mu_s * lambda in its gv callback (and may ignore it).
+ *  - MOM_OPTIM_HF_CG_DECAY: the CG start decay (CG starts from decay * the previous final CG
+ *    solution), in [0, 1] [0.95]. Setting it replaces the CG-decay schedule by a constant one
+ *    (this allocates: MOM_E_NOMEM is possible); reading it gives the schedule's value at the
+ *    current step t. mom_optim_set_cg_decay() sets a schedule.
+ *
+ * HF report (read-only: mom_optim_set() returns MOM_E_INVALID). Each value describes the last
+ * step that succeeded (MOM_OK); a failed step leaves them as they were. All are NaN before the
+ * first step and after mom_optim_reset().
+ *  - MOM_OPTIM_HF_LAST_CG_ITERS: CG iterations run (each one Gauss-Newton product).
+ *  - MOM_OPTIM_HF_LAST_CG_CHOSEN: CG iteration number of the iterate p that was used (by
+ *    CG-backtracking, or the last one); 0 means the warm start itself.
+ *  - MOM_OPTIM_HF_LAST_RHO: reduction ratio rho on the curvature data; NaN when not computed
+ *    (lambda adaptation off) or undefined (the model's predicted reduction is not negative).
+ *  - MOM_OPTIM_HF_LAST_LAMBDA: lambda after the step's update.
+ *  - MOM_OPTIM_HF_LAST_ALPHA: step size accepted (0 if the line search rejected every try: the
+ *    parameters did not move).
+ *  - MOM_OPTIM_HF_LAST_LOSS_BEFORE / MOM_OPTIM_HF_LAST_LOSS_AFTER: the objective
+ *    f = mean loss + (w/2)|theta|^2 on the gradient data before and after the step.
+ *  - MOM_OPTIM_HF_LAST_LS_TRIES: objective evaluations made by the line search (0 when it is off).
+ *  - MOM_OPTIM_HF_LAST_GV_PRODUCTS: Gauss-Newton products made (CG iterations, plus one for a warm
+ *    start, plus one for rho).
+ *  - MOM_OPTIM_HF_LAST_LOSS_EVALS: loss-only evaluations on either data set (CG-backtracking, rho,
+ *    line search or the fixed step's check), not counting the one loss-and-gradient evaluation.
+ */
 typedef enum mom_optim_option {
-    MOM_OPTIM_WEIGHT_DECAY = 1, /**< L2 coefficient w >= 0; default 0 */
-    MOM_OPTIM_CLIP_NORM = 2     /**< gradient norm bound > 0, or 0 for none; default 0 */
+    MOM_OPTIM_WEIGHT_DECAY = 1, /**< L2 coefficient w >= 0; default 0 (HF: eta of docs/hf.md) */
+    MOM_OPTIM_CLIP_NORM = 2,    /**< gradient norm bound > 0, or 0 for none; default 0 */
+
+    MOM_OPTIM_HF_LAMBDA = 100,          /**< HF damping lambda (current value) */
+    MOM_OPTIM_HF_MAX_CG = 101,          /**< HF maximum CG iterations */
+    MOM_OPTIM_HF_MIN_CG = 102,          /**< HF minimum CG iterations */
+    MOM_OPTIM_HF_FIXED_CG = 103,        /**< HF fixed CG iterations (0 = stopping rule) */
+    MOM_OPTIM_HF_PRECOND = 104,         /**< HF preconditioner mode -1 / 0 / 1 */
+    MOM_OPTIM_HF_PRECOND_EXP = 105,     /**< HF preconditioner exponent */
+    MOM_OPTIM_HF_LINE_SEARCH = 106,     /**< HF line search on / off */
+    MOM_OPTIM_HF_CG_BACKTRACK = 107,    /**< HF CG-backtracking on / off */
+    MOM_OPTIM_HF_ADAPT_LAMBDA = 108,    /**< HF lambda adaptation on / off */
+    MOM_OPTIM_HF_STRUCT_DAMPING = 109,  /**< HF structural damping coefficient mu_s */
+    MOM_OPTIM_HF_CG_DECAY = 110,        /**< HF CG start decay (constant) */
+
+    MOM_OPTIM_HF_LAST_CG_ITERS = 200,     /**< read-only: CG iterations of the last step */
+    MOM_OPTIM_HF_LAST_CG_CHOSEN = 201,    /**< read-only: iteration number of the chosen iterate */
+    MOM_OPTIM_HF_LAST_RHO = 202,          /**< read-only: reduction ratio */
+    MOM_OPTIM_HF_LAST_LAMBDA = 203,       /**< read-only: lambda after the update */
+    MOM_OPTIM_HF_LAST_ALPHA = 204,        /**< read-only: accepted step size */
+    MOM_OPTIM_HF_LAST_LOSS_BEFORE = 205,  /**< read-only: objective before the step */
+    MOM_OPTIM_HF_LAST_LOSS_AFTER = 206,   /**< read-only: objective after the step */
+    MOM_OPTIM_HF_LAST_LS_TRIES = 207,     /**< read-only: line-search evaluations */
+    MOM_OPTIM_HF_LAST_GV_PRODUCTS = 208,  /**< read-only: Gauss-Newton products */
+    MOM_OPTIM_HF_LAST_LOSS_EVALS = 209    /**< read-only: loss-only evaluations */
 } mom_optim_option;
+
+/**
+ * An objective for HF given by the caller (mom_optim_step_hf_model()), so that HF can minimize
+ * anything that provides Gauss-Newton (or any positive semidefinite curvature) products.
+ * Two data sets are involved: the "gradient data" (loss, gradient, Fisher diagonal, line search)
+ * and the "curvature data" (curvature products, CG-backtracking, rho); they may be the same.
+ * All losses are means over the data; HF adds the weight-decay term (w/2)|theta|^2 itself.
+ *
+ * Every callback returns 0 on success or a negative mom_status, which makes the step fail with
+ * that status (a positive value counts as MOM_E_INVALID); the optimizer is then unchanged.
+ * `params` pointers are n_params floats, valid during the call only, except that curv_begin's
+ * `params` (the caller's parameter vector) stays valid and unchanged until the step returns.
+ * Non-finite values returned at the current parameters (loss, gradient, Fisher diagonal, products)
+ * make the step return MOM_E_DIVERGED; a non-finite loss at a trial point is treated as +infinity
+ * (that trial is rejected).
+ *
+ * Order of calls in one step: loss_grad(theta); fisher_diag(theta) if preconditioning; curv_begin
+ * (theta); gv (once per CG iteration, plus once for a warm start); curv_loss at theta and at the
+ * candidate points theta + x_j (CG-backtracking, rho); gv once more for rho; then loss (or
+ * loss_grad) at theta + alpha p for the line search or the fixed step.
+ *
+ * This struct is frozen: it will never change; a richer model would get a new type. @since 0.1.0
+ */
+typedef struct mom_hf_model {
+    /** Required: mean loss on the gradient data at params, and its gradient (n_params floats). */
+    int (*loss_grad)(double *loss, float *grad, const float *params, void *user_data);
+    /** Optional: mean loss on the gradient data at params (NULL: loss_grad is called instead and
+     *  its gradient discarded). */
+    int (*loss)(double *loss, const float *params, void *user_data);
+    /** Required: prepare curvature products on the curvature data at params. */
+    int (*curv_begin)(const float *params, void *user_data);
+    /** Required: out = G v on the curvature data at the point of the last curv_begin (n_params
+     *  floats each; out never aliases v); struct_damping is mu_s * lambda during CG and 0 for the
+     *  product that computes rho (a model without structural damping ignores it). G must be
+     *  symmetric positive semidefinite; HF adds (lambda + w) v itself. */
+    int (*gv)(float *out, const float *v, double struct_damping, void *user_data);
+    /** Required: mean loss on the curvature data at params. */
+    int (*curv_loss)(double *loss, const float *params, void *user_data);
+    /** Optional: the diagonal of the empirical Fisher matrix (mean over cases of the squared
+     *  per-case gradient, each entry >= 0) on the gradient data at params; NULL = no
+     *  preconditioner. */
+    int (*fisher_diag)(float *out, const float *params, void *user_data);
+    /** Passed back to every callback; borrowed. */
+    void *user_data;
+} mom_hf_model;
 
 /**
  * Create an optimizer for a parameter vector of n_params floats. Its learning rate defaults to a
  * constant 0.01 and its momentum to a constant 0.9 (ignored by SGD); set schedules with
  * mom_optim_set_lr() / mom_optim_set_momentum(). The velocity starts at zero and t at 0.
  * Weight decay and clipping start off. Makes all the allocations the optimizer will ever need.
+ * MOM_OPTIM_HF: the learning rate (HF's fixed step size, used only with the line search off)
+ * defaults to a constant 1 and the momentum (HF's CG decay) to a constant 0.95; the HF options
+ * start at the defaults listed with mom_optim_option; about 8 * n_params floats are allocated
+ * here and the stored CG iterates at the first step (see mom_optim_step_hf()).
  * @return MOM_OK, MOM_E_INVALID (unknown kind, n_params 0, out NULL, incomplete allocator),
- *         MOM_E_UNSUPPORTED (a kind this function does not create: MOM_OPTIM_HF in this version),
  *         MOM_E_NOMEM.
  * @since 0.1.0
  */
@@ -84,23 +222,34 @@ MOM_API const char *mom_optim_errmsg(const mom_optim *opt);
 MOM_API int mom_optim_kind_of(const mom_optim *opt);
 
 /** Use `sched` for the learning rate (the optimizer takes a reference and releases the one it
- *  held). Each step rejects a value that is negative, NaN or beyond FLT_MAX.
+ *  held). Each step rejects a value that is negative, NaN or beyond FLT_MAX. For HF this is the
+ *  fixed step size used when the line search is off (checked only then).
  *  @return MOM_OK, MOM_E_INVALID (opt or sched NULL), MOM_E_STATE (inside begin/end).
  *  @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_optim_set_lr(mom_optim *opt, mom_sched *sched);
 
 /** Use `sched` for the momentum (the optimizer takes a reference and releases the one it held).
- *  SGD keeps it but ignores it. Each CM or NAG step rejects a value outside [0, 1].
+ *  SGD keeps it but ignores it. Each CM or NAG step rejects a value outside [0, 1]. For HF the
+ *  momentum is the CG start decay: this call is the same as mom_optim_set_cg_decay().
  *  @return MOM_OK, MOM_E_INVALID (opt or sched NULL), MOM_E_STATE (inside begin/end).
  *  @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_optim_set_momentum(mom_optim *opt, mom_sched *sched);
 
-/** Set an option (mom_optim_option). Both take values in [0, FLT_MAX].
- *  @return MOM_OK, MOM_E_INVALID (unknown option, negative or non-finite value: the option keeps
- *          its value), MOM_E_STATE (inside begin/end). @since 0.1.0 */
+/** Set an option (mom_optim_option). MOM_OPTIM_WEIGHT_DECAY and MOM_OPTIM_CLIP_NORM take values
+ *  in [0, FLT_MAX]; the HF options take the ranges listed with mom_optim_option.
+ *  On an HF optimizer that has made its first step, raising MOM_OPTIM_HF_MAX_CG or
+ *  MOM_OPTIM_HF_FIXED_CG beyond every earlier value, or turning CG-backtracking on, allocates room
+ *  for the stored CG iterates here (so that steps never allocate); MOM_OPTIM_HF_CG_DECAY
+ *  allocates a constant schedule.
+ *  @return MOM_OK, MOM_E_INVALID (unknown option, value out of range or not finite, a read-only
+ *          HF report key: the option keeps its value), MOM_E_UNSUPPORTED (an HF option on
+ *          another kind, MOM_OPTIM_CLIP_NORM on HF), MOM_E_STATE (inside begin/end), MOM_E_NOMEM
+ *          (the option keeps its value). @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_optim_set(mom_optim *opt, int option, double value);
 
-/** Read an option. @return MOM_OK, MOM_E_INVALID. @since 0.1.0 */
+/** Read an option, or an HF report value (mom_optim_option).
+ *  @return MOM_OK, MOM_E_INVALID (NULL, unknown option), MOM_E_UNSUPPORTED (an HF key on another
+ *          kind). @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_optim_get(double *value, const mom_optim *opt, int option);
 
 /**
@@ -111,7 +260,8 @@ MOM_API MOM_NODISCARD int mom_optim_get(double *value, const mom_optim *opt, int
  * @param params the caller's vector, borrowed until the step ends or is cancelled; do not modify
  *              it in between.
  * @return MOM_OK, MOM_E_INVALID (a NULL pointer; a learning rate or momentum out of range at this
- *         t: no step is begun), MOM_E_STATE (a step already begun).
+ *         t: no step is begun), MOM_E_STATE (a step already begun), MOM_E_UNSUPPORTED (an HF
+ *         optimizer: use mom_optim_step_hf() or mom_optim_step_hf_model()).
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_optim_begin(const float **point, mom_optim *opt, float *params);
@@ -124,7 +274,8 @@ MOM_API MOM_NODISCARD int mom_optim_begin(const float **point, mom_optim *opt, f
  * @return MOM_OK; MOM_E_STATE (no step begun, or params is not the vector given to begin);
  *         MOM_E_INVALID (grad NULL or equal to params); MOM_E_DIVERGED (non-finite loss, gradient
  *         or update: params, velocity and t are bit-for-bit unchanged and the step stays begun,
- *         so it may be ended again or cancelled with mom_optim_cancel()).
+ *         so it may be ended again or cancelled with mom_optim_cancel()); MOM_E_UNSUPPORTED (an
+ *         HF optimizer).
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_optim_end(mom_optim *opt, float *params, double loss,
@@ -147,28 +298,98 @@ MOM_API MOM_NODISCARD int mom_optim_cancel(mom_optim *opt);
  *         mom_optim_begin()), MOM_E_DIVERGED (state restored), or any status of
  *         mom_net_loss_grad() (whose detail message is copied into the optimizer's). On any failure
  *         parameters, velocity and t are unchanged and no step is left begun.
+ * On an HF optimizer this is mom_optim_step_hf(loss, opt, net, batch, NULL): one HF iteration with
+ * `batch` as both the gradient and the curvature data.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net,
                                              const mom_batch *batch);
 
+/**
+ * Use `sched` for HF's CG start decay (the optimizer takes a reference and releases the one it
+ * held): CG starts from decay_t * (the previous step's final CG solution). Each step rejects a
+ * value outside [0, 1]. HF's momentum schedule is the CG decay, so this is the same as
+ * mom_optim_set_momentum() on an HF optimizer. Momentum-HF raises it on a schedule, e.g.
+ * mom_sched_create_piecewise() from 0.95 towards 0.999 (docs/hf.md).
+ * @return MOM_OK, MOM_E_INVALID (opt or sched NULL), MOM_E_UNSUPPORTED (not an HF optimizer).
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_optim_set_cg_decay(mom_optim *opt, mom_sched *sched);
+
+/**
+ * One Hessian-free iteration on a network (docs/hf.md; Martens 2010):
+ *  1. loss and gradient g of f(theta) = mean loss + (w/2)|theta|^2 on grad_batch (w the weight
+ *     decay); the Fisher diagonal on grad_batch for the preconditioner
+ *     M = (diag + lambda + w)^e when preconditioning is on;
+ *  2. mom_net_gv_begin() on curv_batch at theta;
+ *  3. preconditioned CG on (G + (w + lambda) I) p = -g (recurrent nets: plus structural damping
+ *     with coefficient mu_s * lambda), starting from decay_t * (the previous final CG solution),
+ *     stopped by Martens' rule or after a fixed count, storing the iterates of iterations
+ *     ceil(5 * 1.3^j) and the last one;
+ *  4. CG-backtracking over the stored iterates by f on curv_batch;
+ *  5. rho = (f(theta + p) - f(theta)) / (g^T p + 1/2 p^T (G + w I) p) on curv_batch and the
+ *     lambda update;
+ *  6. Armijo line search on grad_batch (or the fixed step eps_t); theta += alpha p.
+ * The next step's warm start is the final CG iterate of this one (not the backtracked p), as in
+ * Martens' code; it is what mom_optim_velocity() returns. t advances by one per successful step,
+ * also when the line search rejects every try (then alpha = 0 and theta does not move, but lambda
+ * and the warm start are updated, as in Martens' code).
+ * @param loss       receives the mean loss on grad_batch at theta before the step, without the
+ *                   weight-decay term (may be NULL); set whenever it was computed, so also on
+ *                   some failures.
+ * @param grad_batch gradient data; @param curv_batch curvature data (NULL = grad_batch). Both
+ *                   must stay unchanged during the call.
+ * Allocation: the first step allocates the stored CG iterates (up to 15 vectors for 250
+ * iterations; none when CG-backtracking is off); later steps allocate nothing in the optimizer
+ * (the network may allocate workspace for a batch larger than any before, see mom_net_reserve()).
+ * @return MOM_OK; MOM_E_INVALID (a NULL pointer, a schedule value out of range, preconditioning
+ *         forced on without a Fisher diagonal, a negative Fisher entry); MOM_E_UNSUPPORTED (not an
+ *         HF optimizer); MOM_E_SHAPE (net size differs from n_params); MOM_E_NOMEM (first step);
+ *         MOM_E_DIVERGED (a non-finite loss, gradient, Fisher diagonal, curvature product, CG
+ *         quantity or fixed-step result); or any status of the network's calls, with its detail
+ *         message copied. On any failure the parameters, the warm start, lambda, t and the report
+ *         are bit-for-bit as before.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_optim_step_hf(double *loss, mom_optim *opt, mom_net *net,
+                                            const mom_batch *grad_batch,
+                                            const mom_batch *curv_batch);
+
+/**
+ * One Hessian-free iteration (as mom_optim_step_hf()) on a caller's objective given by `model`,
+ * updating `params` (n_params floats) in place.
+ * @param loss   receives the mean loss at params before the step (model->loss_grad's value),
+ *               may be NULL.
+ * @param params borrowed for the call; the model's curv_begin receives this pointer.
+ * @param model  borrowed for the call; loss_grad, curv_begin, gv and curv_loss are required.
+ * Preconditioning in auto mode is on exactly when model->fisher_diag is set.
+ * @return as mom_optim_step_hf(), with the callbacks' statuses in place of the network's.
+ * @since 0.1.0
+ */
+MOM_API MOM_NODISCARD int mom_optim_step_hf_model(double *loss, mom_optim *opt, float *params,
+                                                  const mom_hf_model *model);
+
 /** Steps completed (t), 0 for NULL. @since 0.1.0 */
 MOM_API uint64_t mom_optim_steps(const mom_optim *opt);
 
-/** Momentum mu_t the next step will use (0 for SGD, NaN for NULL). @since 0.1.0 */
+/** Momentum mu_t the next step will use (0 for SGD; for HF its CG decay; NaN for NULL).
+ *  @since 0.1.0 */
 MOM_API double mom_optim_momentum(const mom_optim *opt);
 
 /** Learning rate eps_t the next step will use (NaN for NULL). @since 0.1.0 */
 MOM_API double mom_optim_lr(const mom_optim *opt);
 
 /** The velocity vector (n_params floats), owned by the optimizer and valid until it is
- *  destroyed; read-only. For SGD it holds the last step taken. NULL for NULL. @since 0.1.0 */
+ *  destroyed; read-only. For SGD it holds the last step taken; for HF the warm start, i.e. the
+ *  final CG solution of the last step (before the decay). NULL for NULL. @since 0.1.0 */
 MOM_API const float *mom_optim_velocity(const mom_optim *opt);
 
 /** Number of parameters the optimizer was created for, 0 for NULL. @since 0.1.0 */
 MOM_API size_t mom_optim_num_params(const mom_optim *opt);
 
-/** Zero the velocity and the step count (schedules, options and parameters are kept).
+/** Zero the velocity and the step count (schedules, options and parameters are kept). For HF:
+ *  zeroes the warm start and t, and sets the report to NaN; lambda and the other settings are
+ *  kept.
  *  @return MOM_OK, MOM_E_INVALID, MOM_E_STATE. @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_optim_reset(mom_optim *opt);
 
