@@ -8,6 +8,8 @@
 # The PyTorch part is skipped (with a message) when no interpreter can import torch.
 #
 # Usage: scripts/bench_rnn.sh [build-dir] [reps]     (defaults: build, 50)
+# On a busy machine, MOM_BENCH_CLOCK=cpu makes both sides measure process CPU time instead of
+# wall-clock time (meaningful for the 1-thread figures only: CPU time adds up all threads).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
