@@ -19,7 +19,7 @@ typedef struct options {
     size_t T, hidden, batch, eval_size;
     uint64_t steps, eval_every, seed, warm_steps;
     double mu0, warm_mu, lr, input_scale, clip;
-    int have_input_scale, threads;
+    int have_input_scale, threads, bias_only;
     const char *log, *plot;
 } options;
 
@@ -37,7 +37,7 @@ static void usage(FILE *f)
 "  --mu0 X            momentum after the warm-up (default 0.995)\n"
 "  --mu-warmup M:N    momentum M for the first N updates (default 0.9:1000)\n"
 "  --lr X             learning rate (default: per task, see docs/results.md)\n"
-"  --steps N          updates (default 50000)\n"
+"  --steps N          updates (default 50000; 0 evaluates the initialized network)\n"
 "  --batch N          fresh sequences per update (default 100)\n"
 "  --seed N           seed of initialization and data (default 1)\n"
 "  --input-scale X    std of the input->hidden weights (default 0.001 for addition,\n"
@@ -45,6 +45,8 @@ static void usage(FILE *f)
 "  --eval-every N     evaluate every N updates (default 1000)\n"
 "  --eval-size N      fresh test sequences per evaluation (default 10000)\n"
 "  --center           subtract input means and the mean target\n"
+"  --bias-only        evaluate the paper's baseline: a network whose outputs are its output\n"
+"                     biases (the mean target), without training\n"
 "  --target NAME      addition target: mean (default), sum, hs\n"
 "  --clip X           clip the gradient norm to X (default off)\n"
 "  --log FILE.csv     write step, mu, lr, train loss, test error, seconds\n"
@@ -120,7 +122,7 @@ static void parse(options *o, int argc, char **argv)
         } else if (strcmp(a, "--lr") == 0) {
             o->lr = cli_double(prog, a, cli_value(prog, argc, argv, &i), 1e-12, 100.0);
         } else if (strcmp(a, "--steps") == 0) {
-            o->steps = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+            o->steps = cli_size(prog, a, cli_value(prog, argc, argv, &i), 0, (size_t)1 << 40);
         } else if (strcmp(a, "--batch") == 0) {
             o->batch = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1000000);
         } else if (strcmp(a, "--seed") == 0) {
@@ -132,6 +134,8 @@ static void parse(options *o, int argc, char **argv)
             o->eval_every = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
         } else if (strcmp(a, "--eval-size") == 0) {
             o->eval_size = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 10000000);
+        } else if (strcmp(a, "--bias-only") == 0) {
+            o->bias_only = 1;
         } else if (strcmp(a, "--center") == 0) {
             o->center = 1;
         } else if (strcmp(a, "--target") == 0) {
@@ -172,10 +176,23 @@ static void die_lib(const char *what, int rc, const char *detail)
     exit(1);
 }
 
+/* The task's zero-one error on a batch (mean over its sequences): the library metric, or for the
+ * memorization tasks the symbol errors of the outputs (y: room for the batch's outputs). */
+static int task_error(double *err, mom_net *net, const task *t, const task_batch *b, float *y)
+{
+    mom_batch v = task_eval_view(b);
+    if (t->kind != TASK_MEM5 && t->kind != TASK_MEM20)
+        return mom_net_metric(err, net, &v, NULL, t->metric, t->metric_param);
+    int rc = mom_net_forward(y, net, &v, NULL, mom_net_num_layers(net) - 1);
+    if (rc == MOM_OK)
+        *err = task_symbol_errors(t, b, y) / (double)b->n;
+    return rc;
+}
+
 /* Error of the task's metric over `count` fresh evaluation sequences drawn from a stream
  * re-seeded at each call, so every evaluation sees the same test set. */
 static double evaluate(mom_net *net, const task *t, task_batch *b, mom_rng *rng, uint64_t seed,
-                       size_t count)
+                       size_t count, float *y)
 {
     mom_rng_reseed(rng, seed, 2);
     double total = 0;
@@ -185,9 +202,8 @@ static double evaluate(mom_net *net, const task *t, task_batch *b, mom_rng *rng,
         size_t keep = b->n;
         b->n = n; /* generate and view only the first n sequences */
         task_generate(t, b, rng);
-        mom_batch v = task_eval_view(b);
         double e;
-        int rc = mom_net_metric(&e, net, &v, NULL, t->metric, t->metric_param);
+        int rc = task_error(&e, net, t, b, y);
         b->n = keep;
         if (rc != MOM_OK)
             die_lib("evaluation", rc, mom_net_errmsg(net));
@@ -220,6 +236,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: out of memory for the batches\n", prog);
         return 1;
     }
+    size_t ycap = (o.batch > evalb.n ? o.batch : evalb.n) * t.max_steps * t.n_out;
+    float *y = malloc(ycap * sizeof *y);
+    if (y == NULL) {
+        fprintf(stderr, "%s: out of memory for the outputs\n", prog);
+        return 1;
+    }
     if ((rc = mom_net_create_rnn(&net, t.n_in, o.hidden, t.n_out, MOM_ACT_TANH, t.output, 0, NULL)))
         die_lib("creating the network", rc, NULL);
     if ((rc = mom_rng_create(&data_rng, o.seed, 1, NULL)) ||
@@ -233,6 +255,14 @@ int main(int argc, char **argv)
         mom_batch v = task_loss_view(&evalb);
         if ((rc = mom_init_preset_rnn(net, o.input_scale, o.seed, &v)))
             die_lib("initializing the network", rc, mom_net_errmsg(net));
+    }
+    if (o.bias_only) {
+        size_t blk, rows, cols, off;
+        if ((rc = mom_net_find_block(&blk, net, MOM_BLOCK_W_HO, 0)) ||
+            (rc = mom_net_block(net, blk, NULL, NULL, &rows, &cols, &off)))
+            die_lib("finding W_ho", rc, mom_net_errmsg(net));
+        memset(mom_net_params(net) + off, 0, rows * cols * sizeof(float));
+        o.steps = 0;
     }
     if ((rc = mom_net_reserve(net, o.batch, t.max_steps)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
@@ -293,10 +323,9 @@ int main(int argc, char **argv)
         loss_count++;
         last_loss = loss;
         if (step % o.eval_every == 0 || step == o.steps) {
-            mom_batch ev = task_eval_view(&train);
-            if ((rc = mom_net_metric(&train_err, net, &ev, NULL, t.metric, t.metric_param)))
+            if ((rc = task_error(&train_err, net, &t, &train, y)))
                 die_lib("training error", rc, mom_net_errmsg(net));
-            test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size);
+            test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
             last_loss = loss_sum / (double)loss_count;
             cli_log_row(log, step, mu_now, lr_now, last_loss, test_err, cli_now() - t0);
             cli_progress_update(&prog_bar, step, last_loss, test_err, 1);
@@ -307,6 +336,16 @@ int main(int argc, char **argv)
         }
     }
     cli_progress_end(&prog_bar);
+    if (o.steps == 0) {
+        /* No training: the initialized network, whose output biases hold the mean target; the
+         * paper's "biases" baseline. */
+        task_generate(&t, &train, data_rng);
+        mom_batch v = task_loss_view(&train);
+        if ((rc = mom_net_loss(&last_loss, net, &v, NULL)) ||
+            (rc = task_error(&train_err, net, &t, &train, y)))
+            die_lib("evaluation", rc, mom_net_errmsg(net));
+        test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
+    }
     double seconds = cli_now() - t0;
     if (log)
         fclose(log);
@@ -327,5 +366,6 @@ int main(int argc, char **argv)
     mom_rng_destroy(eval_rng);
     task_batch_free(&train);
     task_batch_free(&evalb);
+    free(y);
     return diverged ? 3 : 0;
 }

@@ -280,6 +280,30 @@ void task_generate(const task *t, task_batch *b, mom_rng *rng)
     }
 }
 
+double task_symbol_errors(const task *t, const task_batch *b, const float *y)
+{
+    if (t->kind != TASK_MEM5 && t->kind != TASK_MEM20)
+        return -1.0;
+    size_t a, c;
+    mem_shape(t->kind, &a, &c);
+    const size_t n = b->n, k = t->n_out;
+    double wrong = 0;
+    for (size_t s = 0; s < n; s++) {
+        for (size_t step = 0; step < b->lengths[s]; step++) {
+            if (b->eval_mask[CELL(step, s)] == 0.0f)
+                continue;
+            const float *yr = y + CELL(step, s) * k, *tr = b->targets + CELL(step, s) * k;
+            size_t best = 0, want = 0;
+            for (size_t j = 1; j < a; j++) {
+                best = yr[j] > yr[best] ? j : best;
+                want = tr[j] > tr[want] ? j : want;
+            }
+            wrong += best != want;
+        }
+    }
+    return wrong;
+}
+
 mom_batch task_loss_view(const task_batch *b)
 {
     mom_batch v = {b->n, b->steps, b->inputs, b->targets, b->loss_mask, b->lengths};

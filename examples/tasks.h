@@ -63,6 +63,13 @@ void task_batch_free(task_batch *b);
 /* Generate n fresh sequences drawing from rng (the exact draws are documented in docs/tasks.md). */
 void task_generate(const task *t, task_batch *b, mom_rng *rng);
 
+/* Zero-one error of a batch from the network outputs y (steps x n x n_out, time-major), summed
+ * over the batch's sequences (divide by n for the mean). Memorization: the number of recall steps
+ * whose argmax over the DATA symbols (the blank output excluded, as in the paper's error, which
+ * makes a constant guess err on n (1 - 1/a) symbols) differs from the target symbol. Other tasks
+ * return -1: use the library metric t->metric instead. */
+double task_symbol_errors(const task *t, const task_batch *b, const float *y);
+
 /* Views for the library: the loss view (loss_mask) and the evaluation view (eval_mask). */
 mom_batch task_loss_view(const task_batch *b);
 mom_batch task_eval_view(const task_batch *b);

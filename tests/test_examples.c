@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* Tests of the example trainers' data: task generators, CURVES, the IDX reader. */
 #include "testutil.h"
 #include <stdio.h>
