@@ -35,6 +35,7 @@
 #include "blas.h"
 #include "crc32c.h"
 #include "net_internal.h"
+#include "hf_internal.h"
 #include "optim_internal.h"
 #include "sched_internal.h"
 
@@ -341,18 +342,21 @@ static int unknown_value(rd *r, size_t at, const char *what, uint64_t v)
 }
 
 /* ==== HF (MOM_OPTIM_HF) ===========================================================================
- * The one place for the Hessian-free optimizer's extra state. HF reuses the generic parts: its
- * settings (lambda, CG limits, switches) are options of section OPTM, its warm start is the
- * velocity, its step size and CG decay are the learning-rate and momentum schedules of SCHD.
- * Only its report of the last step (read-only options) needs section HFST.
- * TODO(hf): hf.c has not landed yet; until it does, an HF optimizer is refused when capturing
- * (mom_optim_create cannot make one) and an HF image when loading (the probe optimizer in
- * check_options() cannot be created: MOM_E_UNSUPPORTED). To add it: list the HF setting keys in
- * kind_keys(), and fill hf_emit(), hf_parse() and hf_commit() (HFST: u32 count, then count
- * records {u32 key, f64 value} of the report keys). */
+ * The Hessian-free optimizer reuses the generic parts: its settings (weight decay, lambda, CG
+ * limits, switches) are options of section OPTM, its warm start is the velocity, its fixed step
+ * size and CG decay are the learning-rate and momentum schedules of SCHD. Section HFST holds the
+ * rest: whether a warm start is held (it changes the next CG run) and the report of the last step
+ * (the read-only options 200..209), u32 have_warm, u32 count, count x {u32 key, f64 value}. */
 
 /* Option keys saved in OPTM for each kind, in this order. */
 static const int first_order_keys[] = {MOM_OPTIM_WEIGHT_DECAY, MOM_OPTIM_CLIP_NORM};
+static const int hf_keys[] = {MOM_OPTIM_WEIGHT_DECAY,     MOM_OPTIM_HF_LAMBDA,
+                              MOM_OPTIM_HF_MAX_CG,        MOM_OPTIM_HF_MIN_CG,
+                              MOM_OPTIM_HF_FIXED_CG,      MOM_OPTIM_HF_PRECOND,
+                              MOM_OPTIM_HF_PRECOND_EXP,   MOM_OPTIM_HF_LINE_SEARCH,
+                              MOM_OPTIM_HF_CG_BACKTRACK,  MOM_OPTIM_HF_ADAPT_LAMBDA,
+                              MOM_OPTIM_HF_STRUCT_DAMPING};
+#define MAX_KEYS 16 /* at least the longest list above */
 
 static int kind_keys(int kind, const int **keys, size_t *n)
 {
@@ -363,6 +367,10 @@ static int kind_keys(int kind, const int **keys, size_t *n)
         *keys = first_order_keys;
         *n = sizeof first_order_keys / sizeof first_order_keys[0];
         return 1;
+    case MOM_OPTIM_HF:
+        *keys = hf_keys;
+        *n = sizeof hf_keys / sizeof hf_keys[0];
+        return 1;
     default:
         return 0;
     }
@@ -371,27 +379,91 @@ static int kind_keys(int kind, const int **keys, size_t *n)
 /* Does the optimizer need section HFST? */
 static int hf_has_state(int kind) { return kind == MOM_OPTIM_HF; }
 
+#define HF_REPORT_FIRST MOM_OPTIM_HF_LAST_CG_ITERS
+#define HF_REPORT_LAST MOM_OPTIM_HF_LAST_LOSS_EVALS
+
+static double *hf_report_slot(mom__hf_report *r, int key)
+{
+    switch (key) {
+    case MOM_OPTIM_HF_LAST_CG_ITERS: return &r->cg_iters;
+    case MOM_OPTIM_HF_LAST_CG_CHOSEN: return &r->cg_chosen;
+    case MOM_OPTIM_HF_LAST_RHO: return &r->rho;
+    case MOM_OPTIM_HF_LAST_LAMBDA: return &r->lambda;
+    case MOM_OPTIM_HF_LAST_ALPHA: return &r->alpha;
+    case MOM_OPTIM_HF_LAST_LOSS_BEFORE: return &r->loss_before;
+    case MOM_OPTIM_HF_LAST_LOSS_AFTER: return &r->loss_after;
+    case MOM_OPTIM_HF_LAST_LS_TRIES: return &r->ls_tries;
+    case MOM_OPTIM_HF_LAST_GV_PRODUCTS: return &r->products;
+    case MOM_OPTIM_HF_LAST_LOSS_EVALS: return &r->loss_evals;
+    default: return NULL;
+    }
+}
+
 /* Serialize HFST (only called when hf_has_state()). */
 static void hf_emit(wr *w, const mom_optim *opt)
 {
-    (void)opt;
-    w_u32(w, 0);
+    w_u32(w, opt->hf->have_warm ? 1u : 0u);
+    w_u32(w, HF_REPORT_LAST - HF_REPORT_FIRST + 1);
+    for (int key = HF_REPORT_FIRST; key <= HF_REPORT_LAST; key++) {
+        mom__hf_report r = opt->hf->last;
+        w_u32(w, (uint32_t)key);
+        w_f64(w, *hf_report_slot(&r, key));
+    }
 }
 
-/* Check HFST against the OPTM kind. */
+/* Check HFST. */
 static int hf_parse(rd *r, int kind)
 {
     (void)kind;
-    return fail_at(r->err, MOM_E_UNSUPPORTED, r->where, r->pos,
-                   "HF state cannot be loaded by this version of the library");
+    size_t at = r->pos;
+    uint32_t have_warm;
+    uint64_t count;
+    int rc;
+    if ((rc = rd_u32(r, &have_warm, "the warm-start flag")) != MOM_OK)
+        return rc;
+    if (have_warm > 1)
+        return fail_at(r->err, MOM_E_FORMAT, r->where, at, "the warm-start flag is %u, not 0 or 1",
+                       have_warm);
+    if ((rc = rd_count(r, &count, OPTION_SIZE, 0, "the number of report values")) != MOM_OK)
+        return rc;
+    const size_t first = r->pos;
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t key;
+        double v;
+        at = r->pos;
+        if ((rc = rd_u32(r, &key, "a report key")) != MOM_OK ||
+            (rc = rd_f64(r, &v, "a report value")) != MOM_OK)
+            return rc;
+        if (key < HF_REPORT_FIRST || key > HF_REPORT_LAST) {
+            if (r->newer)
+                continue; /* a newer report value: information only */
+            return unknown_value(r, at, "HF report key", key);
+        }
+        for (uint64_t j = 0; j < i; j++)
+            if (get_u32(r->b + first + OPTION_SIZE * (size_t)j) == key)
+                return fail_at(r->err, MOM_E_FORMAT, r->where, at,
+                               "report value %u appears twice", key);
+    }
+    return rd_finish(r);
 }
 
-/* Restore the HF report into opt (infallible; the section has been checked). */
+/* Restore the HF state into opt (infallible; the section has been checked). Report values the
+ * file does not have are NaN ("not reported"). */
 static void hf_commit(mom_optim *opt, const unsigned char *img, const ck_index *ix)
 {
-    (void)opt;
-    (void)img;
-    (void)ix;
+    const unsigned char *b = img + ix->off[SEC_HFST];
+    mom__hf *h = opt->hf;
+    mom__hf_report rep;
+    for (int key = HF_REPORT_FIRST; key <= HF_REPORT_LAST; key++)
+        *hf_report_slot(&rep, key) = NAN;
+    uint32_t count = get_u32(b + 4);
+    for (uint32_t i = 0; i < count; i++) {
+        double *slot = hf_report_slot(&rep, (int)get_u32(b + 8 + OPTION_SIZE * i));
+        if (slot != NULL)
+            *slot = get_f64(b + 12 + OPTION_SIZE * i);
+    }
+    h->last = rep;
+    h->have_warm = get_u32(b) != 0;
 }
 /* ==== end of HF ================================================================================= */
 
@@ -599,7 +671,7 @@ int mom_ckpt_capture(mom_ckpt *ck, const mom_net *net, const mom_optim *opt,
                              "between steps");
         const int *keys;
         size_t nk;
-        if (!kind_keys(opt->kind, &keys, &nk))
+        if (!kind_keys(opt->kind, &keys, &nk) || (opt->kind == MOM_OPTIM_HF && opt->hf == NULL))
             return mom__fail(&ck->base, MOM_E_UNSUPPORTED,
                              "optimizers of kind %s cannot be saved by this version",
                              optim_kind_name((uint64_t)opt->kind));
@@ -1791,15 +1863,15 @@ static int apply_options(mom_ckpt *ck, mom_optim *opt)
     size_t at = ck->ix.off[SEC_OPTM];
     uint32_t n_opts = get_u32(b + at + 4);
     const unsigned char *o = b + at + 24;
-    double old[16];
+    double old[MAX_KEYS];
     uint32_t i;
     int rc = MOM_OK;
     for (i = 0; i < n_opts && rc == MOM_OK; i++) {
         int key = (int)get_u32(o + OPTION_SIZE * i);
         double v = get_f64(o + OPTION_SIZE * i + 4);
-        if (i < 16 && mom_optim_get(&old[i], opt, key) != MOM_OK)
+        if (i < MAX_KEYS && mom_optim_get(&old[i], opt, key) != MOM_OK)
             rc = MOM_E_INTERNAL;
-        else if (i >= 16)
+        else if (i >= MAX_KEYS)
             rc = MOM_E_INTERNAL; /* more options than any kind has: checked at load */
         else
             rc = mom_optim_set(opt, key, v);

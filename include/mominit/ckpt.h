@@ -14,9 +14,11 @@
  *            mom_ckpt_restore()      writes it into existing handles of the same architecture.
  *
  * What is saved. The network: its kind, architecture, output, options and parameter vector. The
- * optimizer: kind, step count t, options (weight decay, clipping), velocity, and its schedules
- * (learning rate, momentum) with their parameters, so that the loaded optimizer computes the same
- * mu_t and eps_t at every t; callback schedules cannot be saved (MOM_E_UNSUPPORTED). The random
+ * optimizer: kind, step count t, options (weight decay, clipping; for HF lambda and all its
+ * settings), velocity (for HF the CG warm start), its schedules (learning rate, momentum; for HF
+ * the fixed step size and the CG decay) with their parameters, so that the loaded optimizer
+ * computes the same mu_t and eps_t at every t, and for HF the report of the last step and whether
+ * a warm start is held. Callback schedules cannot be saved (MOM_E_UNSUPPORTED). The random
  * streams: mom_rng_get_state() of each, in the order given (the caller's data streams).
  * A network file for inference is a capture with no optimizer and no streams; a training
  * checkpoint holds everything needed to continue training.
