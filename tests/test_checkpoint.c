@@ -13,7 +13,7 @@
 
 #include "testutil.h"
 #include "../lib/crc32c.h"
-#include "../lib/optim_internal.h"
+#include "../lib/hf_internal.h"
 
 /* ---- helpers ----------------------------------------------------------------------------------- */
 
@@ -93,13 +93,25 @@ static void set_paper_schedules(mom_optim *opt)
     mom_sched_destroy(lr);
 }
 
+/* SGD, CM, NAG: the paper's schedules, weight decay and clipping. HF: the same schedules (its fixed
+ * step size and CG decay), weight decay, and settings for short CG runs; for a recurrent net
+ * the fixed step instead of the line search, so that the learning-rate schedule matters. */
 static mom_optim *make_optim(int kind, const mom_net *net, const mom_allocator *a)
 {
     mom_optim *opt;
     assert_ok(mom_optim_create(&opt, kind, mom_net_num_params(net), a));
     set_paper_schedules(opt);
     assert_ok(mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, 1e-3));
-    assert_ok(mom_optim_set(opt, MOM_OPTIM_CLIP_NORM, 5.0));
+    if (kind == MOM_OPTIM_HF) {
+        assert_ok(mom_optim_set(opt, MOM_OPTIM_HF_LAMBDA, 3.0));
+        assert_ok(mom_optim_set(opt, MOM_OPTIM_HF_MAX_CG, 25));
+        if (mom_net_kind_of(net) == MOM_NET_RECURRENT) {
+            assert_ok(mom_optim_set(opt, MOM_OPTIM_HF_LINE_SEARCH, 0));
+            assert_ok(mom_optim_set(opt, MOM_OPTIM_HF_STRUCT_DAMPING, 0.1));
+        }
+    } else {
+        assert_ok(mom_optim_set(opt, MOM_OPTIM_CLIP_NORM, 5.0));
+    }
     return opt;
 }
 
@@ -719,7 +731,16 @@ static void resume_case(int net_kind, int optim_kind, int via, int into_existing
 {
     const int N = 9, M = 8;
     train_state ref = make_state(net_kind, optim_kind, 21, NULL);
+    size_t np = mom_net_num_params(ref.net);
+    float *init = malloc(np * sizeof(float));
+    memcpy(init, mom_net_params(ref.net), np * sizeof(float));
     train(ref.net, ref.opt, ref.rng, N + M);
+    size_t moved = 0; /* the run must actually train */
+    for (size_t i = 0; i < np; i++)
+        moved += init[i] != mom_net_params(ref.net)[i];
+    if (moved < np / 2)
+        fail_msg("only %zu of %zu parameters moved (optimizer %d)", moved, np, optim_kind);
+    free(init);
 
     train_state a = make_state(net_kind, optim_kind, 21, NULL);
     train(a.net, a.opt, a.rng, N);
@@ -759,7 +780,10 @@ static void resume_case(int net_kind, int optim_kind, int via, int into_existing
     train_state b;
     if (into_existing) {
         b = make_state(net_kind, optim_kind, 77, NULL); /* other parameters and data stream */
-        assert_ok(mom_optim_set(b.opt, MOM_OPTIM_CLIP_NORM, 0.0));
+        if (optim_kind == MOM_OPTIM_HF)
+            assert_ok(mom_optim_set(b.opt, MOM_OPTIM_HF_LAMBDA, 99.0));
+        else
+            assert_ok(mom_optim_set(b.opt, MOM_OPTIM_CLIP_NORM, 0.0));
         assert_ok(mom_ckpt_restore(ck, b.net, b.opt, &b.rng, 1));
     } else {
         assert_ok(mom_ckpt_restore_new(&b.net, &b.opt, &b.rng, 1, ck));
@@ -777,10 +801,10 @@ static void resume_case(int net_kind, int optim_kind, int via, int into_existing
 static void test_resume_bit_exact(void **state)
 {
     (void)state;
-    const int kinds[3] = {MOM_OPTIM_SGD, MOM_OPTIM_CM, MOM_OPTIM_NAG};
+    const int kinds[4] = {MOM_OPTIM_SGD, MOM_OPTIM_CM, MOM_OPTIM_NAG, MOM_OPTIM_HF};
     const int nets[2] = {MOM_NET_FEEDFORWARD, MOM_NET_RECURRENT};
     for (int n = 0; n < 2; n++)
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             for (int via = 0; via < 3; via++)
                 resume_case(nets[n], kinds[k], via, via == VIA_BUFFER);
 }
@@ -800,6 +824,114 @@ static void test_resume_crosses_schedule_changes(void **state)
     assert_true(mu[19] == 0.9 && 13.0 / 14.0 > 0.9);
     free_state(&s);
     resume_case(MOM_NET_FEEDFORWARD, MOM_OPTIM_NAG, VIA_BUFFER, 0); /* N = 9 < 14 <= N + M */
+}
+
+/* HF: every setting, lambda, the warm start and its flag, and the report of the last step survive;
+ * HFST is required exactly for HF. */
+static void assert_same_hf(const mom_optim *a, const mom_optim *b)
+{
+    static const int keys[] = {MOM_OPTIM_WEIGHT_DECAY, 100, 101, 102, 103, 104, 105, 106, 107,
+                               108, 109, 110, 200, 201, 202, 203, 204, 205, 206, 207, 208, 209};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        double va, vb;
+        assert_ok(mom_optim_get(&va, a, keys[i]));
+        assert_ok(mom_optim_get(&vb, b, keys[i]));
+        if (memcmp(&va, &vb, sizeof va) != 0)
+            fail_msg("HF key %d: %g vs %g", keys[i], va, vb);
+    }
+    assert_int_equal(a->hf->have_warm, b->hf->have_warm);
+    assert_int_equal(mom_optim_steps(a), mom_optim_steps(b));
+    assert_memory_equal(mom_optim_velocity(a), mom_optim_velocity(b),
+                        mom_optim_num_params(a) * sizeof(float));
+}
+
+static void test_hf_state(void **state)
+{
+    (void)state;
+    train_state s = make_state(MOM_NET_FEEDFORWARD, MOM_OPTIM_HF, 13, NULL);
+    assert_ok(mom_optim_set(s.opt, MOM_OPTIM_HF_PRECOND, 1));
+    assert_ok(mom_optim_set(s.opt, MOM_OPTIM_HF_MIN_CG, 3));
+    assert_ok(mom_optim_set(s.opt, MOM_OPTIM_HF_PRECOND_EXP, 0.5));
+    mom_ckpt *ck;
+    assert_ok(mom_ckpt_create(&ck, NULL));
+    for (int phase = 0; phase < 2; phase++) {
+        /* before any step (report NaN, no warm start), then after two */
+        if (phase == 1)
+            train(s.net, s.opt, s.rng, 2);
+        const mom_rng *r = s.rng;
+        assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+        assert_int_equal(mom_ckpt_optim_kind(ck), MOM_OPTIM_HF);
+        size_t size = mom_ckpt_size(ck);
+        unsigned char *b = malloc(size);
+        assert_ok(mom_ckpt_save_buffer(b, size, ck));
+        assert_ok(mom_ckpt_load_buffer(ck, b, size));
+        train_state t;
+        assert_ok(mom_ckpt_restore_new(&t.net, &t.opt, &t.rng, 1, ck));
+        assert_same_hf(s.opt, t.opt);
+        assert_int_equal(t.opt->hf->have_warm, phase);
+        /* into an existing HF optimizer that has stepped (its CG room is sized) */
+        train_state u = make_state(MOM_NET_FEEDFORWARD, MOM_OPTIM_HF, 14, NULL);
+        train(u.net, u.opt, u.rng, 1);
+        assert_ok(mom_ckpt_restore(ck, u.net, u.opt, &u.rng, 1));
+        assert_same_hf(s.opt, u.opt);
+        train(t.net, t.opt, t.rng, 2);
+        train(u.net, u.opt, u.rng, 2);
+        assert_true(state_equal(&t, &u));
+        assert_same_hf(t.opt, u.opt);
+        free_state(&t);
+        free_state(&u);
+
+        /* HFST checks */
+        size_t hl, ho = find_section(b, "HFST", &hl);
+        assert_true(ho > 0);
+        unsigned char *c = malloc(size);
+        memcpy(c, b, size);
+        wr32(c + ho, 2);
+        fix_crcs(c, size);
+        assert_status(load_status(ck, c, size), MOM_E_FORMAT);
+        assert_non_null(strstr(mom_ckpt_errmsg(ck), "section HFST at offset"));
+        memcpy(c, b, size);
+        wr32(c + ho + 8, 150);
+        fix_crcs(c, size);
+        assert_status(load_status(ck, c, size), MOM_E_FORMAT);
+        memcpy(c, b, size);
+        wr32(c + ho + 8 + 12, 200);
+        fix_crcs(c, size);
+        assert_status(load_status(ck, c, size), MOM_E_FORMAT);
+        assert_non_null(strstr(mom_ckpt_errmsg(ck), "twice"));
+        memcpy(c, b, size);
+        memcpy(c + 32 + 24 * 3, "HFSX", 4); /* HFST unknown: an HF optimizer without it */
+        c[10] = 1;
+        fix_crcs(c, size);
+        assert_status(load_status(ck, c, size), MOM_E_FORMAT);
+        assert_non_null(strstr(mom_ckpt_errmsg(ck), "HFST"));
+        memcpy(c, b, size);
+        size_t ol, oo = find_section(b, "OPTM", &ol);
+        wr32(c + oo + 24 + 12 * 2, MOM_OPTIM_CLIP_NORM); /* not an HF option */
+        fix_crcs(c, size);
+        assert_status(load_status(ck, c, size), MOM_E_FORMAT);
+        assert_non_null(strstr(mom_ckpt_errmsg(ck), "option key 2"));
+        memcpy(c, b, size);
+        wr64(c + oo + 24 + 12 * 3 + 4, 0x40C3880000000000u); /* MIN_CG 10000 is fine */
+        fix_crcs(c, size);
+        assert_ok(load_status(ck, c, size));
+        memcpy(c, b, size);
+        wr64(c + oo + 24 + 12 * 2 + 4, 0x3FF8000000000000u); /* MAX_CG 1.5 is not */
+        fix_crcs(c, size);
+        assert_status(load_status(ck, c, size), MOM_E_FORMAT);
+        assert_non_null(strstr(mom_ckpt_errmsg(ck), "integer"));
+        free(c);
+        free(b);
+    }
+    /* HFST on a CM optimizer is damage */
+    size_t size;
+    unsigned char *img = ckpt_bytes(&size, MOM_NET_FEEDFORWARD, MOM_OPTIM_CM, 1, 1);
+    memcpy(img + 32 + 24 * 2, "HFST", 4); /* SCHD renamed */
+    fix_crcs(img, size);
+    assert_status(load_status(ck, img, size), MOM_E_FORMAT);
+    free(img);
+    free_state(&s);
+    mom_ckpt_destroy(ck);
 }
 
 /* ---- atomic saving ------------------------------------------------------------------------------ */
@@ -1411,8 +1543,8 @@ static void test_alloc_fail_constructors(void **state)
     FAIL_EACH(ta, { assert_ok(mom_sched_create_const(&base, 1, &ta.a)); },
               mom_sched_create_final_phase(&s, base, 10, 2, 0.5, MOM_FINAL_MIN, &ta.a),
               { assert_null(s); }, { mom_sched_destroy(s); mom_sched_destroy(base); });
-    const int kinds[3] = {MOM_OPTIM_SGD, MOM_OPTIM_CM, MOM_OPTIM_NAG};
-    for (int k = 0; k < 3; k++)
+    const int kinds[4] = {MOM_OPTIM_SGD, MOM_OPTIM_CM, MOM_OPTIM_NAG, MOM_OPTIM_HF};
+    for (int k = 0; k < 4; k++)
         FAIL_EACH(ta, {}, mom_optim_create(&opt, kinds[k], 10, &ta.a), { assert_null(opt); },
                   { mom_optim_destroy(opt); });
     FAIL_EACH(ta, {}, mom_ckpt_create(&ck, &ta.a), { assert_null(ck); },
@@ -1423,7 +1555,8 @@ static void test_alloc_fail_steps(void **state)
 {
     (void)state;
     test_alloc ta;
-    for (int nk = 1; nk <= 2; nk++) {
+    for (int nk = 1; nk <= 2; nk++)
+        for (int ok = MOM_OPTIM_NAG; ok <= MOM_OPTIM_HF; ok++) {
         train_state s = {0};
         float *before = NULL, *g = NULL;
         size_t n = 0;
@@ -1436,7 +1569,7 @@ static void test_alloc_fail_steps(void **state)
                   {
                       s.net = make_net(nk, &ta.a);
                       init_net(s.net, 2);
-                      s.opt = make_optim(MOM_OPTIM_NAG, s.net, &ta.a);
+                      s.opt = make_optim(ok, s.net, &ta.a);
                       assert_ok(mom_rng_create(&data, 1, 1, NULL));
                       gen_batch(&bb, nk, data);
                       n = mom_net_num_params(s.net);
@@ -1489,9 +1622,10 @@ static void test_alloc_fail_ckpt(void **state)
 {
     (void)state;
     test_alloc ta;
+    for (int kind = MOM_OPTIM_NAG; kind <= MOM_OPTIM_HF; kind++) {
     size_t size, size2;
-    unsigned char *img = ckpt_bytes(&size, MOM_NET_RECURRENT, MOM_OPTIM_NAG, 1, 3);
-    unsigned char *img2 = ckpt_bytes(&size2, MOM_NET_RECURRENT, MOM_OPTIM_NAG, 1, 4);
+    unsigned char *img = ckpt_bytes(&size, MOM_NET_RECURRENT, kind, 1, 3);
+    unsigned char *img2 = ckpt_bytes(&size2, MOM_NET_RECURRENT, kind, 1, 4);
     assert_int_equal(size, size2);
     char path[256];
     tmp_path(path, sizeof path, "alloc.ckpt");
@@ -1522,7 +1656,7 @@ static void test_alloc_fail_ckpt(void **state)
 
     /* Capturing: the previous image is kept. */
     train_state s = {0};
-    FAIL_EACH(ta, { s = make_state(MOM_NET_RECURRENT, MOM_OPTIM_CM, 3, &ta.a); SETUP_CK },
+    FAIL_EACH(ta, { s = make_state(MOM_NET_RECURRENT, kind, 3, &ta.a); SETUP_CK },
               mom_ckpt_capture(ck, s.net, s.opt, (const mom_rng *const *)&s.rng, 1), KEEPS_OLD,
               {
                   mom_ckpt_destroy(ck);
@@ -1535,7 +1669,7 @@ static void test_alloc_fail_ckpt(void **state)
     assert_true(small_size < size);
     FAIL_EACH(ta,
               {
-                  s = make_state(MOM_NET_RECURRENT, MOM_OPTIM_CM, 3, &ta.a);
+                  s = make_state(MOM_NET_RECURRENT, kind, 3, &ta.a);
                   assert_ok(mom_ckpt_create(&ck, &ta.a));
                   assert_ok(mom_ckpt_load_buffer(ck, small, small_size));
               },
@@ -1584,8 +1718,8 @@ static void test_alloc_fail_ckpt(void **state)
     train_state c = {0};
     FAIL_EACH(ta,
               {
-                  s = make_state(MOM_NET_RECURRENT, MOM_OPTIM_NAG, 9, &ta.a);
-                  c = make_state(MOM_NET_RECURRENT, MOM_OPTIM_NAG, 9, NULL);
+                  s = make_state(MOM_NET_RECURRENT, kind, 9, &ta.a);
+                  c = make_state(MOM_NET_RECURRENT, kind, 9, NULL);
                   assert_ok(mom_ckpt_create(&ck, &ta.a));
                   assert_ok(mom_ckpt_load_buffer(ck, img, size));
               },
@@ -1603,6 +1737,7 @@ static void test_alloc_fail_ckpt(void **state)
 #undef KEEPS_OLD
     free(img);
     free(img2);
+    }
 }
 
 int main(void)
@@ -1615,6 +1750,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_everything),
         cmocka_unit_test(test_resume_bit_exact),
         cmocka_unit_test(test_resume_crosses_schedule_changes),
+        cmocka_unit_test(test_hf_state),
         cmocka_unit_test(test_atomic_save),
         cmocka_unit_test(test_stream_errors),
         cmocka_unit_test(test_every_truncation),
