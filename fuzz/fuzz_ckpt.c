@@ -102,6 +102,13 @@ static void run_steps(mom_net *net, mom_optim *opt)
     size_t n = mom_optim_num_params(opt);
     if (n > MAX_STEP_PARAMS)
         return;
+    if (mom_optim_kind_of(opt) == MOM_OPTIM_HF) {
+        /* short CG runs: the point is the restored state, not the optimization */
+        int rc = mom_optim_set(opt, MOM_OPTIM_HF_MAX_CG, 5);
+        CHECK(rc == MOM_OK || rc == MOM_E_NOMEM);
+        rc = mom_optim_set(opt, MOM_OPTIM_HF_FIXED_CG, 0);
+        CHECK(rc == MOM_OK || rc == MOM_E_NOMEM);
+    }
     if (net != NULL) {
         size_t ni = mom_net_num_inputs(net), no = mom_net_num_outputs(net);
         size_t steps = mom_net_kind_of(net) == MOM_NET_RECURRENT ? 2 : 1;
