@@ -231,10 +231,10 @@ static void zero_past_length(float *blk, const mom_batch *b, size_t t, size_t k)
  *   R-pass:    u = r + v_bh; [ds = c D''(h) u]; r = act'(h) u             (rpass_rows)
  * For tanh (the paper's units) they run on GCC/clang vector extensions with a tanh of our own
  * (below); other activations use plain loops. On x86 the tanh kernels are compiled three times
- * (AVX-512 with 16 lanes, AVX2 with 8, and the baseline with 8 lanes split by the compiler) and
- * the best one the CPU supports is picked at each call. No variant uses FMA (-ffp-contract=off),
- * and every lane performs the same operations in the same order, so all variants give the same
- * bits. */
+ * (AVX-512 with 16 lanes and AVX2 with 8, both allowed to contract a*b+c into FMA, and the
+ * baseline with 8 lanes split by the compiler, without FMA) and the best one the CPU supports is
+ * picked at each call. The variants may differ in the last bit of some values; on a given
+ * machine the results are deterministic. */
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(MOM_RNN_NO_SIMD)
 #define RNN_VEC 1
@@ -245,8 +245,17 @@ static void zero_past_length(float *blk, const mom_batch *b, size_t t, size_t k)
 #endif
 
 #if RNN_VEC && (defined(__x86_64__) || defined(__i386__)) &&                                     \
-    ((defined(__clang__) && __clang_major__ >= 6) || (!defined(__clang__) && __GNUC__ >= 6))
+    ((defined(__clang__) && __clang_major__ >= 10) || (!defined(__clang__) && __GNUC__ >= 6))
 #define RNN_X86 1
+/* Per-function ISA plus FMA contraction (the build sets -ffp-contract=off for the whole library;
+ * these kernels opt back in): GCC through the optimize attribute, clang through its pragma. */
+#if defined(__clang__)
+#define RNN_ISA_FMA(isa) __attribute__((target(isa ",fma")))
+#define RNN_CONTRACT _Pragma("clang fp contract(fast)")
+#else
+#define RNN_ISA_FMA(isa) __attribute__((target(isa ",fma"), optimize("fp-contract=fast")))
+#define RNN_CONTRACT
+#endif
 #else
 #define RNN_X86 0
 #endif
@@ -351,14 +360,16 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
 
 #if RNN_VEC
 #define MASK_V(c) ((__typeof__(xb_))(c))
-/* One kernel set for W lanes, compiled with function attribute ATTR. Loads and stores go through
- * memcpy (unaligned); vectors never cross a function boundary by value (no ABI dependence). The
- * tanh tail of each row runs on a zero-padded vector; the other tails are scalar. */
-#define RNN_KERNELS(SUF, W, ATTR)                                                              \
+/* One kernel set for W lanes, compiled with function attribute ATTR and BODY (a pragma or
+ * nothing) first in each body. Loads and stores go through memcpy (unaligned); vectors never
+ * cross a function boundary by value (no ABI dependence). The tanh tail of each row runs on a
+ * zero-padded vector; the other tails are scalar. */
+#define RNN_KERNELS(SUF, W, ATTR, BODY)                                                        \
     typedef float vf_##SUF __attribute__((vector_size(4 * (W))));                              \
     typedef uint32_t vu_##SUF __attribute__((vector_size(4 * (W))));                           \
     ATTR static void tanh_bias_rows_##SUF(float *x, const float *b, size_t n, size_t k)        \
     {                                                                                          \
+        BODY                                                                                   \
         for (size_t r = 0; r < n; r++) {                                                       \
             float *row = x + r * k;                                                            \
             size_t j = 0;                                                                      \
@@ -385,6 +396,7 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
     ATTR static void tanh_deriv_rows_##SUF(float *ds, const float *acc, const float *h,        \
                                            int add, float *colsum, size_t n, size_t k)         \
     {                                                                                          \
+        BODY                                                                                   \
         for (size_t r = 0; r < n; r++) {                                                       \
             float *d = ds + r * k;                                                             \
             const float *a = acc + r * k, *hr = h + r * k;                                     \
@@ -415,6 +427,7 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
     ATTR static void tanh_rpass_rows_##SUF(float *rs, const float *vb, const float *h,         \
                                            float *ds, float c, size_t n, size_t k)             \
     {                                                                                          \
+        BODY                                                                                   \
         const float c4 = 0.25f * c;                                                            \
         for (size_t r = 0; r < n; r++) {                                                       \
             float *x = rs + r * k;                                                             \
@@ -445,10 +458,10 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
         }                                                                                      \
     }
 
-RNN_KERNELS(gen, 8, )
+RNN_KERNELS(gen, 8, , )
 #if RNN_X86
-RNN_KERNELS(avx2, 8, __attribute__((target("avx2"))))
-RNN_KERNELS(avx512, 16, __attribute__((target("avx512f"))))
+RNN_KERNELS(avx2, 8, RNN_ISA_FMA("avx2"), RNN_CONTRACT)
+RNN_KERNELS(avx512, 16, RNN_ISA_FMA("avx512f"), RNN_CONTRACT)
 #endif
 #endif
 
@@ -457,6 +470,8 @@ RNN_KERNELS(avx512, 16, __attribute__((target("avx512f"))))
 static int simd_level(void)
 {
 #if RNN_X86
+    if (!__builtin_cpu_supports("fma"))
+        return 1;
     if (__builtin_cpu_supports("avx512f"))
         return 3;
     if (__builtin_cpu_supports("avx2"))
