@@ -93,9 +93,9 @@ static int measure(const char *name, mom_net *net, const mom_batch *b, int reps)
     const size_t n = mom_net_num_params(net);
     float *grad = malloc(n * sizeof *grad), *v = malloc(n * sizeof *v),
           *out = malloc(n * sizeof *out), *start = malloc(n * sizeof *start);
-    double *t_lg = malloc(sizeof(double) * (size_t)reps), *t_gv = malloc(sizeof(double) * (size_t)reps),
-           *t_cg = malloc(sizeof(double) * (size_t)reps),
-           *t_cgv = malloc(sizeof(double) * (size_t)reps);
+    const size_t nr = (size_t)reps;
+    double *t_lg = malloc(sizeof(double) * nr), *t_gv = malloc(sizeof(double) * nr),
+           *t_cg = malloc(sizeof(double) * nr), *t_cgv = malloc(sizeof(double) * nr);
     mom_optim *opt = NULL;
     mom_rng *rng = NULL;
     int status = 1;
@@ -246,7 +246,8 @@ static int bench_addition(int reps)
     CHECK(mom_rng_create(&rng, 2, 0, NULL));
     /* addition task: values in channel 0, two markers in channel 1, target the mean at the end */
     for (size_t s = 0; s < n; s++) {
-        size_t a = (size_t)mom_rng_below(rng, T / 10), c = T / 10 + (size_t)mom_rng_below(rng, T * 4 / 10);
+        size_t a = (size_t)mom_rng_below(rng, T / 10);
+        size_t c = T / 10 + (size_t)mom_rng_below(rng, T * 4 / 10);
         double va = 0, vc = 0;
         for (size_t t = 0; t < T; t++) {
             float u = mom_rng_uniformf(rng);

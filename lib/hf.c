@@ -25,7 +25,7 @@
 
 enum { N_VECTORS = 8 }; /* g, minv, x, r, y, d, ad, warm */
 
-/* ---- pieces of the algorithm ------------------------------------------------------------------ */
+/* ---- pieces of the algorithm ----------------------------------------------------------------- */
 
 size_t mom__hf_grid_point(unsigned j)
 {
@@ -105,7 +105,7 @@ int mom__hf_backtrack(size_t *chosen, double *f_chosen, size_t *n_evals, size_t 
     return MOM_OK;
 }
 
-/* ---- creation, options ------------------------------------------------------------------------ */
+/* ---- creation, options ----------------------------------------------------------------------- */
 
 static void report_clear(mom__hf_report *r)
 {
@@ -224,7 +224,10 @@ int mom__hf_is_option(int option)
            (option >= MOM_OPTIM_HF_LAST_CG_ITERS && option <= MOM_OPTIM_HF_LAST_LOSS_EVALS);
 }
 
-static int is_count(double v) { return v >= 0.0 && v <= (double)MOM__HF_ITER_LIMIT && v == floor(v); }
+static int is_count(double v)
+{
+    return v >= 0.0 && v <= (double)MOM__HF_ITER_LIMIT && v == floor(v);
+}
 
 static int set_count(mom_optim *o, size_t *slot, int option, double value, size_t lo,
                      const char *name)
@@ -349,7 +352,7 @@ int mom__hf_get(double *value, const mom_optim *o, int option)
     }
 }
 
-/* ---- the step --------------------------------------------------------------------------------- */
+/* ---- the step -------------------------------------------------------------------------------- */
 
 /* Where the step's data comes from: a model (the caller's, or the wrapper of a network). */
 typedef struct hf_src {
@@ -538,8 +541,8 @@ static void cg_start(size_t n, float damp, const float *x, const float *ad, cons
 
 static int diverged(mom_optim *o, const char *what, size_t iter)
 {
-    return mom__fail(&o->base, MOM_E_DIVERGED, "%s is not finite (CG iteration %zu); state unchanged",
-                     what, iter);
+    return mom__fail(&o->base, MOM_E_DIVERGED,
+                     "%s is not finite (CG iteration %zu); state unchanged", what, iter);
 }
 
 static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s)
@@ -818,7 +821,7 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     return MOM_OK;
 }
 
-/* ---- the network path: a model over mom_net calls --------------------------------------------- */
+/* ---- the network path: a model over mom_net calls -------------------------------------------- */
 
 typedef struct net_ctx {
     mom_net *net;

@@ -64,7 +64,7 @@ int mom__hf_is_option(int option);
 int mom__hf_set(mom_optim *o, int option, double value);
 int mom__hf_get(double *value, const mom_optim *o, int option);
 
-/* ---- pieces of the algorithm, exposed for tests ----------------------------------------------- */
+/* ---- pieces of the algorithm, exposed for tests ---------------------------------------------- */
 
 /* ceil(5 * 1.3^j): the CG iteration of the j-th stored iterate (j = 0, 1, ...: 5, 7, 9, 11, 15,
  * 19, 25, 32, 41, ...). Saturates at SIZE_MAX. */
@@ -74,7 +74,8 @@ size_t mom__hf_grid_point(unsigned j);
 size_t mom__hf_grid_count(size_t max_iter);
 
 /* Martens' stopping rule at CG iteration i >= 1 given phi[0..i] (phi[j] = phi(x_j)): with
- * k = max(10, ceil(i / 10)), stop when i > k, phi[i] < 0 and (phi[i] - phi[i-k]) / phi[i] < k * 5e-4.
+ * k = max(10, ceil(i / 10)), stop when i > k, phi[i] < 0 and
+ * (phi[i] - phi[i-k]) / phi[i] < k * 5e-4.
  * Returns 1 to stop. */
 int mom__hf_cg_should_stop(const double *phi, size_t i);
 
@@ -86,7 +87,8 @@ double mom__hf_update_lambda(double lambda, double rho);
  * iterate). eval(f, j, ctx) computes the objective of candidate j (lazily, each at most once, from
  * the last backwards). Starting at the last, step back to j-1 while f(j-1) <= f(j) (the objective
  * does not increase), where NaN counts as +infinity. On success *chosen and *f_chosen describe the
- * result and *n_evals counts the evaluations; an eval status other than MOM_OK is returned as is. */
+ * result and *n_evals counts the evaluations; an eval status other than MOM_OK is returned as
+ * is. */
 typedef int (*mom__hf_eval_fn)(double *f, size_t j, void *ctx);
 int mom__hf_backtrack(size_t *chosen, double *f_chosen, size_t *n_evals, size_t count,
                       mom__hf_eval_fn eval, void *ctx);

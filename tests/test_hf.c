@@ -375,7 +375,7 @@ static void test_options(void **state)
     mom_optim_destroy(opt);
 }
 
-/* ---- pieces of the algorithm ------------------------------------------------------------------ */
+/* ---- pieces of the algorithm ----------------------------------------------------------------- */
 
 static void test_iterate_grid(void **state)
 {
@@ -407,8 +407,8 @@ static void test_stop_rule(void **state)
     assert_true(mom__hf_cg_should_stop(phi, 25));
 
     /* k = max(10, ceil(i / 10)): strong progress (phi_i = -(1 + i)) until i = 139, then flat.
-     * The rule compares with phi[i - k]: it fires once i - k >= 140, first at i = 156 (ceil: k = 16;
-     * floor would fire at 155) */
+     * The rule compares with phi[i - k]: it fires once i - k >= 140, first at i = 156
+     * (ceil: k = 16; floor would fire at 155) */
     for (int i = 0; i < 400; i++)
         phi[i] = i < 140 ? -(1.0 + i) : -1000.0;
     for (size_t i = 1; i < 156; i++)
@@ -652,7 +652,7 @@ static void test_backtrack_in_step(void **state)
     quad_free(&q);
 }
 
-/* ---- CG on quadratics ------------------------------------------------------------------------- */
+/* ---- CG on quadratics ------------------------------------------------------------------------ */
 
 /* lambda = 0, no line search, step 1: one step reaches the minimizer in at most n iterations. */
 static void test_quadratic_minimum(void **state)
@@ -682,7 +682,8 @@ static void test_quadratic_minimum(void **state)
         assert_true(isnan(get(opt, MOM_OPTIM_HF_LAST_RHO))); /* adaptation off */
         assert_true(get(opt, MOM_OPTIM_HF_LAMBDA) == 0.0);
         assert_int_equal(mom_optim_steps(opt), 1);
-        assert_true(get(opt, MOM_OPTIM_HF_LAST_LOSS_AFTER) < get(opt, MOM_OPTIM_HF_LAST_LOSS_BEFORE));
+        assert_true(get(opt, MOM_OPTIM_HF_LAST_LOSS_AFTER) <
+                    get(opt, MOM_OPTIM_HF_LAST_LOSS_BEFORE));
         free(x);
         mom_optim_destroy(opt);
         quad_free(&q);
@@ -859,7 +860,7 @@ static void test_line_search_rejects(void **state)
     quad_free(&q);
 }
 
-/* ---- networks --------------------------------------------------------------------------------- */
+/* ---- networks -------------------------------------------------------------------------------- */
 
 /* A model over a mom_net that counts the cases each callback processes (for data passes) and
  * logs structural-damping arguments. */
@@ -1095,7 +1096,7 @@ static void test_rnn_structural_damping(void **state)
     mom_net_destroy(nb);
 }
 
-/* ---- HF vs SGD per data pass on a small deep autoencoder -------------------------------------- */
+/* ---- HF vs SGD per data pass on a small deep autoencoder ------------------------------------- */
 
 /* The paper's setting in miniature: a deep, narrow autoencoder with sparse initialization, whose
  * pathological curvature keeps plain SGD on the plateau where the output is the mean image, while
@@ -1243,7 +1244,7 @@ static void test_hf_beats_sgd_per_pass(void **state)
     free(x);
 }
 
-/* ---- divergence guard ------------------------------------------------------------------------- */
+/* ---- divergence guard ------------------------------------------------------------------------ */
 
 typedef struct snapshot {
     float x[24], v[24];
@@ -1321,7 +1322,7 @@ static void test_divergence_guard(void **state)
     quad_free(&q);
 }
 
-/* ---- allocation ------------------------------------------------------------------------------- */
+/* ---- allocation ------------------------------------------------------------------------------ */
 
 static void test_no_allocation_after_first_step(void **state)
 {
@@ -1423,7 +1424,7 @@ static void test_step_nomem(void **state)
     quad_free(&q);
 }
 
-/* ---- failure paths ---------------------------------------------------------------------------- */
+/* ---- failure paths --------------------------------------------------------------------------- */
 
 static void test_failures(void **state)
 {
