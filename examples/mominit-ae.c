@@ -13,13 +13,16 @@
 #include "cli.h"
 #include "data.h"
 #include "png.h"
+#include "train.h"
 
 static const char *prog = "mominit-ae";
 
 #define MAX_LAYERS 64
 
 typedef struct options {
-    const char *data, *test_data, *arch, *log, *plot, *recon;
+    const char *data, *test_data, *arch, *log, *plot, *recon, *checkpoint, *resume;
+    uint64_t checkpoint_every;
+    hf_settings hf;
     int optim, output, threads;
     double mu_max, lr, si_scale, final_mu;
     uint64_t steps, final_steps, seed, eval_every, period;
@@ -38,7 +41,7 @@ static void usage(FILE *f)
 "  --arch A-B-...-C    encoder sizes; the decoder mirrors them (default 784-400-200-100-50-25-6\n"
 "                      for curves, 784-1000-500-250-30 for idx)\n"
 "  --output NAME       logistic (cross-entropy, default) or linear (squared error)\n"
-"  --optim NAME        sgd, cm, nag (default nag)\n"
+"  --optim NAME        sgd, cm, nag (default), hf (Martens' HF), mhf (momentum-HF)\n"
 "  --mu-max X          cap of the momentum schedule (default 0.99; 0 gives plain SGD)\n"
 "  --mu-period N       updates per step of the schedule (default 250)\n"
 "  --lr X              learning rate (default 0.005)\n"
@@ -55,8 +58,16 @@ static void usage(FILE *f)
 "  --recon FILE.png    write 10 test images and their reconstructions at the end\n"
 "  --log FILE.csv      step, mu, lr, train loss, training error, seconds\n"
 "  --plot FILE.png     plot the learning curve with gnuplot at the end (needs --log)\n"
+"  --checkpoint FILE   save the training state to FILE every --checkpoint-every updates and at\n"
+"                      the end (atomically)\n"
+"  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
+"  --resume FILE       continue the run saved in FILE (give the same flags as the first run)\n"
 "  --threads N         BLAS threads\n"
 "  --help              this text\n"
+"\n");
+    hf_usage(f);
+    fprintf(f, "  (autoencoders: HF's gradient batch defaults to the whole training set and its\n"
+"   curvature batch to 1/4 of it; momentum-HF uses 1/16 of the data for both)\n"
 "\n"
 "The last line on stdout is a summary:\n"
 "final steps=<n> train_loss=<x> train_error=<x> test_error=<x> seconds=<x>\n"
@@ -80,6 +91,7 @@ static void parse(options *o, int argc, char **argv)
     o->eval_size = 10000;
     o->eval_every = 500;
     o->seed = 1;
+    hf_defaults(&o->hf, MOM_NET_FEEDFORWARD);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -105,14 +117,17 @@ static void parse(options *o, int argc, char **argv)
                 cli_usage_error(prog, "unknown output '%s' (logistic, linear)", v);
         } else if (strcmp(a, "--optim") == 0) {
             const char *v = cli_value(prog, argc, argv, &i);
-            if (strcmp(v, "sgd") == 0)
-                o->optim = MOM_OPTIM_SGD;
-            else if (strcmp(v, "cm") == 0)
-                o->optim = MOM_OPTIM_CM;
-            else if (strcmp(v, "nag") == 0)
-                o->optim = MOM_OPTIM_NAG;
-            else
-                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag)", v);
+            o->optim = train_parse_optim(v);
+            if (o->optim < 0)
+                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag, hf, mhf)", v);
+        } else if (hf_parse_flag(prog, argc, argv, &i, &o->hf)) {
+            continue;
+        } else if (strcmp(a, "--checkpoint") == 0) {
+            o->checkpoint = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--checkpoint-every") == 0) {
+            o->checkpoint_every = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+        } else if (strcmp(a, "--resume") == 0) {
+            o->resume = cli_value(prog, argc, argv, &i);
         } else if (strcmp(a, "--mu-max") == 0) {
             o->mu_max = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
         } else if (strcmp(a, "--mu-period") == 0) {
@@ -158,6 +173,12 @@ static void parse(options *o, int argc, char **argv)
     }
     if (o->final_steps > o->steps)
         o->final_steps = o->steps;
+    if (o->checkpoint_every == 0)
+        o->checkpoint_every = o->eval_every;
+    if (o->checkpoint_every % o->eval_every != 0)
+        cli_usage_error(prog, "--checkpoint-every (%llu) must be a multiple of --eval-every (%llu)",
+                        (unsigned long long)o->checkpoint_every,
+                        (unsigned long long)o->eval_every);
 }
 
 /* Parse "784-400-...-6" into sizes, then mirror: returns the number of weight layers. */
@@ -315,52 +336,78 @@ int main(int argc, char **argv)
         mom_init_destroy(ini);
         mom_rng_destroy(r);
     }
-    if ((rc = mom_net_reserve(net, o.batch, 1)))
-        die_lib("reserving the workspace", rc, mom_net_errmsg(net));
 
     mom_optim *opt;
-    mom_sched *lr, *mu, *mu_final;
-    if ((rc = mom_optim_create(&opt, o.optim, mom_net_num_params(net), NULL)) ||
-        (rc = mom_sched_create_const(&lr, o.lr, NULL)) ||
+    mom_sched *lr = NULL, *mu = NULL, *mu_final = NULL;
+    if ((rc = mom_sched_create_const(&lr, o.lr, NULL)) ||
         (rc = mom_sched_create_paper_momentum(&mu, o.mu_max, o.period, NULL)) ||
         (rc = mom_sched_create_final_phase(&mu_final, mu, o.steps, o.final_steps, o.final_mu,
                                            MOM_FINAL_MIN, NULL)))
-        die_lib("creating the optimizer", rc, NULL);
-    if ((rc = mom_optim_set_lr(opt, lr)) || (rc = mom_optim_set_momentum(opt, mu_final)))
-        die_lib("configuring the optimizer", rc, mom_optim_errmsg(opt));
+        die_lib("creating the schedules", rc, NULL);
+    opt = train_optim_create(prog, o.optim, mom_net_num_params(net), lr, mu_final, &o.hf,
+                             MOM_NET_FEEDFORWARD);
     mom_sched_destroy(lr);
     mom_sched_destroy(mu);
     mom_sched_destroy(mu_final);
 
+    /* Batch sizes: first-order methods --batch; HF the whole set for the gradient and a quarter
+     * for the curvature (Martens' demo); momentum-HF 1/16 of the set for both. */
+    size_t gbatch = o.batch, cbatch = 0;
+    if (o.optim == TRAIN_HF) {
+        gbatch = o.hf.grad_batch ? o.hf.grad_batch : train.n;
+        cbatch = o.hf.curv_batch ? o.hf.curv_batch : (train.n + 3) / 4;
+    } else if (o.optim == TRAIN_MHF) {
+        gbatch = o.hf.grad_batch ? o.hf.grad_batch : (train.n + 15) / 16;
+        cbatch = o.hf.curv_batch;
+    }
+    if ((o.optim == TRAIN_HF || o.optim == TRAIN_MHF) && (gbatch > train.n || cbatch > train.n))
+        cli_usage_error(prog, "HF batches of %zu and %zu cases exceed the %zu training images",
+                        gbatch, cbatch, train.n);
+    if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, 1)))
+        die_lib("reserving the workspace", rc, mom_net_errmsg(net));
+    uint64_t first = 1;
+    if (o.resume) {
+        train_resume(prog, o.resume, net, opt, NULL);
+        first = mom_optim_steps(opt) + 1;
+        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.resume,
+                (unsigned long long)(first - 1));
+    }
+
     FILE *log = NULL;
-    if (o.log && (log = cli_log_open(o.log, 0)) == NULL) {
+    if (o.log && (log = cli_log_open(o.log, o.resume != NULL)) == NULL) {
         fprintf(stderr, "%s: cannot write the log %s\n", prog, o.log);
         return 1;
     }
     fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
                     "mu_max %g, batch %zu, %llu updates, seed %llu\n",
             prog, o.data, train.n, test.n, o.arch, mom_net_num_params(net),
-            o.optim == MOM_OPTIM_NAG ? "NAG" : o.optim == MOM_OPTIM_CM ? "CM" : "SGD", o.lr,
-            o.mu_max, o.batch, (unsigned long long)o.steps, (unsigned long long)o.seed);
+            train_optim_name(o.optim), o.lr, o.mu_max, gbatch, (unsigned long long)o.steps, (unsigned long long)o.seed);
 
-    /* Minibatches: epochs over a seeded permutation of the training set, copied into a buffer. */
-    size_t *perm = malloc(train.n * sizeof *perm), pos = train.n;
-    float *xb = malloc(o.batch * train.d * sizeof *xb);
+    /* Minibatches: epoch e visits the training set in the order of a permutation drawn from
+     * stream (seed, 1000 + e); the k-th case of the run is position k mod n of epoch k / n. The
+     * order is thus a function of the update number, and resuming needs no extra state. */
+    size_t per_step = gbatch + cbatch;
+    size_t *perm = malloc(train.n * sizeof *perm);
+    float *xb = malloc(per_step * train.d * sizeof *xb);
     if (perm == NULL || xb == NULL)
         die_lib("allocating the batch", MOM_E_NOMEM, NULL);
     mom_rng *order;
-    if ((rc = mom_rng_create(&order, o.seed, 12, NULL)))
+    if ((rc = mom_rng_create(&order, o.seed, 1000, NULL)))
         die_lib("creating a stream", rc, NULL);
+    uint64_t case_no = (first - 1) * per_step, epoch = UINT64_MAX;
+    int full = gbatch == train.n && cbatch == 0; /* full-batch gradient: use the set in place */
 
     size_t eval_n = o.eval_size < train.n ? o.eval_size : train.n;
     cli_progress pb;
-    cli_progress_start(&pb, 0, o.steps);
+    cli_progress_start(&pb, first - 1, o.steps);
     double t0 = cli_now(), loss_sum = 0, last_loss = NAN, train_err = NAN;
     uint64_t loss_count = 0;
     int diverged = 0;
-    for (uint64_t step = 1; step <= o.steps; step++) {
-        for (size_t k = 0; k < o.batch; k++) {
-            if (pos == train.n) { /* new epoch: Fisher-Yates shuffle */
+    for (uint64_t step = first; step <= o.steps; step++) {
+        for (size_t k = 0; k < per_step && !full; k++, case_no++) {
+            if (case_no / train.n != epoch) { /* new epoch: Fisher-Yates shuffle */
+                epoch = case_no / train.n;
+                mom_rng_reseed(order, o.seed, 1000 + epoch);
                 for (size_t i = 0; i < train.n; i++)
                     perm[i] = i;
                 for (size_t i = train.n - 1; i > 0; i--) {
@@ -368,13 +415,15 @@ int main(int argc, char **argv)
                     perm[i] = perm[j];
                     perm[j] = tmp;
                 }
-                pos = 0;
             }
-            memcpy(xb + k * train.d, train.x + perm[pos++] * train.d, train.d * sizeof *xb);
+            memcpy(xb + k * train.d, train.x + perm[case_no % train.n] * train.d,
+                   train.d * sizeof *xb);
         }
-        mom_batch b = {o.batch, 0, xb, xb, NULL, NULL};
+        const float *gx = full ? train.x : xb;
+        mom_batch b = {gbatch, 0, gx, gx, NULL, NULL};
+        mom_batch cb = {cbatch, 0, xb + gbatch * train.d, xb + gbatch * train.d, NULL, NULL};
         double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
-        rc = mom_optim_step_net(&loss, opt, net, &b);
+        rc = train_step(&loss, opt, net, &b, cbatch ? &cb : NULL);
         if (rc == MOM_E_DIVERGED) {
             fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
                             "before. Try a smaller --lr.\n",
@@ -394,11 +443,17 @@ int main(int argc, char **argv)
             cli_progress_update(&pb, step, last_loss, train_err, 1);
             loss_sum = 0;
             loss_count = 0;
+            if (o.checkpoint && step % o.checkpoint_every == 0 &&
+                train_save(prog, o.checkpoint, net, opt, NULL) != MOM_OK)
+                return 1;
         } else {
             cli_progress_update(&pb, step, last_loss, train_err, 0);
         }
     }
     cli_progress_end(&pb);
+    if (o.checkpoint && !diverged && o.steps % o.checkpoint_every != 0 &&
+        train_save(prog, o.checkpoint, net, opt, NULL) != MOM_OK)
+        return 1;
     double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
     double test_err = test.n ? eval_set(net, &test, test.n, 1000, MOM_METRIC_SQUARED_ERROR) : NAN;
     double seconds = cli_now() - t0;

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "tasks.h"
+#include "train.h"
 
 static const char *prog = "mominit-rnn";
 
@@ -20,7 +21,9 @@ typedef struct options {
     uint64_t steps, eval_every, seed, warm_steps;
     double mu0, warm_mu, lr, input_scale, clip;
     int have_input_scale, threads, bias_only;
-    const char *log, *plot;
+    const char *log, *plot, *checkpoint, *resume;
+    uint64_t checkpoint_every;
+    hf_settings hf;
 } options;
 
 static void usage(FILE *f)
@@ -33,7 +36,7 @@ static void usage(FILE *f)
 "                     temporal-order-3, permutation, mem5, mem20\n"
 "  --T N              dependency length T (default: the paper's, 80; 200 for mem5)\n"
 "  --hidden N         hidden tanh units (default 100)\n"
-"  --optim NAME       sgd, cm, nag (default nag)\n"
+"  --optim NAME       sgd, cm, nag (default), hf, mhf (momentum-HF)\n"
 "  --mu0 X            momentum after the warm-up (default 0.995)\n"
 "  --mu-warmup M:N    momentum M for the first N updates (default 0.9:1000)\n"
 "  --lr X             learning rate (default: per task, see docs/results.md)\n"
@@ -51,9 +54,15 @@ static void usage(FILE *f)
 "  --clip X           clip the gradient norm to X (default off)\n"
 "  --log FILE.csv     write step, mu, lr, train loss, test error, seconds\n"
 "  --plot FILE.png    plot the learning curve with gnuplot at the end\n"
+"  --checkpoint FILE  save the training state to FILE every --checkpoint-every updates and\n"
+"                     at the end (atomically)\n"
+"  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
+"  --resume FILE      continue the run saved in FILE (give the same flags as the first run)\n"
 "  --threads N        BLAS threads (default: the BLAS default)\n"
 "  --help             this text\n"
-"\n"
+"\n");
+    hf_usage(f);
+    fprintf(f, "\n"
 "The last line on stdout is a summary:\n"
 "final steps=<n> train_loss=<x> train_error=<x> test_error=<x> seconds=<x>\n"
 "Errors are the paper's: addition/multiplication the fraction of sequences whose output is off by\n"
@@ -91,6 +100,7 @@ static void parse(options *o, int argc, char **argv)
     o->warm_mu = 0.9;
     o->warm_steps = 1000;
     o->lr = -1;
+    hf_defaults(&o->hf, MOM_NET_RECURRENT);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -107,14 +117,17 @@ static void parse(options *o, int argc, char **argv)
             o->hidden = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 100000);
         } else if (strcmp(a, "--optim") == 0) {
             const char *v = cli_value(prog, argc, argv, &i);
-            if (strcmp(v, "sgd") == 0)
-                o->optim = MOM_OPTIM_SGD;
-            else if (strcmp(v, "cm") == 0)
-                o->optim = MOM_OPTIM_CM;
-            else if (strcmp(v, "nag") == 0)
-                o->optim = MOM_OPTIM_NAG;
-            else
-                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag)", v);
+            o->optim = train_parse_optim(v);
+            if (o->optim < 0)
+                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag, hf, mhf)", v);
+        } else if (hf_parse_flag(prog, argc, argv, &i, &o->hf)) {
+            continue;
+        } else if (strcmp(a, "--checkpoint") == 0) {
+            o->checkpoint = cli_value(prog, argc, argv, &i);
+        } else if (strcmp(a, "--checkpoint-every") == 0) {
+            o->checkpoint_every = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+        } else if (strcmp(a, "--resume") == 0) {
+            o->resume = cli_value(prog, argc, argv, &i);
         } else if (strcmp(a, "--mu0") == 0) {
             o->mu0 = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
         } else if (strcmp(a, "--mu-warmup") == 0) {
@@ -162,6 +175,12 @@ static void parse(options *o, int argc, char **argv)
     }
     if (o->T == 0)
         o->T = o->task == TASK_MEM5 ? 200 : 80;
+    if (o->checkpoint_every == 0)
+        o->checkpoint_every = o->eval_every;
+    if (o->checkpoint_every % o->eval_every != 0)
+        cli_usage_error(prog, "--checkpoint-every (%llu) must be a multiple of --eval-every (%llu)",
+                        (unsigned long long)o->checkpoint_every,
+                        (unsigned long long)o->eval_every);
     if (o->lr < 0)
         o->lr = default_lr(o->task);
     if (!o->have_input_scale)
@@ -229,14 +248,20 @@ int main(int argc, char **argv)
     mom_rng *data_rng = NULL, *eval_rng = NULL;
     mom_optim *opt = NULL;
     mom_sched *lr = NULL, *mu = NULL;
-    task_batch train, evalb;
+    /* HF takes its gradient and curvature minibatches from --hf-grad-batch / --hf-curv-batch. */
+    int hf = o.optim == TRAIN_HF || o.optim == TRAIN_MHF;
+    size_t gbatch = hf && o.hf.grad_batch ? o.hf.grad_batch : o.batch;
+    size_t cbatch = hf ? o.hf.curv_batch : 0;
+    task_batch train, evalb, curv;
     int rc;
-    if (task_batch_alloc(&train, &t, o.batch) != 0 ||
-        task_batch_alloc(&evalb, &t, o.eval_size < 1000 ? o.eval_size : 1000) != 0) {
+    memset(&curv, 0, sizeof curv);
+    if (task_batch_alloc(&train, &t, gbatch) != 0 ||
+        task_batch_alloc(&evalb, &t, o.eval_size < 1000 ? o.eval_size : 1000) != 0 ||
+        (cbatch && task_batch_alloc(&curv, &t, cbatch) != 0)) {
         fprintf(stderr, "%s: out of memory for the batches\n", prog);
         return 1;
     }
-    size_t ycap = (o.batch > evalb.n ? o.batch : evalb.n) * t.max_steps * t.n_out;
+    size_t ycap = (gbatch > evalb.n ? gbatch : evalb.n) * t.max_steps * t.n_out;
     float *y = malloc(ycap * sizeof *y);
     if (y == NULL) {
         fprintf(stderr, "%s: out of memory for the outputs\n", prog);
@@ -257,59 +282,69 @@ int main(int argc, char **argv)
             die_lib("initializing the network", rc, mom_net_errmsg(net));
     }
     if (o.bias_only) {
-        size_t blk, rows, cols, off;
+        size_t blk = 0, rows = 0, cols = 0, off = 0;
         if ((rc = mom_net_find_block(&blk, net, MOM_BLOCK_W_HO, 0)) ||
             (rc = mom_net_block(net, blk, NULL, NULL, &rows, &cols, &off)))
             die_lib("finding W_ho", rc, mom_net_errmsg(net));
         memset(mom_net_params(net) + off, 0, rows * cols * sizeof(float));
         o.steps = 0;
     }
-    if ((rc = mom_net_reserve(net, o.batch, t.max_steps)))
+    if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, t.max_steps)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
 
     uint64_t starts[2] = {0, o.warm_steps};
     double values[2] = {o.warm_mu, o.mu0};
-    if ((rc = mom_optim_create(&opt, o.optim, mom_net_num_params(net), NULL)) ||
-        (rc = mom_sched_create_const(&lr, o.lr, NULL)) ||
+    if ((rc = mom_sched_create_const(&lr, o.lr, NULL)) ||
         (rc = mom_sched_create_piecewise(&mu, o.warm_steps ? 2 : 1,
                                          o.warm_steps ? starts : starts + 1,
                                          o.warm_steps ? values : values + 1, NULL)))
-        die_lib("creating the optimizer", rc, NULL);
+        die_lib("creating the schedules", rc, NULL);
     if (!o.warm_steps) {
         /* piecewise needs starts[0] == 0: a constant schedule instead */
         mom_sched_destroy(mu);
         if ((rc = mom_sched_create_const(&mu, o.mu0, NULL)))
             die_lib("creating the momentum schedule", rc, NULL);
     }
-    if ((rc = mom_optim_set_lr(opt, lr)) || (rc = mom_optim_set_momentum(opt, mu)))
-        die_lib("configuring the optimizer", rc, mom_optim_errmsg(opt));
+    opt = train_optim_create(prog, o.optim, mom_net_num_params(net), lr, mu, &o.hf,
+                             MOM_NET_RECURRENT);
     if (o.clip > 0 && (rc = mom_optim_set(opt, MOM_OPTIM_CLIP_NORM, o.clip)))
         die_lib("setting gradient clipping", rc, mom_optim_errmsg(opt));
     mom_sched_destroy(lr);
     mom_sched_destroy(mu);
 
+    uint64_t first = 1;
+    if (o.resume) {
+        train_resume(prog, o.resume, net, opt, data_rng);
+        first = mom_optim_steps(opt) + 1;
+        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.resume,
+                (unsigned long long)(first - 1));
+    }
     FILE *log = NULL;
-    if (o.log && (log = cli_log_open(o.log, 0)) == NULL) {
+    if (o.log && (log = cli_log_open(o.log, o.resume != NULL)) == NULL) {
         fprintf(stderr, "%s: cannot write the log %s\n", prog, o.log);
         return 1;
     }
     fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
                     "batch %zu, %llu updates, seed %llu\n",
             prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net),
-            o.optim == MOM_OPTIM_NAG ? "NAG" : o.optim == MOM_OPTIM_CM ? "CM" : "SGD", o.lr,
+            train_optim_name(o.optim), o.lr,
             o.warm_mu, (unsigned long long)o.warm_steps, o.mu0, o.batch,
             (unsigned long long)o.steps, (unsigned long long)o.seed);
 
     cli_progress prog_bar;
-    cli_progress_start(&prog_bar, 0, o.steps);
+    cli_progress_start(&prog_bar, first - 1, o.steps);
     double t0 = cli_now(), loss_sum = 0, last_loss = NAN, test_err = NAN, train_err = NAN;
     uint64_t loss_count = 0;
     int diverged = 0;
-    for (uint64_t step = 1; step <= o.steps; step++) {
+    for (uint64_t step = first; step <= o.steps; step++) {
         task_generate(&t, &train, data_rng);
-        mom_batch v = task_loss_view(&train);
+        mom_batch v = task_loss_view(&train), cv = v;
+        if (cbatch) {
+            task_generate(&t, &curv, data_rng);
+            cv = task_loss_view(&curv);
+        }
         double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
-        rc = mom_optim_step_net(&loss, opt, net, &v);
+        rc = train_step(&loss, opt, net, &v, cbatch ? &cv : NULL);
         if (rc == MOM_E_DIVERGED) {
             fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
                             "before. Try a smaller --lr.\n",
@@ -331,11 +366,17 @@ int main(int argc, char **argv)
             cli_progress_update(&prog_bar, step, last_loss, test_err, 1);
             loss_sum = 0;
             loss_count = 0;
+            if (o.checkpoint && step % o.checkpoint_every == 0 &&
+                train_save(prog, o.checkpoint, net, opt, data_rng) != MOM_OK)
+                return 1;
         } else {
             cli_progress_update(&prog_bar, step, last_loss, test_err, 0);
         }
     }
     cli_progress_end(&prog_bar);
+    if (o.checkpoint && !diverged && o.steps % o.checkpoint_every != 0 &&
+        train_save(prog, o.checkpoint, net, opt, data_rng) != MOM_OK)
+        return 1;
     if (o.steps == 0) {
         /* No training: the initialized network, whose output biases hold the mean target; the
          * paper's "biases" baseline. */
@@ -366,6 +407,7 @@ int main(int argc, char **argv)
     mom_rng_destroy(eval_rng);
     task_batch_free(&train);
     task_batch_free(&evalb);
+    task_batch_free(&curv);
     free(y);
     return diverged ? 3 : 0;
 }

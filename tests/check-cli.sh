@@ -29,11 +29,13 @@ expect() { # expect STATUS PATTERN -- command...
 }
 
 for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
-            --input-scale --eval-every --eval-size --center --log --plot --threads; do
+            --input-scale --eval-every --eval-size --center --log --plot --threads --checkpoint \
+            --checkpoint-every --resume --hf-lambda --hf-fixed-cg --hf-struct; do
     expect 0 "$flag" -- "$rnn" --help
 done
 for flag in --data --arch --optim --mu-max --lr --steps --batch --final-phase --si-scale --seed \
-            --recon --log --plot --threads; do
+            --recon --log --plot --threads --checkpoint --checkpoint-every --resume --hf-lambda \
+            --weight-decay --mhf-anneal; do
     expect 0 "$flag" -- "$ae" --help
 done
 expect 2 "unknown option" -- "$rnn" --bogus
@@ -62,6 +64,36 @@ expect 0 "^final steps=20 " -- "$ae" --arch 784-20-5 --train-size 300 --steps 20
 count=$((count + 1))
 if head -c 8 "$tmp/r.png" | od -An -c | grep -q 'P   N   G'; then echo "ok $count - recon is a PNG"
 else echo "not ok $count - recon PNG"; fails=$((fails + 1)); fi
+
+# Resuming from a checkpoint continues the same run: the same summary as an uninterrupted run.
+same_summary() { # same_summary LABEL FILE1 FILE2: equal final lines except the seconds
+    count=$((count + 1))
+    a=$(tail -n 1 "$2" | sed 's/ seconds=.*//') b=$(tail -n 1 "$3" | sed 's/ seconds=.*//')
+    if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok $count - $1"
+    else echo "not ok $count - $1: '$a' vs '$b'"; fails=$((fails + 1)); fi
+}
+for opt in nag hf; do
+    r="--task addition --T 20 --batch 20 --eval-every 10 --eval-size 100 --optim $opt --hf-max-cg 10"
+    "$rnn" $r --steps 40 > "$tmp/straight" 2>/dev/null
+    "$rnn" $r --steps 20 --checkpoint "$tmp/half.ckpt" > /dev/null 2>&1
+    "$rnn" $r --steps 40 --resume "$tmp/half.ckpt" > "$tmp/resumed" 2>/dev/null
+    same_summary "mominit-rnn --optim $opt: resumed run equals the straight run" "$tmp/straight" "$tmp/resumed"
+done
+for opt in nag mhf; do
+    a="--arch 784-30-6 --train-size 500 --batch 50 --eval-every 10 --eval-size 200 --optim $opt --hf-fixed-cg 5"
+    "$ae" $a --steps 40 > "$tmp/straight" 2>/dev/null
+    "$ae" $a --steps 20 --checkpoint "$tmp/half.ckpt" > /dev/null 2>&1
+    "$ae" $a --steps 40 --resume "$tmp/half.ckpt" > "$tmp/resumed" 2>/dev/null
+    same_summary "mominit-ae --optim $opt: resumed run equals the straight run" "$tmp/straight" "$tmp/resumed"
+done
+"$rnn" --task addition --T 20 --steps 10 --batch 10 --eval-every 10 --eval-size 10 \
+    --checkpoint "$tmp/rnn-ckpt-for-mismatch" > /dev/null 2>&1
+expect 1 "unit layer 1 has 100 units in the checkpoint, 50" -- "$rnn" --task addition --T 20 \
+    --steps 30 --hidden 50 --resume "$tmp/rnn-ckpt-for-mismatch"
+expect 2 "multiple of --eval-every" -- "$rnn" --eval-every 100 --checkpoint-every 150
+printf 'garbage' > "$tmp/garbage.ckpt"
+expect 1 "cannot resume from $tmp/garbage.ckpt" -- "$ae" --arch 784-30-6 --train-size 100 \
+    --steps 5 --resume "$tmp/garbage.ckpt"
 
 echo "1..$count"
 [ "$fails" -eq 0 ]

@@ -1,0 +1,204 @@
+/* Shared training helpers of the example trainers; see train.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "train.h"
+
+int train_parse_optim(const char *name)
+{
+    if (strcmp(name, "sgd") == 0)
+        return TRAIN_SGD;
+    if (strcmp(name, "cm") == 0)
+        return TRAIN_CM;
+    if (strcmp(name, "nag") == 0)
+        return TRAIN_NAG;
+    if (strcmp(name, "hf") == 0)
+        return TRAIN_HF;
+    if (strcmp(name, "mhf") == 0)
+        return TRAIN_MHF;
+    return -1;
+}
+
+const char *train_optim_name(int optim)
+{
+    switch (optim) {
+    case TRAIN_SGD: return "SGD";
+    case TRAIN_CM: return "CM";
+    case TRAIN_NAG: return "NAG";
+    case TRAIN_HF: return "HF";
+    case TRAIN_MHF: return "momentum-HF";
+    default: return "?";
+    }
+}
+
+void hf_defaults(hf_settings *h, int net_kind)
+{
+    memset(h, 0, sizeof *h);
+    /* Martens' CURVES demo: lambda 45, weight decay 2e-5; recurrent nets: lambda 1, mu_s 0.03,
+     * no weight decay (Martens & Sutskever 2011). */
+    h->lambda = net_kind == MOM_NET_RECURRENT ? 1.0 : 45.0;
+    h->decay = 0.95;
+    h->decay_max = 0.999;
+    h->struct_damping = net_kind == MOM_NET_RECURRENT ? 0.03 : 0.0;
+    h->weight_decay = net_kind == MOM_NET_RECURRENT ? 0.0 : 2e-5;
+    h->anneal_a = 500;
+    h->anneal_t0 = 4000;
+    h->max_cg = 250;
+    h->fixed_cg = 50;
+}
+
+int hf_parse_flag(const char *prog, int argc, char **argv, int *i, hf_settings *h)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--hf-lambda") == 0)
+        h->lambda = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e12);
+    else if (strcmp(a, "--hf-decay") == 0)
+        h->decay = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1.0);
+    else if (strcmp(a, "--hf-decay-max") == 0)
+        h->decay_max = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1.0);
+    else if (strcmp(a, "--hf-struct") == 0)
+        h->struct_damping = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e6);
+    else if (strcmp(a, "--weight-decay") == 0)
+        h->weight_decay = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e6);
+    else if (strcmp(a, "--hf-max-cg") == 0)
+        h->max_cg = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000);
+    else if (strcmp(a, "--hf-fixed-cg") == 0)
+        h->fixed_cg = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000);
+    else if (strcmp(a, "--hf-curv-batch") == 0)
+        h->curv_batch = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000000);
+    else if (strcmp(a, "--hf-grad-batch") == 0)
+        h->grad_batch = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000000);
+    else if (strcmp(a, "--mhf-anneal") == 0) {
+        const char *v = cli_value(prog, argc, argv, i);
+        const char *colon = strchr(v, ':');
+        char first[64];
+        size_t len = colon ? (size_t)(colon - v) : 0;
+        if (colon == NULL || len == 0 || len >= sizeof first)
+            cli_usage_error(prog, "--mhf-anneal needs A:T0, got '%s'", v);
+        memcpy(first, v, len);
+        first[len] = '\0';
+        h->anneal_a = cli_double(prog, a, first, 1e-12, 1e12);
+        h->anneal_t0 = cli_double(prog, a, colon + 1, 0.0, 1e12);
+    } else
+        return 0;
+    return 1;
+}
+
+void hf_usage(FILE *f)
+{
+    fprintf(f,
+"Hessian-free (--optim hf: Martens 2010; --optim mhf: the paper's momentum-HF):\n"
+"  --hf-lambda X      initial damping lambda (default 45 autoencoders, 1 RNNs)\n"
+"  --hf-max-cg N      most CG iterations per HF update (default 250)\n"
+"  --hf-fixed-cg N    CG iterations per momentum-HF update (default 50)\n"
+"  --hf-decay X       CG start decay (hf; default 0.95), first value of mhf's rising decay\n"
+"  --hf-decay-max X   last value of mhf's rising decay (default 0.999)\n"
+"  --mhf-anneal A:T0  mhf step size 1, then A / (t - T0) (default 500:4000)\n"
+"  --hf-struct X      structural damping mu_s for RNNs (default 0.03)\n"
+"  --weight-decay X   L2 weight decay (default 2e-5 with HF on autoencoders, else 0)\n"
+"  --hf-grad-batch N  cases of the gradient minibatch of an HF update\n"
+"  --hf-curv-batch N  cases of the curvature minibatch of an HF update\n");
+}
+
+static void die(const char *prog, const char *what, int rc, const char *detail)
+{
+    fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, mom_strerror(rc),
+            detail && *detail ? ": " : "", detail ? detail : "");
+    exit(1);
+}
+
+mom_optim *train_optim_create(const char *prog, int optim, size_t n_params, mom_sched *lr,
+                              mom_sched *mu, const hf_settings *h, int net_kind)
+{
+    mom_optim *opt = NULL;
+    int kind = optim == TRAIN_MHF ? MOM_OPTIM_HF : optim;
+    int rc = mom_optim_create(&opt, kind, n_params, NULL);
+    if (rc)
+        die(prog, "creating the optimizer", rc, NULL);
+    if (kind != MOM_OPTIM_HF) {
+        if ((rc = mom_optim_set_lr(opt, lr)) || (rc = mom_optim_set_momentum(opt, mu)))
+            die(prog, "configuring the optimizer", rc, mom_optim_errmsg(opt));
+        if (h->weight_decay > 0 &&
+            (rc = mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, h->weight_decay)))
+            die(prog, "setting the weight decay", rc, mom_optim_errmsg(opt));
+        return opt;
+    }
+    if ((rc = mom_optim_set(opt, MOM_OPTIM_HF_LAMBDA, h->lambda)) ||
+        (rc = mom_optim_set(opt, MOM_OPTIM_HF_MAX_CG, (double)h->max_cg)) ||
+        (rc = mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, h->weight_decay)))
+        die(prog, "configuring HF", rc, mom_optim_errmsg(opt));
+    if (net_kind == MOM_NET_RECURRENT &&
+        (rc = mom_optim_set(opt, MOM_OPTIM_HF_STRUCT_DAMPING, h->struct_damping)))
+        die(prog, "configuring HF", rc, mom_optim_errmsg(opt));
+    if (optim == TRAIN_HF) {
+        if ((rc = mom_optim_set(opt, MOM_OPTIM_HF_CG_DECAY, h->decay)))
+            die(prog, "configuring HF", rc, mom_optim_errmsg(opt));
+        return opt;
+    }
+    /* momentum-HF: fixed CG iterations, no line search, the final CG iterate is the step, step
+     * size 1 then annealed, CG decay raised like a momentum constant (paper section 5). The decay
+     * steps are a choice: the paper does not give them. */
+    mom_sched *step = NULL, *decay = NULL;
+    const uint64_t starts[4] = {0, 1000, 4000, 10000};
+    double mid1 = h->decay + (h->decay_max - h->decay) * 0.5;
+    double mid2 = h->decay + (h->decay_max - h->decay) * 0.8;
+    const double values[4] = {h->decay, mid1, mid2, h->decay_max};
+    if ((rc = mom_optim_set(opt, MOM_OPTIM_HF_FIXED_CG, (double)h->fixed_cg)) ||
+        (rc = mom_optim_set(opt, MOM_OPTIM_HF_LINE_SEARCH, 0)) ||
+        (rc = mom_optim_set(opt, MOM_OPTIM_HF_CG_BACKTRACK, 0)))
+        die(prog, "configuring momentum-HF", rc, mom_optim_errmsg(opt));
+    if ((rc = mom_sched_create_anneal(&step, 1.0, h->anneal_a, h->anneal_t0, NULL)) ||
+        (rc = mom_sched_create_piecewise(&decay, 4, starts, values, NULL)) ||
+        (rc = mom_optim_set_lr(opt, step)) || (rc = mom_optim_set_cg_decay(opt, decay)))
+        die(prog, "configuring momentum-HF schedules", rc, mom_optim_errmsg(opt));
+    mom_sched_destroy(step);
+    mom_sched_destroy(decay);
+    return opt;
+}
+
+int train_step(double *loss, mom_optim *opt, mom_net *net, const mom_batch *grad,
+               const mom_batch *curv)
+{
+    if (mom_optim_kind_of(opt) == MOM_OPTIM_HF)
+        return mom_optim_step_hf(loss, opt, net, grad, curv);
+    return mom_optim_step_net(loss, opt, net, grad);
+}
+
+int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data)
+{
+    mom_ckpt *ck = NULL;
+    const mom_rng *rngs[1] = {data};
+    int rc = mom_ckpt_create(&ck, NULL);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_capture(ck, net, opt, data ? rngs : NULL, data ? 1 : 0);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_save_file(ck, path);
+    if (rc != MOM_OK)
+        fprintf(stderr, "%s: saving the checkpoint %s failed: %s%s%s\n", prog, path,
+                mom_strerror(rc), ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
+    mom_ckpt_destroy(ck);
+    return rc;
+}
+
+void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data)
+{
+    mom_ckpt *ck = NULL;
+    mom_rng *const rngs[1] = {data};
+    int rc = mom_ckpt_create(&ck, NULL);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_load_file(ck, path);
+    if (rc == MOM_OK && mom_ckpt_num_rngs(ck) != (data ? 1u : 0u)) {
+        fprintf(stderr, "%s: %s was not written by this trainer (it holds %zu random streams)\n",
+                prog, path, (size_t)mom_ckpt_num_rngs(ck));
+        exit(1);
+    }
+    if (rc == MOM_OK)
+        rc = mom_ckpt_restore(ck, net, opt, data ? rngs : NULL, data ? 1 : 0);
+    if (rc != MOM_OK) {
+        fprintf(stderr, "%s: cannot resume from %s: %s%s%s\n", prog, path, mom_strerror(rc),
+                ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
+        exit(1);
+    }
+    mom_ckpt_destroy(ck);
+}
