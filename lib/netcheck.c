@@ -12,7 +12,7 @@
 
 #include "net_internal.h"
 
-#define CHECK_GRAD_DEFAULT_EPS 1e-3
+#define CHECK_GRAD_DEFAULT_EPS 1e-2
 /* Step of the 4-point stencil for the Jacobian, relative to max(1, |theta_i|): large enough that
  * float rounding of z (about 1e-7 |z|) divided by the step stays near 1e-5, small enough that the
  * O(h^4) truncation error is negligible. */

@@ -119,6 +119,12 @@ typedef enum mom_net_option {
  * targets may be NULL for computations that need no targets (forward passes).
  * This struct is frozen: it will never change; a richer view would get a new type. @since 0.1.0
  */
+/* Notes on batch data:
+ * - softmax targets must sum to 1 in every counted row (the gradient is y - t);
+ * - recurrent inputs past a sequence's length are not used for outputs but must still be finite
+ *   (they take part in whole-batch matrix products, where 0 * NaN would leak);
+ * - THRESHOLD_ERROR counts a sequence with no weighted step as correct, CLASS_ERROR is 0 when no
+ *   step is weighted. */
 typedef struct mom_batch {
     size_t n;
     size_t steps;
@@ -230,7 +236,8 @@ MOM_API MOM_NODISCARD int mom_net_get(double *value, const mom_net *net, int opt
 
 /**
  * Size the workspace for batches of up to n cases of up to `steps` steps (steps ignored for
- * feedforward nets), so that later calls do not allocate.
+ * feedforward nets), so that later calls do not allocate. Growing the Gauss-Newton workspace drops
+ * the activations cached by mom_net_gv_begin() (mom_net_gv() then returns MOM_E_STATE).
  * @return MOM_OK, MOM_E_INVALID, MOM_E_NOMEM (the previous workspace is kept).
  * @since 0.1.0
  */
@@ -325,11 +332,11 @@ MOM_API MOM_NODISCARD int mom_net_metric(double *value, mom_net *net, const mom_
 /**
  * Check the gradient against central finite differences of the loss in double-accumulated float
  * arithmetic at `n_probe` parameters (all when n_probe == 0 or >= num_params; else a deterministic
- * spread of indices), with step eps (0 = a default of 1e-3 relative to max(1,|theta_i|)).
+ * spread of indices), with step eps (0 = a default of 1e-2 relative to max(1,|theta_i|)).
  * The network's parameter vector is not modified (perturbations go to a private copy). Because the
  * losses are float computations, rounding noise limits the attainable error: on a correct net
- * expect about 1e-2 with the default step and about 1e-3 with eps = 1e-2; a wrong gradient gives
- * errors of order 1.
+ * expect about 1e-3 to 2e-2 with the default step (smaller steps are noisier: up to about 0.1 with
+ * eps = 1e-3 on small recurrent nets); a wrong gradient gives errors of order 1.
  * @param max_rel_err receives max_i |g_i - fd_i| / max(|g_i| + |fd_i|, floor) where floor is 1e-3
  *        times the largest |g|.
  * @return as mom_net_loss(); MOM_E_INVALID also for eps negative or not finite. On failure
