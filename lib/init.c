@@ -975,47 +975,6 @@ int mom_init_apply_block(mom_init *init, mom_net *net, size_t block, mom_rng *rn
 /* Clamp for logit/log of mean targets: the initial prediction stays in [OUT_EPS, 1 - OUT_EPS]. */
 #define OUT_EPS 1e-6
 
-/* Validate a batch for output_bias (same rules as the network's own entry points). */
-static int check_bias_batch(mom_net *net, const mom_batch *b)
-{
-    if (b == NULL)
-        return mom__fail(&net->base, MOM_E_INVALID, "batch is NULL");
-    if (b->n == 0)
-        return mom__fail(&net->base, MOM_E_INVALID, "batch.n is 0 (empty batch)");
-    if (b->targets == NULL)
-        return mom__fail(&net->base, MOM_E_INVALID, "batch.targets is NULL");
-    size_t steps = 1;
-    if (net->kind == MOM_NET_FEEDFORWARD) {
-        if (b->steps > 1)
-            return mom__fail(&net->base, MOM_E_SHAPE,
-                             "batch.steps is %zu but a feedforward net takes 0 or 1", b->steps);
-        if (b->mask != NULL || b->lengths != NULL)
-            return mom__fail(&net->base, MOM_E_INVALID,
-                             "batch.mask and batch.lengths must be NULL for a feedforward net");
-    } else {
-        if (b->steps == 0)
-            return mom__fail(&net->base, MOM_E_INVALID, "batch.steps is 0");
-        steps = b->steps;
-        if (b->lengths) {
-            for (size_t s = 0; s < b->n; s++)
-                if (b->lengths[s] == 0 || b->lengths[s] > steps)
-                    return mom__fail(&net->base, MOM_E_INVALID,
-                                     "batch.lengths[%zu] = %zu is outside 1..%zu", s,
-                                     b->lengths[s], steps);
-        }
-    }
-    size_t cells, total;
-    if (!mom__mul_size(&cells, b->n, steps) || !mom__mul_size(&total, cells, net->n_out))
-        return mom__fail(&net->base, MOM_E_INVALID, "batch size overflows");
-    if (b->mask) {
-        for (size_t i = 0; i < cells; i++)
-            if (!(b->mask[i] >= 0.0f) || !isfinite(b->mask[i]))
-                return mom__fail(&net->base, MOM_E_INVALID,
-                                 "batch.mask[%zu] is negative or not finite", i);
-    }
-    return MOM_OK;
-}
-
 /* Index of the output bias block (FF: biases of the last layer; RNN: b_o). */
 static int find_output_bias(size_t *index, const mom_net *net)
 {
@@ -1033,7 +992,7 @@ static int find_output_bias(size_t *index, const mom_net *net)
 /* Compute the output biases for `batch` into out[0..n_out). Message on net. */
 static int compute_output_bias(float *out, mom_net *net, const mom_batch *batch)
 {
-    int rc = check_bias_batch(net, batch);
+    int rc = mom__net_check_batch(net, batch, 0, 1);
     if (rc != MOM_OK)
         return rc;
     size_t k = net->n_out;

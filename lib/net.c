@@ -161,14 +161,13 @@ float mom__step_weight(const mom_batch *b, size_t t, size_t s)
     return t + 1 == len ? 1.0f : 0.0f;
 }
 
-/* Validate a batch against the network. need_targets: targets must be present. */
-static int check_batch(mom_net *net, const mom_batch *b, int need_targets)
+int mom__net_check_batch(mom_net *net, const mom_batch *b, int need_inputs, int need_targets)
 {
     if (b == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "batch is NULL");
     if (b->n == 0)
         return mom__fail(&net->base, MOM_E_INVALID, "batch.n is 0 (empty batch)");
-    if (b->inputs == NULL)
+    if (need_inputs && b->inputs == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "batch.inputs is NULL");
     if (need_targets && b->targets == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "batch.targets is NULL");
@@ -203,7 +202,7 @@ static int check_batch(mom_net *net, const mom_batch *b, int need_targets)
         !mom__mul_size(&n_targets, cells, net->n_out))
         return mom__fail(&net->base, MOM_E_INVALID, "batch size overflows");
     if (net->check_finite) {
-        size_t i = mom__first_nonfinite(b->inputs, n_inputs);
+        size_t i = b->inputs ? mom__first_nonfinite(b->inputs, n_inputs) : n_inputs;
         if (i < n_inputs)
             return mom__fail(&net->base, MOM_E_INVALID, "batch.inputs[%zu] is not finite", i);
         if (b->targets) {
@@ -239,7 +238,7 @@ int mom_net_loss(double *loss, mom_net *net, const mom_batch *batch, const float
     ENTER(net);
     if (loss == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "loss output pointer is NULL");
-    int rc = check_batch(net, batch, 1);
+    int rc = mom__net_check_batch(net, batch, 1, 1);
     if (rc == MOM_OK)
         rc = check_params(net, &params);
     if (rc != MOM_OK)
@@ -258,7 +257,7 @@ int mom_net_loss_grad(double *loss, float *grad, mom_net *net, const mom_batch *
     if (loss == NULL || grad == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "%s output pointer is NULL",
                          loss == NULL ? "loss" : "grad");
-    int rc = check_batch(net, batch, 1);
+    int rc = mom__net_check_batch(net, batch, 1, 1);
     if (rc == MOM_OK)
         rc = check_params(net, &params);
     if (rc != MOM_OK)
@@ -277,7 +276,7 @@ int mom_net_fisher_diag(float *out, mom_net *net, const mom_batch *batch, const 
     ENTER(net);
     if (out == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "out is NULL");
-    int rc = check_batch(net, batch, 1);
+    int rc = mom__net_check_batch(net, batch, 1, 1);
     if (rc == MOM_OK)
         rc = check_params(net, &params);
     if (rc != MOM_OK)
@@ -291,7 +290,7 @@ int mom_net_gv_begin(mom_net *net, const mom_batch *batch, const float *params)
 {
     ENTER(net);
     net->gv_ready = 0;
-    int rc = check_batch(net, batch, 1);
+    int rc = mom__net_check_batch(net, batch, 1, 1);
     if (rc == MOM_OK)
         rc = check_params(net, &params);
     if (rc != MOM_OK)
@@ -327,7 +326,7 @@ int mom_net_forward(float *out, mom_net *net, const mom_batch *batch, const floa
     if (layer >= net->n_layers)
         return mom__fail(&net->base, MOM_E_INVALID, "layer %zu out of range (%zu layers)", layer,
                          net->n_layers);
-    int rc = check_batch(net, batch, 0);
+    int rc = mom__net_check_batch(net, batch, 1, 0);
     if (rc == MOM_OK)
         rc = check_params(net, &params);
     if (rc != MOM_OK)
@@ -357,7 +356,7 @@ int mom_net_metric(double *value, mom_net *net, const mom_batch *batch, const fl
     }
     if (!isfinite(param))
         return mom__fail(&net->base, MOM_E_INVALID, "metric parameter must be finite");
-    int rc = check_batch(net, batch, 1);
+    int rc = mom__net_check_batch(net, batch, 1, 1);
     if (rc == MOM_OK)
         rc = check_params(net, &params);
     if (rc != MOM_OK)

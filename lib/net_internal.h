@@ -58,6 +58,11 @@ int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, si
  * when the mask is NULL; 0 past the sequence's length. Feedforward batches: always 1. */
 float mom__step_weight(const mom_batch *b, size_t t, size_t s);
 
+/* Validate a batch against the network (sizes, mask, lengths; finiteness when the network's
+ * MOM_NET_CHECK_FINITE option is on). need_inputs / need_targets: those arrays must be present.
+ * Sets the detail message and returns MOM_E_INVALID or MOM_E_SHAPE on failure. */
+int mom__net_check_batch(mom_net *net, const mom_batch *b, int need_inputs, int need_targets);
+
 /* Length of sequence s of a validated batch. */
 size_t mom__seq_len(const mom_batch *b, size_t s);
 
