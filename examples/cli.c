@@ -64,19 +64,24 @@ double cli_double(const char *prog, const char *flag, const char *s, double min,
     return v;
 }
 
-void cli_pair(const char *prog, const char *flag, const char *s, double *a, uint64_t *b)
+const char *cli_split(const char *prog, const char *flag, const char *s, char *first, size_t cap,
+                      const char *form)
 {
     const char *colon = strchr(s, ':');
-    if (colon == NULL)
-        cli_usage_error(prog, "%s needs VALUE:STEPS, got '%s'", flag, s);
-    char first[64];
-    size_t len = (size_t)(colon - s);
-    if (len == 0 || len >= sizeof first)
-        cli_usage_error(prog, "%s needs VALUE:STEPS, got '%s'", flag, s);
+    size_t len = colon ? (size_t)(colon - s) : 0;
+    if (colon == NULL || len == 0 || len >= cap)
+        cli_usage_error(prog, "%s needs %s, got '%s'", flag, form, s);
     memcpy(first, s, len);
     first[len] = '\0';
+    return colon + 1;
+}
+
+void cli_pair(const char *prog, const char *flag, const char *s, double *a, uint64_t *b)
+{
+    char first[64];
+    const char *second = cli_split(prog, flag, s, first, sizeof first, "VALUE:STEPS");
     *a = cli_double(prog, flag, first, 0.0, 1.0);
-    *b = cli_u64(prog, flag, colon + 1);
+    *b = cli_u64(prog, flag, second);
 }
 
 const char *cli_value(const char *prog, int argc, char **argv, int *i)

@@ -18,6 +18,11 @@ void cli_usage_error(const char *prog, const char *fmt, ...)
 size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, size_t max);
 uint64_t cli_u64(const char *prog, const char *flag, const char *s);
 double cli_double(const char *prog, const char *flag, const char *s, double min, double max);
+/* Split "A:B" into A (copied into first, cap bytes) and B (returned); usage error naming `form`
+ * (e.g. "STEPS:MU") when there is no colon or A is empty or too long. */
+const char *cli_split(const char *prog, const char *flag, const char *s, char *first, size_t cap,
+                      const char *form);
+
 /* "a:b" pair, e.g. --mu-warmup 0.9:1000. */
 void cli_pair(const char *prog, const char *flag, const char *s, double *a, uint64_t *b);
 

@@ -20,10 +20,9 @@ static const char *prog = "mominit-ae";
 #define MAX_LAYERS 64
 
 typedef struct options {
-    const char *data, *test_data, *arch, *log, *plot, *recon, *checkpoint, *resume;
-    uint64_t checkpoint_every;
-    hf_settings hf;
-    int optim, output, threads;
+    const char *data, *test_data, *arch, *recon;
+    train_flags tf;
+    int output;
     double mu_max, lr, si_scale, final_mu;
     uint64_t steps, final_steps, seed, eval_every, period;
     size_t batch, train_size, eval_size;
@@ -56,15 +55,9 @@ static void usage(FILE *f)
 "  --eval-every N      evaluate every N updates (default 500)\n"
 "  --seed N            seed of initialization, data and order (default 1)\n"
 "  --recon FILE.png    write 10 test images and their reconstructions at the end\n"
-"  --log FILE.csv      step, mu, lr, train loss, training error, seconds\n"
-"  --plot FILE.png     plot the learning curve with gnuplot at the end (needs --log)\n"
-"  --checkpoint FILE   save the training state to FILE every --checkpoint-every updates and at\n"
-"                      the end (atomically)\n"
-"  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
-"  --resume FILE       continue the run saved in FILE (give the same flags as the first run)\n"
-"  --threads N         BLAS threads\n"
-"  --help              this text\n"
 "\n");
+    train_usage(f);
+    fprintf(f, "\n");
     hf_usage(f);
     fprintf(f, "  (autoencoders: HF's gradient batch defaults to the whole training set and its\n"
 "   curvature batch to 1/4 of it; momentum-HF uses 1/16 of the data for both)\n"
@@ -78,7 +71,6 @@ static void parse(options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->data = "curves";
-    o->optim = MOM_OPTIM_NAG;
     o->output = MOM_OUT_LOGISTIC_XENT;
     o->mu_max = 0.99;
     o->period = 250;
@@ -91,7 +83,7 @@ static void parse(options *o, int argc, char **argv)
     o->eval_size = 10000;
     o->eval_every = 500;
     o->seed = 1;
-    hf_defaults(&o->hf, MOM_NET_FEEDFORWARD);
+    train_flags_init(&o->tf, MOM_NET_FEEDFORWARD);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -115,19 +107,8 @@ static void parse(options *o, int argc, char **argv)
                 o->output = MOM_OUT_LINEAR_SQUARED;
             else
                 cli_usage_error(prog, "unknown output '%s' (logistic, linear)", v);
-        } else if (strcmp(a, "--optim") == 0) {
-            const char *v = cli_value(prog, argc, argv, &i);
-            o->optim = train_parse_optim(v);
-            if (o->optim < 0)
-                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag, hf, mhf)", v);
-        } else if (hf_parse_flag(prog, argc, argv, &i, &o->hf)) {
+        } else if (train_parse_flag(prog, argc, argv, &i, &o->tf)) {
             continue;
-        } else if (strcmp(a, "--checkpoint") == 0) {
-            o->checkpoint = cli_value(prog, argc, argv, &i);
-        } else if (strcmp(a, "--checkpoint-every") == 0) {
-            o->checkpoint_every = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
-        } else if (strcmp(a, "--resume") == 0) {
-            o->resume = cli_value(prog, argc, argv, &i);
         } else if (strcmp(a, "--mu-max") == 0) {
             o->mu_max = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
         } else if (strcmp(a, "--mu-period") == 0) {
@@ -139,16 +120,11 @@ static void parse(options *o, int argc, char **argv)
         } else if (strcmp(a, "--batch") == 0) {
             o->batch = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1000000);
         } else if (strcmp(a, "--final-phase") == 0) {
-            const char *v = cli_value(prog, argc, argv, &i);
-            const char *colon = strchr(v, ':');
             char first[64];
-            size_t len = colon ? (size_t)(colon - v) : 0;
-            if (colon == NULL || len == 0 || len >= sizeof first)
-                cli_usage_error(prog, "--final-phase needs STEPS:MU, got '%s'", v);
-            memcpy(first, v, len);
-            first[len] = '\0';
+            const char *second = cli_split(prog, a, cli_value(prog, argc, argv, &i), first,
+                                           sizeof first, "STEPS:MU");
             o->final_steps = cli_u64(prog, a, first);
-            o->final_mu = cli_double(prog, a, colon + 1, 0.0, 1.0);
+            o->final_mu = cli_double(prog, a, second, 0.0, 1.0);
         } else if (strcmp(a, "--si-scale") == 0) {
             o->si_scale = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1e6);
         } else if (strcmp(a, "--train-size") == 0) {
@@ -161,24 +137,13 @@ static void parse(options *o, int argc, char **argv)
             o->seed = cli_u64(prog, a, cli_value(prog, argc, argv, &i));
         } else if (strcmp(a, "--recon") == 0) {
             o->recon = cli_value(prog, argc, argv, &i);
-        } else if (strcmp(a, "--log") == 0) {
-            o->log = cli_value(prog, argc, argv, &i);
-        } else if (strcmp(a, "--plot") == 0) {
-            o->plot = cli_value(prog, argc, argv, &i);
-        } else if (strcmp(a, "--threads") == 0) {
-            o->threads = (int)cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1024);
         } else {
             cli_usage_error(prog, "unknown option '%s'", a);
         }
     }
     if (o->final_steps > o->steps)
         o->final_steps = o->steps;
-    if (o->checkpoint_every == 0)
-        o->checkpoint_every = o->eval_every;
-    if (o->checkpoint_every % o->eval_every != 0)
-        cli_usage_error(prog, "--checkpoint-every (%llu) must be a multiple of --eval-every (%llu)",
-                        (unsigned long long)o->checkpoint_every,
-                        (unsigned long long)o->eval_every);
+    train_flags_finish(prog, &o->tf, o->eval_every);
 }
 
 /* Parse "784-400-...-6" into sizes, then mirror: returns the number of weight layers. */
@@ -266,9 +231,6 @@ int main(int argc, char **argv)
 {
     options o;
     parse(&o, argc, argv);
-    if (o.threads > 0 && cli_set_threads(o.threads) != 0)
-        fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
-                prog);
 
     dataset train, test;
     char err[512];
@@ -344,7 +306,7 @@ int main(int argc, char **argv)
         (rc = mom_sched_create_final_phase(&mu_final, mu, o.steps, o.final_steps, o.final_mu,
                                            MOM_FINAL_MIN, NULL)))
         die_lib("creating the schedules", rc, NULL);
-    opt = train_optim_create(prog, o.optim, mom_net_num_params(net), lr, mu_final, &o.hf,
+    opt = train_optim_create(prog, o.tf.optim, mom_net_num_params(net), lr, mu_final, &o.tf.hf,
                              MOM_NET_FEEDFORWARD);
     mom_sched_destroy(lr);
     mom_sched_destroy(mu);
@@ -353,35 +315,35 @@ int main(int argc, char **argv)
     /* Batch sizes: first-order methods --batch; HF the whole set for the gradient and a quarter
      * for the curvature (Martens' demo); momentum-HF 1/16 of the set for both. */
     size_t gbatch = o.batch, cbatch = 0;
-    if (o.optim == TRAIN_HF) {
-        gbatch = o.hf.grad_batch ? o.hf.grad_batch : train.n;
-        cbatch = o.hf.curv_batch ? o.hf.curv_batch : (train.n + 3) / 4;
-    } else if (o.optim == TRAIN_MHF) {
-        gbatch = o.hf.grad_batch ? o.hf.grad_batch : (train.n + 15) / 16;
-        cbatch = o.hf.curv_batch;
+    if (o.tf.optim == TRAIN_HF) {
+        gbatch = o.tf.hf.grad_batch ? o.tf.hf.grad_batch : train.n;
+        cbatch = o.tf.hf.curv_batch ? o.tf.hf.curv_batch : (train.n + 3) / 4;
+    } else if (o.tf.optim == TRAIN_MHF) {
+        gbatch = o.tf.hf.grad_batch ? o.tf.hf.grad_batch : (train.n + 15) / 16;
+        cbatch = o.tf.hf.curv_batch;
     }
-    if ((o.optim == TRAIN_HF || o.optim == TRAIN_MHF) && (gbatch > train.n || cbatch > train.n))
+    if ((o.tf.optim == TRAIN_HF || o.tf.optim == TRAIN_MHF) && (gbatch > train.n || cbatch > train.n))
         cli_usage_error(prog, "HF batches of %zu and %zu cases exceed the %zu training images",
                         gbatch, cbatch, train.n);
     if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, 1)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
     uint64_t first = 1;
-    if (o.resume) {
-        train_resume(prog, o.resume, net, opt, NULL);
+    if (o.tf.resume) {
+        train_resume(prog, o.tf.resume, net, opt, NULL);
         first = mom_optim_steps(opt) + 1;
-        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.resume,
+        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
                 (unsigned long long)(first - 1));
     }
 
     FILE *log = NULL;
-    if (o.log && (log = cli_log_open(o.log, o.resume != NULL)) == NULL) {
-        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.log);
+    if (o.tf.log && (log = cli_log_open(o.tf.log, o.tf.resume != NULL)) == NULL) {
+        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.tf.log);
         return 1;
     }
     fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
                     "mu_max %g, batch %zu, %llu updates, seed %llu\n",
             prog, o.data, train.n, test.n, o.arch, mom_net_num_params(net),
-            train_optim_name(o.optim), o.lr, o.mu_max, gbatch, (unsigned long long)o.steps, (unsigned long long)o.seed);
+            train_optim_name(o.tf.optim), o.lr, o.mu_max, gbatch, (unsigned long long)o.steps, (unsigned long long)o.seed);
 
     /* Minibatches: epoch e visits the training set in the order of a permutation drawn from
      * stream (seed, 1000 + e); the k-th case of the run is position k mod n of epoch k / n. The
@@ -443,29 +405,29 @@ int main(int argc, char **argv)
             cli_progress_update(&pb, step, last_loss, train_err, 1);
             loss_sum = 0;
             loss_count = 0;
-            if (o.checkpoint && step % o.checkpoint_every == 0 &&
-                train_save(prog, o.checkpoint, net, opt, NULL) != MOM_OK)
+            if (o.tf.checkpoint && step % o.tf.checkpoint_every == 0 &&
+                train_save(prog, o.tf.checkpoint, net, opt, NULL) != MOM_OK)
                 return 1;
         } else {
             cli_progress_update(&pb, step, last_loss, train_err, 0);
         }
     }
     cli_progress_end(&pb);
-    if (o.checkpoint && !diverged && o.steps % o.checkpoint_every != 0 &&
-        train_save(prog, o.checkpoint, net, opt, NULL) != MOM_OK)
+    if (o.tf.checkpoint && !diverged && o.steps % o.tf.checkpoint_every != 0 &&
+        train_save(prog, o.tf.checkpoint, net, opt, NULL) != MOM_OK)
         return 1;
     double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
     double test_err = test.n ? eval_set(net, &test, test.n, 1000, MOM_METRIC_SQUARED_ERROR) : NAN;
     double seconds = cli_now() - t0;
     if (log)
         fclose(log);
-    if (o.plot && o.log) {
+    if (o.tf.plot && o.tf.log) {
         char title[200];
         snprintf(title, sizeof title, "%s %s, lr %g, mu_max %g, seed %llu", o.data, o.arch, o.lr,
                  o.mu_max, (unsigned long long)o.seed);
-        if (cli_plot(o.log, o.plot, title, "training squared error") == 0)
-            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.plot, o.log);
-    } else if (o.plot) {
+        if (cli_plot(o.tf.log, o.tf.plot, title, "training squared error") == 0)
+            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.tf.plot, o.tf.log);
+    } else if (o.tf.plot) {
         fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", prog);
     }
     if (o.recon)

@@ -16,14 +16,12 @@
 static const char *prog = "mominit-rnn";
 
 typedef struct options {
-    int task, optim, target, center;
+    int task, target, center;
     size_t T, hidden, batch, eval_size;
     uint64_t steps, eval_every, seed, warm_steps;
     double mu0, warm_mu, lr, input_scale, clip;
-    int have_input_scale, threads, bias_only;
-    const char *log, *plot, *checkpoint, *resume;
-    uint64_t checkpoint_every;
-    hf_settings hf;
+    int have_input_scale, bias_only;
+    train_flags tf;
 } options;
 
 static void usage(FILE *f)
@@ -52,15 +50,9 @@ static void usage(FILE *f)
 "                     biases (the mean target), without training\n"
 "  --target NAME      addition target: mean (default), sum, hs\n"
 "  --clip X           clip the gradient norm to X (default off)\n"
-"  --log FILE.csv     write step, mu, lr, train loss, test error, seconds\n"
-"  --plot FILE.png    plot the learning curve with gnuplot at the end\n"
-"  --checkpoint FILE  save the training state to FILE every --checkpoint-every updates and\n"
-"                     at the end (atomically)\n"
-"  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
-"  --resume FILE      continue the run saved in FILE (give the same flags as the first run)\n"
-"  --threads N        BLAS threads (default: the BLAS default)\n"
-"  --help             this text\n"
 "\n");
+    train_usage(f);
+    fprintf(f, "\n");
     hf_usage(f);
     fprintf(f, "\n"
 "The last line on stdout is a summary:\n"
@@ -89,7 +81,6 @@ static void parse(options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->task = TASK_ADDITION;
-    o->optim = MOM_OPTIM_NAG;
     o->hidden = 100;
     o->batch = 100;
     o->eval_size = 10000;
@@ -100,7 +91,7 @@ static void parse(options *o, int argc, char **argv)
     o->warm_mu = 0.9;
     o->warm_steps = 1000;
     o->lr = -1;
-    hf_defaults(&o->hf, MOM_NET_RECURRENT);
+    train_flags_init(&o->tf, MOM_NET_RECURRENT);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -115,19 +106,8 @@ static void parse(options *o, int argc, char **argv)
             o->T = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 100000);
         } else if (strcmp(a, "--hidden") == 0) {
             o->hidden = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 100000);
-        } else if (strcmp(a, "--optim") == 0) {
-            const char *v = cli_value(prog, argc, argv, &i);
-            o->optim = train_parse_optim(v);
-            if (o->optim < 0)
-                cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag, hf, mhf)", v);
-        } else if (hf_parse_flag(prog, argc, argv, &i, &o->hf)) {
+        } else if (train_parse_flag(prog, argc, argv, &i, &o->tf)) {
             continue;
-        } else if (strcmp(a, "--checkpoint") == 0) {
-            o->checkpoint = cli_value(prog, argc, argv, &i);
-        } else if (strcmp(a, "--checkpoint-every") == 0) {
-            o->checkpoint_every = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
-        } else if (strcmp(a, "--resume") == 0) {
-            o->resume = cli_value(prog, argc, argv, &i);
         } else if (strcmp(a, "--mu0") == 0) {
             o->mu0 = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
         } else if (strcmp(a, "--mu-warmup") == 0) {
@@ -163,24 +143,13 @@ static void parse(options *o, int argc, char **argv)
                 cli_usage_error(prog, "unknown target '%s' (mean, sum, hs)", v);
         } else if (strcmp(a, "--clip") == 0) {
             o->clip = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1e30);
-        } else if (strcmp(a, "--log") == 0) {
-            o->log = cli_value(prog, argc, argv, &i);
-        } else if (strcmp(a, "--plot") == 0) {
-            o->plot = cli_value(prog, argc, argv, &i);
-        } else if (strcmp(a, "--threads") == 0) {
-            o->threads = (int)cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1024);
         } else {
             cli_usage_error(prog, "unknown option '%s'", a);
         }
     }
     if (o->T == 0)
         o->T = o->task == TASK_MEM5 ? 200 : 80;
-    if (o->checkpoint_every == 0)
-        o->checkpoint_every = o->eval_every;
-    if (o->checkpoint_every % o->eval_every != 0)
-        cli_usage_error(prog, "--checkpoint-every (%llu) must be a multiple of --eval-every (%llu)",
-                        (unsigned long long)o->checkpoint_every,
-                        (unsigned long long)o->eval_every);
+    train_flags_finish(prog, &o->tf, o->eval_every);
     if (o->lr < 0)
         o->lr = default_lr(o->task);
     if (!o->have_input_scale)
@@ -236,9 +205,6 @@ int main(int argc, char **argv)
 {
     options o;
     parse(&o, argc, argv);
-    if (o.threads > 0 && cli_set_threads(o.threads) != 0)
-        fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
-                prog);
 
     task t;
     if (task_init(&t, (task_kind)o.task, o.T, o.target, o.center) != 0)
@@ -249,9 +215,9 @@ int main(int argc, char **argv)
     mom_optim *opt = NULL;
     mom_sched *lr = NULL, *mu = NULL;
     /* HF takes its gradient and curvature minibatches from --hf-grad-batch / --hf-curv-batch. */
-    int hf = o.optim == TRAIN_HF || o.optim == TRAIN_MHF;
-    size_t gbatch = hf && o.hf.grad_batch ? o.hf.grad_batch : o.batch;
-    size_t cbatch = hf ? o.hf.curv_batch : 0;
+    int hf = o.tf.optim == TRAIN_HF || o.tf.optim == TRAIN_MHF;
+    size_t gbatch = hf && o.tf.hf.grad_batch ? o.tf.hf.grad_batch : o.batch;
+    size_t cbatch = hf ? o.tf.hf.curv_batch : 0;
     task_batch train, evalb, curv;
     int rc;
     memset(&curv, 0, sizeof curv);
@@ -305,7 +271,7 @@ int main(int argc, char **argv)
         if ((rc = mom_sched_create_const(&mu, o.mu0, NULL)))
             die_lib("creating the momentum schedule", rc, NULL);
     }
-    opt = train_optim_create(prog, o.optim, mom_net_num_params(net), lr, mu, &o.hf,
+    opt = train_optim_create(prog, o.tf.optim, mom_net_num_params(net), lr, mu, &o.tf.hf,
                              MOM_NET_RECURRENT);
     if (o.clip > 0 && (rc = mom_optim_set(opt, MOM_OPTIM_CLIP_NORM, o.clip)))
         die_lib("setting gradient clipping", rc, mom_optim_errmsg(opt));
@@ -313,21 +279,21 @@ int main(int argc, char **argv)
     mom_sched_destroy(mu);
 
     uint64_t first = 1;
-    if (o.resume) {
-        train_resume(prog, o.resume, net, opt, data_rng);
+    if (o.tf.resume) {
+        train_resume(prog, o.tf.resume, net, opt, data_rng);
         first = mom_optim_steps(opt) + 1;
-        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.resume,
+        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
                 (unsigned long long)(first - 1));
     }
     FILE *log = NULL;
-    if (o.log && (log = cli_log_open(o.log, o.resume != NULL)) == NULL) {
-        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.log);
+    if (o.tf.log && (log = cli_log_open(o.tf.log, o.tf.resume != NULL)) == NULL) {
+        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.tf.log);
         return 1;
     }
     fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
                     "batch %zu, %llu updates, seed %llu\n",
             prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net),
-            train_optim_name(o.optim), o.lr,
+            train_optim_name(o.tf.optim), o.lr,
             o.warm_mu, (unsigned long long)o.warm_steps, o.mu0, o.batch,
             (unsigned long long)o.steps, (unsigned long long)o.seed);
 
@@ -366,16 +332,16 @@ int main(int argc, char **argv)
             cli_progress_update(&prog_bar, step, last_loss, test_err, 1);
             loss_sum = 0;
             loss_count = 0;
-            if (o.checkpoint && step % o.checkpoint_every == 0 &&
-                train_save(prog, o.checkpoint, net, opt, data_rng) != MOM_OK)
+            if (o.tf.checkpoint && step % o.tf.checkpoint_every == 0 &&
+                train_save(prog, o.tf.checkpoint, net, opt, data_rng) != MOM_OK)
                 return 1;
         } else {
             cli_progress_update(&prog_bar, step, last_loss, test_err, 0);
         }
     }
     cli_progress_end(&prog_bar);
-    if (o.checkpoint && !diverged && o.steps % o.checkpoint_every != 0 &&
-        train_save(prog, o.checkpoint, net, opt, data_rng) != MOM_OK)
+    if (o.tf.checkpoint && !diverged && o.steps % o.tf.checkpoint_every != 0 &&
+        train_save(prog, o.tf.checkpoint, net, opt, data_rng) != MOM_OK)
         return 1;
     if (o.steps == 0) {
         /* No training: the initialized network, whose output biases hold the mean target; the
@@ -390,13 +356,13 @@ int main(int argc, char **argv)
     double seconds = cli_now() - t0;
     if (log)
         fclose(log);
-    if (o.plot && o.log) {
+    if (o.tf.plot && o.tf.log) {
         char title[160];
         snprintf(title, sizeof title, "%s T=%zu, lr %g, mu0 %g, seed %llu",
                  task_name((task_kind)o.task), o.T, o.lr, o.mu0, (unsigned long long)o.seed);
-        if (cli_plot(o.log, o.plot, title, "test error") == 0)
-            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.plot, o.log);
-    } else if (o.plot) {
+        if (cli_plot(o.tf.log, o.tf.plot, title, "test error") == 0)
+            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.tf.plot, o.tf.log);
+    } else if (o.tf.plot) {
         fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", prog);
     }
     printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",

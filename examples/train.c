@@ -32,6 +32,64 @@ const char *train_optim_name(int optim)
     }
 }
 
+void train_flags_init(train_flags *f, int net_kind)
+{
+    memset(f, 0, sizeof *f);
+    f->optim = TRAIN_NAG;
+    hf_defaults(&f->hf, net_kind);
+}
+
+int train_parse_flag(const char *prog, int argc, char **argv, int *i, train_flags *f)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--optim") == 0) {
+        const char *v = cli_value(prog, argc, argv, i);
+        f->optim = train_parse_optim(v);
+        if (f->optim < 0)
+            cli_usage_error(prog, "unknown optimizer '%s' (sgd, cm, nag, hf, mhf)", v);
+    } else if (strcmp(a, "--log") == 0) {
+        f->log = cli_value(prog, argc, argv, i);
+    } else if (strcmp(a, "--plot") == 0) {
+        f->plot = cli_value(prog, argc, argv, i);
+    } else if (strcmp(a, "--threads") == 0) {
+        f->threads = (int)cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 1024);
+    } else if (strcmp(a, "--checkpoint") == 0) {
+        f->checkpoint = cli_value(prog, argc, argv, i);
+    } else if (strcmp(a, "--checkpoint-every") == 0) {
+        f->checkpoint_every = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, (size_t)1 << 40);
+    } else if (strcmp(a, "--resume") == 0) {
+        f->resume = cli_value(prog, argc, argv, i);
+    } else {
+        return hf_parse_flag(prog, argc, argv, i, &f->hf);
+    }
+    return 1;
+}
+
+void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
+{
+    if (f->checkpoint_every == 0)
+        f->checkpoint_every = eval_every;
+    if (f->checkpoint_every % eval_every != 0)
+        cli_usage_error(prog, "--checkpoint-every (%llu) must be a multiple of --eval-every (%llu)",
+                        (unsigned long long)f->checkpoint_every, (unsigned long long)eval_every);
+    if (f->threads > 0 && cli_set_threads(f->threads) != 0)
+        fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
+                prog);
+}
+
+void train_usage(FILE *f)
+{
+    fprintf(f,
+"  --log FILE.csv      write step, mu, lr, training loss, evaluation error, seconds\n"
+"  --plot FILE.png     plot the learning curve with gnuplot at the end (needs --log)\n"
+"  --checkpoint FILE   save the training state to FILE every --checkpoint-every updates and\n"
+"                      at the end (atomically)\n"
+"  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
+"  --resume FILE       continue the run saved in FILE (give the same flags as the first run)\n"
+"  --threads N         BLAS threads (default: the BLAS default)\n"
+"  --help              this text\n");
+}
+
 void hf_defaults(hf_settings *h, int net_kind)
 {
     memset(h, 0, sizeof *h);
@@ -70,16 +128,11 @@ int hf_parse_flag(const char *prog, int argc, char **argv, int *i, hf_settings *
     else if (strcmp(a, "--hf-grad-batch") == 0)
         h->grad_batch = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000000);
     else if (strcmp(a, "--mhf-anneal") == 0) {
-        const char *v = cli_value(prog, argc, argv, i);
-        const char *colon = strchr(v, ':');
         char first[64];
-        size_t len = colon ? (size_t)(colon - v) : 0;
-        if (colon == NULL || len == 0 || len >= sizeof first)
-            cli_usage_error(prog, "--mhf-anneal needs A:T0, got '%s'", v);
-        memcpy(first, v, len);
-        first[len] = '\0';
+        const char *second = cli_split(prog, a, cli_value(prog, argc, argv, i), first,
+                                       sizeof first, "A:T0");
         h->anneal_a = cli_double(prog, a, first, 1e-12, 1e12);
-        h->anneal_t0 = cli_double(prog, a, colon + 1, 0.0, 1e12);
+        h->anneal_t0 = cli_double(prog, a, second, 0.0, 1e12);
     } else
         return 0;
     return 1;

@@ -27,6 +27,29 @@ typedef struct hf_settings {
     size_t grad_batch;    /* --hf-grad-batch: cases of the gradient minibatch (0 = trainer's) */
 } hf_settings;
 
+/* Flags both trainers share: --optim, the HF flags, --log, --plot, --threads, --checkpoint,
+ * --checkpoint-every, --resume. */
+typedef struct train_flags {
+    int optim;
+    hf_settings hf;
+    const char *log, *plot, *checkpoint, *resume;
+    uint64_t checkpoint_every;
+    int threads;
+} train_flags;
+
+/* Defaults: NAG, hf_defaults(net_kind), nothing else set. */
+void train_flags_init(train_flags *f, int net_kind);
+
+/* If argv[*i] is one of the shared flags, parse it (advancing *i) and return 1; else 0. */
+int train_parse_flag(const char *prog, int argc, char **argv, int *i, train_flags *f);
+
+/* After parsing: default --checkpoint-every to eval_every and check it is a multiple of it; set
+ * the BLAS threads. Usage errors exit with status 2. */
+void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every);
+
+/* Help text of the shared flags (without the HF ones). */
+void train_usage(FILE *f);
+
 /* Defaults of the paper / Martens for a network kind (MOM_NET_FEEDFORWARD or MOM_NET_RECURRENT). */
 void hf_defaults(hf_settings *h, int net_kind);
 
