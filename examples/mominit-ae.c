@@ -236,7 +236,7 @@ int main(int argc, char **argv)
     char err[512];
     int rc;
     if (strcmp(o.data, "curves") == 0) {
-        mom_rng *r;
+        mom_rng *r = NULL;
         if ((rc = mom_rng_create(&r, o.seed, 10, NULL)))
             die_lib("creating a stream", rc, NULL);
         size_t n_train = o.train_size ? o.train_size : 20000;
@@ -287,8 +287,8 @@ int main(int argc, char **argv)
     if ((rc = mom_net_create_ff(&net, L, sizes, acts, o.output, NULL)))
         die_lib("creating the network", rc, NULL);
     {
-        mom_init *ini;
-        mom_rng *r;
+        mom_init *ini = NULL;
+        mom_rng *r = NULL;
         if ((rc = mom_init_create(&ini, MOM_INIT_SPARSE, NULL)) ||
             (rc = mom_init_set(ini, MOM_INIT_OPT_SCALE, o.si_scale)) ||
             (rc = mom_rng_create(&r, o.seed, 0, NULL)))

@@ -1,11 +1,14 @@
 #!/bin/sh
-# Configure (once) and build libmominit in ./build (or $BUILD_DIR). Idempotent.
+# Configure (once) and build libmominit in ./build (or $BUILD_DIR); extra arguments go to meson
+# setup. Idempotent. Quiet when it works; prints the build log when it fails.
 set -eu
 cd "$(dirname "$0")/.."
 dir=${BUILD_DIR:-build}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 if [ -f "$dir/build.ninja" ]; then
-    meson setup --reconfigure "$dir" "$@" >/dev/null
+    meson setup --reconfigure "$dir" "$@" > "$log" 2>&1 || { cat "$log"; exit 1; }
 else
-    meson setup "$dir" "$@" >/dev/null
+    meson setup "$dir" "$@" > "$log" 2>&1 || { cat "$log"; exit 1; }
 fi
-ninja -C "$dir" >/dev/null
+ninja -C "$dir" > "$log" 2>&1 || { grep -E 'error|FAILED|warning' "$log" | head -50; exit 1; }
