@@ -7,7 +7,7 @@ set -eu
 list=$1 out=$2 jobs=$3
 export MOMEX_OUT="$out"
 <"$list" xargs -P "$jobs" -L 1 sh -c '
-    name=$0; shift
+    name=$0
     start=$(date +%s)
     if OPENBLAS_NUM_THREADS=1 "$@" > "$MOMEX_OUT/$name.out" 2> "$MOMEX_OUT/$name.err"; then
         { tail -n 1 "$MOMEX_OUT/$name.out"; echo "command: $*"
