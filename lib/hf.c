@@ -23,7 +23,7 @@
 #define DEFAULT_PRECOND_EXP 0.75
 #define DEFAULT_STRUCT_DAMPING 0.03
 
-enum { N_VECTORS = 8 }; /* g, minv, x, r, y, d, ad, warm */
+enum { N_VECTORS = 7 }; /* g, minv, x, r, d, ad, warm */
 
 /* ---- pieces of the algorithm ----------------------------------------------------------------- */
 
@@ -131,8 +131,7 @@ int mom__hf_create(mom_optim *o)
     h->minv = h->g + n;
     h->x = h->minv + n;
     h->r = h->x + n;
-    h->y = h->r + n;
-    h->d = h->y + n;
+    h->d = h->r + n;
     h->ad = h->d + n;
     h->warm = h->ad + n;
     h->lambda = DEFAULT_LAMBDA;
@@ -455,58 +454,24 @@ static int eval_candidate(double *f, size_t j, void *ctx)
     return eval_at(f, run, candidate(run, j), 1.0f, 1);
 }
 
-/* The CG vector loops are memory- and latency-bound: double accumulations form one dependency
- * chain per sum, so each sum is split over LANES independent accumulators (element k goes to
- * accumulator k % LANES, combined pairwise at the end), which also fixes the summation order
- * independently of the compiler. */
+/* The CG vector loops are memory- and latency-bound. Per iteration there are three passes over
+ * the vectors: the two dots of the new direction with its product and the residual; the update of
+ * the iterate and the residual with the preconditioned norm r^T M^-1 r; the new direction
+ * d = beta d - M^-1 r with d^T r for the next iteration. The preconditioned residual M^-1 r is
+ * formed where it is used and never stored. Double accumulations form one dependency chain per
+ * sum, so each sum is split over LANES independent accumulators (element k goes to accumulator
+ * k % LANES, combined pairwise at the end), which also fixes the summation order independently of
+ * the compiler. `pc` arguments are compile-time constants at each call, so that each loop is
+ * specialized. */
 #define LANES 4
 
-/* One element of the CG update: x += alpha d, r += alpha (Gd + damp d), y = M^-1 r (when
- * preconditioning; otherwise y is r), accumulating r^T y and x^T (r + g). */
-static inline void cg_update_elem(size_t k, float alpha, float damp, float *restrict x,
-                                  float *restrict r, float *restrict y, const float *restrict d,
-                                  const float *restrict gd, const float *restrict minv,
-                                  const float *restrict g, int pc, double *ry, double *xrg)
-{
-    float xk = x[k] + alpha * d[k];
-    float rk = r[k] + alpha * (gd[k] + damp * d[k]);
-    x[k] = xk;
-    r[k] = rk;
-    float yk = rk;
-    if (pc) {
-        yk = rk * minv[k];
-        y[k] = yk;
-    }
-    *ry += (double)rk * (double)yk;
-    *xrg += (double)xk * ((double)rk + (double)g[k]);
-}
+#define LANES_SUM(a) (((a)[0] + (a)[1]) + ((a)[2] + (a)[3]))
 
-/* The CG update of all elements (see cg_update_elem); `pc` is a compile-time constant at each
- * call so that each loop is specialized. */
-static inline void cg_update_kernel(size_t n, float alpha, float damp, float *restrict x,
-                                    float *restrict r, float *restrict y, const float *restrict d,
-                                    const float *restrict gd, const float *restrict minv,
-                                    const float *restrict g, int pc, double *ry_out,
-                                    double *xrg_out)
-{
-    double ry[LANES] = {0}, xrg[LANES] = {0};
-    size_t k = 0;
-    for (; k + LANES <= n; k += LANES) {
-        cg_update_elem(k, alpha, damp, x, r, y, d, gd, minv, g, pc, &ry[0], &xrg[0]);
-        cg_update_elem(k + 1, alpha, damp, x, r, y, d, gd, minv, g, pc, &ry[1], &xrg[1]);
-        cg_update_elem(k + 2, alpha, damp, x, r, y, d, gd, minv, g, pc, &ry[2], &xrg[2]);
-        cg_update_elem(k + 3, alpha, damp, x, r, y, d, gd, minv, g, pc, &ry[3], &xrg[3]);
-    }
-    for (; k < n; k++)
-        cg_update_elem(k, alpha, damp, x, r, y, d, gd, minv, g, pc, &ry[k % LANES],
-                       &xrg[k % LANES]);
-    *ry_out = (ry[0] + ry[1]) + (ry[2] + ry[3]);
-    *xrg_out = (xrg[0] + xrg[1]) + (xrg[2] + xrg[3]);
-}
-
-/* d^T (Gd + damp d) in double: the curvature along d of the damped system. Gd is left as the
- * product returned it; the update recomputes Gd + damp d with the same float expression. */
-static double damped_dot(size_t n, float damp, const float *restrict d, const float *restrict gd)
+/* Pass 1 (after the product gd = G d): *dad = d^T (Gd + damp d), the curvature along d of the
+ * damped system. Gd is left as the product returned it; pass 2 recomputes Gd + damp d with the
+ * same float expression. */
+static double damped_curvature(size_t n, float damp, const float *restrict d,
+                               const float *restrict gd)
 {
     double s[LANES] = {0};
     size_t k = 0;
@@ -515,13 +480,75 @@ static double damped_dot(size_t n, float damp, const float *restrict d, const fl
             s[l] += (double)d[k + l] * (double)(gd[k + l] + damp * d[k + l]);
     for (; k < n; k++)
         s[k % LANES] += (double)d[k] * (double)(gd[k] + damp * d[k]);
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    return LANES_SUM(s);
 }
 
-/* The initial residual r = A x + g (ad holds G x, or x is zero and ad is unused), y = M^-1 r,
- * returning r^T y and x^T (r + g). */
+/* Pass 2, one element: x += alpha d, r += alpha (Gd + damp d), accumulating r^T M^-1 r. */
+static inline void cg_update_elem(size_t k, float alpha, float damp, float *restrict x,
+                                  float *restrict r, const float *restrict d,
+                                  const float *restrict gd, const float *restrict minv, int pc,
+                                  double *ry)
+{
+    x[k] = x[k] + alpha * d[k];
+    float rk = r[k] + alpha * (gd[k] + damp * d[k]);
+    r[k] = rk;
+    float yk = pc ? rk * minv[k] : rk;
+    *ry += (double)rk * (double)yk;
+}
+
+/* Pass 2: returns the new r^T M^-1 r. */
+static inline double cg_update(size_t n, float alpha, float damp, float *restrict x,
+                               float *restrict r, const float *restrict d,
+                               const float *restrict gd, const float *restrict minv, int pc)
+{
+    double ry[LANES] = {0};
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        cg_update_elem(k, alpha, damp, x, r, d, gd, minv, pc, &ry[0]);
+        cg_update_elem(k + 1, alpha, damp, x, r, d, gd, minv, pc, &ry[1]);
+        cg_update_elem(k + 2, alpha, damp, x, r, d, gd, minv, pc, &ry[2]);
+        cg_update_elem(k + 3, alpha, damp, x, r, d, gd, minv, pc, &ry[3]);
+    }
+    for (; k < n; k++)
+        cg_update_elem(k, alpha, damp, x, r, d, gd, minv, pc, &ry[k % LANES]);
+    return LANES_SUM(ry);
+}
+
+/* Pass 3, one element: d = beta d - M^-1 r, or d = -M^-1 r for the first direction (`first`: the
+ * old d, scratch from an earlier step, is not read). */
+static inline float cg_direction_elem(size_t k, float beta, const float *restrict d,
+                                      const float *restrict r, const float *restrict minv, int pc,
+                                      int first)
+{
+    float yk = pc ? r[k] * minv[k] : r[k];
+    return first ? -yk : beta * d[k] - yk;
+}
+
+/* Pass 3: the new direction, returning d^T r. */
+static inline double cg_direction(size_t n, float beta, float *restrict d,
+                                  const float *restrict r, const float *restrict minv, int pc,
+                                  int first)
+{
+    double s[LANES] = {0};
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (size_t l = 0; l < LANES; l++) {
+            float dj = cg_direction_elem(k + l, beta, d, r, minv, pc, first);
+            d[k + l] = dj;
+            s[l] += (double)dj * (double)r[k + l];
+        }
+    for (; k < n; k++) {
+        float dk = cg_direction_elem(k, beta, d, r, minv, pc, first);
+        d[k] = dk;
+        s[k % LANES] += (double)dk * (double)r[k];
+    }
+    return LANES_SUM(s);
+}
+
+/* The initial residual r = A x + g (ad holds G x, or x is zero and ad is unused), returning
+ * r^T M^-1 r and x^T (r + g) (twice phi(x)). */
 static void cg_start(size_t n, float damp, const float *x, const float *ad, const float *g,
-                     const float *minv, float *r, float *y, int pc, int x_zero, double *ry_out,
+                     const float *minv, float *r, int pc, int x_zero, double *ry_out,
                      double *xrg_out)
 {
     double ry = 0.0, xrg = 0.0;
@@ -529,8 +556,6 @@ static void cg_start(size_t n, float damp, const float *x, const float *ad, cons
         float rk = x_zero ? g[k] : ad[k] + damp * x[k] + g[k];
         r[k] = rk;
         float yk = pc ? rk * minv[k] : rk;
-        if (pc)
-            y[k] = yk;
         ry += (double)rk * (double)yk;
         if (!x_zero)
             xrg += (double)x[k] * ((double)rk + (double)g[k]);
@@ -640,7 +665,7 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     /* 4. preconditioned CG on A x = -g, A = G (+ structural damping) + (lambda + eta) I */
     const double sd = s->use_sd ? h->struct_damping * lambda : 0.0;
     const float damp = (float)(lambda + eta);
-    float *x = h->x, *r = h->r, *y = pc ? h->y : h->r, *d = h->d, *ad = h->ad;
+    float *x = h->x, *r = h->r, *d = h->d, *ad = h->ad;
     const int x_zero = !(h->have_warm && decay > 0.0);
     double ry, xrg;
     if (x_zero) {
@@ -655,13 +680,13 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
             return cb_failed(o, s, rc, CB_GV);
     }
     if (pc)
-        cg_start(n, damp, x, ad, g, minv, r, y, 1, x_zero, &ry, &xrg);
+        cg_start(n, damp, x, ad, g, minv, r, 1, x_zero, &ry, &xrg);
     else
-        cg_start(n, damp, x, ad, g, minv, r, y, 0, x_zero, &ry, &xrg);
-    if (!isfinite(ry) || !isfinite(xrg))
+        cg_start(n, damp, x, ad, g, minv, r, 0, x_zero, &ry, &xrg);
+    double dr = pc ? cg_direction(n, 0.0f, d, r, minv, 1, 1)
+                   : cg_direction(n, 0.0f, d, r, minv, 0, 1);
+    if (!isfinite(ry) || !isfinite(xrg) || !isfinite(dr))
         return diverged(o, "the residual at the warm start", 0);
-    for (size_t k = 0; k < n; k++)
-        d[k] = -y[k];
     h->phi[0] = 0.5 * xrg;
 
     const size_t n_slots = h->backtrack ? mom__hf_grid_count(iters) : 0;
@@ -672,20 +697,22 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         run.products++;
         if (rc != MOM_OK)
             return cb_failed(o, s, rc, CB_GV);
-        double dad = damped_dot(n, damp, d, ad);
+        const double dad = damped_curvature(n, damp, d, ad);
         if (!isfinite(dad))
             return diverged(o, "the curvature product", i);
         if (!(dad > 0.0))
             break; /* no positive curvature along d (d = 0 at an exact solution) */
         const float alpha = (float)(ry / dad);
-        double ry_new, xrg_new;
-        if (pc)
-            cg_update_kernel(n, alpha, damp, x, r, y, d, ad, minv, g, 1, &ry_new, &xrg_new);
-        else
-            cg_update_kernel(n, alpha, damp, x, r, y, d, ad, minv, g, 0, &ry_new, &xrg_new);
-        if (!isfinite(ry_new) || !isfinite(xrg_new))
+        const double ry_new = pc ? cg_update(n, alpha, damp, x, r, d, ad, minv, 1)
+                                 : cg_update(n, alpha, damp, x, r, d, ad, minv, 0);
+        /* phi(x + alpha d) = phi(x) + alpha d^T (A x + g) + alpha^2 / 2 d^T A d, with the step
+         * alpha actually applied and r = A x + g before the update (phi_0 is computed directly
+         * from x_0) */
+        const double af = alpha;
+        const double phi_i = h->phi[i - 1] + af * dr + 0.5 * af * af * dad;
+        if (!isfinite(ry_new) || !isfinite(phi_i))
             return diverged(o, "a CG quantity", i);
-        h->phi[i] = 0.5 * xrg_new;
+        h->phi[i] = phi_i;
         last = i;
         if (next_slot < n_slots && i == next_save) {
             memcpy(h->slots + next_slot * n, x, n * sizeof *x);
@@ -698,8 +725,9 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         if (h->fixed_cg == 0 && i >= min_iters && mom__hf_cg_should_stop(h->phi, i))
             break;
         const float beta = (float)(ry_new / ry);
-        for (size_t k = 0; k < n; k++)
-            d[k] = beta * d[k] - y[k];
+        dr = pc ? cg_direction(n, beta, d, r, minv, 1, 0) : cg_direction(n, beta, d, r, minv, 0, 0);
+        if (!isfinite(dr))
+            return diverged(o, "a CG quantity", i);
         ry = ry_new;
     }
 

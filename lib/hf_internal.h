@@ -37,10 +37,10 @@ typedef struct mom__hf {
     int have_warm; /* warm holds a CG solution (else it is zero and the first product is skipped) */
 
     /* n-float vectors, one allocation made at creation: gradient, inverse preconditioner, CG
-     * iterate, residual, preconditioned residual, direction, A * direction, warm start. After CG
-     * the residual serves as the trial point and the direction as scratch. */
+     * iterate, residual, direction, G * direction, warm start. After CG the residual serves as
+     * the trial point and the direction as scratch. */
     float *mem;
-    float *g, *minv, *x, *r, *y, *d, *ad, *warm;
+    float *g, *minv, *x, *r, *d, *ad, *warm;
 
     /* Growable scratch, sized at the first step (and by setters after it, never by later steps):
      * phi[0..iter_cap] values of the CG quadratic; slot_cap stored iterates of n floats each. */

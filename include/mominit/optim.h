@@ -203,7 +203,7 @@ typedef struct mom_hf_model {
  * Weight decay and clipping start off. Makes all the allocations the optimizer will ever need.
  * MOM_OPTIM_HF: the learning rate (HF's fixed step size, used only with the line search off)
  * defaults to a constant 1 and the momentum (HF's CG decay) to a constant 0.95; the HF options
- * start at the defaults listed with mom_optim_option; about 8 * n_params floats are allocated
+ * start at the defaults listed with mom_optim_option; 7 * n_params floats are allocated
  * here and the stored CG iterates at the first step (see mom_optim_step_hf()).
  * @return MOM_OK, MOM_E_INVALID (unknown kind, n_params 0, out NULL, incomplete allocator),
  *         MOM_E_NOMEM.
