@@ -7,7 +7,9 @@ dir=${BUILD_DIR:-build}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if [ -f "$dir/build.ninja" ]; then
-    meson setup --reconfigure "$dir" "$@" > "$log" 2>&1 || { cat "$log"; exit 1; }
+    if [ $# -gt 0 ]; then
+        meson configure "$dir" "$@" > "$log" 2>&1 || { cat "$log"; exit 1; }
+    fi
 else
     meson setup "$dir" "$@" > "$log" 2>&1 || { cat "$log"; exit 1; }
 fi
