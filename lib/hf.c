@@ -605,6 +605,10 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     hf_run run = {o, s, theta, eta, 0, 0, 0};
 
     /* 1. loss and gradient of f = loss + (eta/2)|theta|^2 */
+    size_t bad = mom__first_nonfinite(theta, n);
+    if (bad < n)
+        return mom__fail(&o->base, MOM_E_DIVERGED, "params[%zu] = %g is not finite", bad,
+                         (double)theta[bad]);
     double l0 = 0.0;
     float *g = h->g;
     rc = m->loss_grad(&l0, g, theta, ud);
@@ -612,10 +616,6 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         return cb_failed(o, s, rc, CB_LOSS_GRAD);
     if (loss_out != NULL)
         *loss_out = l0;
-    size_t bad = mom__first_nonfinite(theta, n);
-    if (bad < n)
-        return mom__fail(&o->base, MOM_E_DIVERGED, "params[%zu] = %g is not finite", bad,
-                         (double)theta[bad]);
     if (!isfinite(l0))
         return mom__fail(&o->base, MOM_E_DIVERGED, "loss %g at the parameters is not finite",
                          l0);

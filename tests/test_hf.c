@@ -1315,7 +1315,9 @@ static void test_divergence_guard(void **state)
     mom_optim *opt = make_hf(n, NULL);
     float x[24] = {0};
     x[3] = INFINITY;
+    long calls = q.n_loss_grad;
     assert_status(mom_optim_step_hf_model(NULL, opt, x, &m), MOM_E_DIVERGED);
+    assert_int_equal(q.n_loss_grad, calls); /* refused before the model sees them */
     assert_int_equal(mom_optim_steps(opt), 0);
     assert_true(isinf(x[3]));
     mom_optim_destroy(opt);
