@@ -29,7 +29,8 @@
  * read and write the parameters freely (the next begin reads them afresh).
  *
  * Memory: all buffers (velocity, NAG's look-ahead point, the gradient of the network path) are
- * allocated by mom_optim_create(); no other optimizer call allocates.
+ * allocated by mom_optim_create(); no other optimizer call allocates. HF (below) also allocates at
+ * its first step, and in the setters that enlarge its CG storage or replace its CG decay.
  *
  * Threads: an optimizer is used by one thread at a time; schedules may be shared between
  * optimizers running in different threads (sched.h).
@@ -70,7 +71,7 @@ typedef enum mom_optim_kind {
  *
  * Values 1..99 apply to every kind (except MOM_OPTIM_CLIP_NORM, which HF does not support).
  * Values 100..199 are HF settings and 200..299 HF's read-only report of its last step; on an SGD,
- * CM or NAG optimizer both ranges return MOM_E_UNSUPPORTED. Integer-valued settings (iteration
+ * CM or NAG optimizer the HF keys below return MOM_E_UNSUPPORTED. Integer-valued settings (iteration
  * counts, switches, modes) must be given as exact integers.
  *
  * HF settings (defaults in brackets; see docs/hf.md for the algorithm and paper values):
