@@ -1,0 +1,390 @@
+/*
+ * bench_step: the per-step costs of one benchmark configuration (benchutil.h: curves, mnist, rnn)
+ * at the BLAS thread count of the environment (OPENBLAS_NUM_THREADS), against the bound measured
+ * in the same process: the bare matrix products the computation cannot avoid, with the same
+ * shapes, through the same BLAS.
+ *
+ * Measured, interleaved round by round (so that a change of machine load hits all alike), each on
+ * the monotonic wall clock and on the process CPU-time clock, reported as medians:
+ *   step      one full NAG step, mom_optim_step_net() (gradient at the look-ahead point + update)
+ *   lg        one loss + gradient, mom_net_loss_grad()
+ *   gv        one Gauss-Newton product, mom_net_gv() after mom_net_gv_begin()
+ *   bare_lg   the bare products of one loss + gradient (the bound of step and lg)
+ *   bare_gv   the bare products of one Gauss-Newton product (the bound of gv)
+ *
+ * Usage: bench_step MODEL [--reps N] [--warmup N]      timings (default 30 rounds, 3 warm-up)
+ *        bench_step MODEL --mem                         peak memory of NAG training (40 steps)
+ *        bench_step MODEL --mem-bare                    memory the BLAS itself takes for the
+ *                                                       bare products (its internal buffers)
+ *        bench_step MODEL --dump FILE                   write the initial parameters and batch 0
+ *                                                       (float32, native order) for the PyTorch
+ *                                                       comparison (scripts/bench_torch.py)
+ * Output: one "key value" line per result (times in ms, memory in KiB), for scripts/bench.sh.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "benchutil.h"
+#include "lib/blas.h"
+
+/* ---- bare products ---------------------------------------------------------------------------
+ * Buffers hold realistic magnitudes (activations in (0,1), small deltas and directions); the
+ * weights are the network's own (sparse-initialized) parameters. */
+typedef struct bare {
+    const bu_config *c;
+    const float *p;      /* network parameters (weights read from their blocks) */
+    const float *x;      /* batch inputs */
+    float *v;            /* a direction for the Gauss-Newton products (P floats) */
+    float *g;            /* gradient output (P floats) */
+    float *act[17];      /* feedforward: act[l] n x s_l for l >= 1 */
+    float *d0, *d1;      /* feedforward deltas (n x max width) */
+    float *hs, *ds, *z;  /* recurrent: T*n x H states and deltas, n x O outputs */
+    float *wt;           /* recurrent: W_hh transposed (the forward recurrence uses it) */
+    size_t off[17];      /* feedforward: offset of W_l (l = 1..L) in the parameter vector */
+    size_t bytes;        /* bytes of the buffers above that this struct allocated */
+} bare;
+
+static float *alloc_fill(bare *b, size_t count, mom_rng *rng, double lo, double hi, int normal)
+{
+    float *a = malloc(count * sizeof *a);
+    if (a == NULL)
+        return NULL;
+    int rc = normal ? mom_rng_fill_normal(rng, a, count, lo, hi)
+                    : mom_rng_fill_uniform(rng, a, count, lo, hi);
+    if (rc != MOM_OK) {
+        free(a);
+        return NULL;
+    }
+    b->bytes += count * sizeof *a;
+    return a;
+}
+
+static int bare_init(bare *b, const bu_setup *s)
+{
+    memset(b, 0, sizeof *b);
+    const bu_config *c = &s->cfg;
+    const size_t P = mom_net_num_params(s->net), n = c->batch;
+    mom_rng *rng;
+    if (mom_rng_create(&rng, 99, 0, NULL) != MOM_OK)
+        return -1;
+    b->c = c;
+    b->p = mom_net_params(s->net);
+    b->x = s->inputs;
+    b->v = alloc_fill(b, P, rng, 0.0, 1e-3, 1);
+    b->g = alloc_fill(b, P, rng, 0.0, 1e-3, 1);
+    int ok = b->v && b->g;
+    if (c->recurrent) {
+        const size_t cells = c->T * n;
+        b->hs = alloc_fill(b, cells * c->H, rng, -0.5, 0.5, 0);
+        b->ds = alloc_fill(b, cells * c->H, rng, 0.0, 1e-3, 1);
+        b->z = alloc_fill(b, n * c->O, rng, 0.0, 1e-3, 1);
+        b->wt = alloc_fill(b, c->H * c->H, rng, 0.0, 0.1, 1);
+        ok = ok && b->hs && b->ds && b->z && b->wt;
+    } else {
+        size_t maxw = 0, off = 0;
+        for (size_t l = 1; l <= c->n_layers; l++) {
+            b->act[l] = alloc_fill(b, n * c->sizes[l], rng, 0.0, 1.0, 0);
+            ok = ok && b->act[l];
+            b->off[l] = off;
+            off += c->sizes[l] * c->sizes[l - 1] + c->sizes[l];
+            maxw = c->sizes[l] > maxw ? c->sizes[l] : maxw;
+        }
+        b->d0 = alloc_fill(b, n * maxw, rng, 0.0, 1e-3, 1);
+        b->d1 = alloc_fill(b, n * maxw, rng, 0.0, 1e-3, 1);
+        ok = ok && b->d0 && b->d1;
+    }
+    mom_rng_destroy(rng);
+    return ok ? 0 : -1;
+}
+
+static void bare_free(bare *b)
+{
+    free(b->v);
+    free(b->g);
+    for (size_t l = 0; l < 17; l++)
+        free(b->act[l]);
+    free(b->d0);
+    free(b->d1);
+    free(b->hs);
+    free(b->ds);
+    free(b->z);
+    free(b->wt);
+}
+
+/* Feedforward: gv = 0, the products of one loss + gradient (forward A_l = A_{l-1} W_l^T, then
+ * dW_l = D_l^T A_{l-1} and D_{l-1} = D_l W_l); gv = 1, those of one Gauss-Newton product (the
+ * R-pass R_l = A_{l-1} V_l^T + R_{l-1} W_l^T on cached activations, then the same backward). */
+static void bare_ff(const bare *b, int gv)
+{
+    const bu_config *c = b->c;
+    const size_t n = c->batch, L = c->n_layers;
+    for (size_t l = 1; l <= L; l++) {
+        size_t si = c->sizes[l - 1], so = c->sizes[l];
+        const float *prev = l > 1 ? b->act[l - 1] : b->x;
+        if (!gv) {
+            mom__gemm(0, 1, n, so, si, 1.0f, prev, si, b->p + b->off[l], si, 0.0f, b->act[l], so);
+        } else {
+            mom__gemm(0, 1, n, so, si, 1.0f, prev, si, b->v + b->off[l], si, 0.0f, b->d1, so);
+            if (l > 1)
+                mom__gemm(0, 1, n, so, si, 1.0f, b->d0, si, b->p + b->off[l], si, 1.0f, b->d1,
+                          so);
+        }
+    }
+    for (size_t l = L; l >= 1; l--) {
+        size_t si = c->sizes[l - 1], so = c->sizes[l];
+        const float *prev = l > 1 ? b->act[l - 1] : b->x;
+        mom__gemm(1, 0, so, si, n, 1.0f, b->d0, so, prev, si, 0.0f, b->g + b->off[l], si);
+        if (l > 1)
+            mom__gemm(0, 0, n, si, so, 1.0f, b->d0, so, b->p + b->off[l], si, 0.0f, b->d1, si);
+    }
+}
+
+/* Recurrent (rnn.c's shapes): the input projection of all steps as one product, the recurrence
+ * one n x H x H product per step (forward with a transposed copy of W_hh), the output layer on the
+ * counted rows (the last step), BPTT one product per step, and the weight gradients of W_vh and
+ * W_hh as one product each over all stacked steps. gv = 1 adds the R-pass's extra products. */
+static void bare_rnn(const bare *b, int gv)
+{
+    const bu_config *c = b->c;
+    const size_t n = c->batch, T = c->T, I = c->I, H = c->H, O = c->O, nH = n * H;
+    const float *w_vh = b->p, *w_hh = w_vh + H * I, *w_ho = w_hh + H * H + H;
+    float *g_vh = b->g, *g_hh = g_vh + H * I, *g_ho = g_hh + H * H + H;
+    float *hs = b->hs, *ds = b->ds, *z = b->z;
+    mom__gemm(0, 1, T * n, H, I, 1.0f, b->x, I, w_vh, I, 0.0f, hs, H);
+    if (gv)
+        mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hs, H, w_hh, H, 1.0f, hs + nH, H);
+    for (size_t t = 1; t < T; t++)
+        mom__gemm(0, 0, n, H, H, 1.0f, hs + (t - 1) * nH, H, b->wt, H, 1.0f, hs + t * nH, H);
+    const float *hl = hs + (T - 1) * nH;
+    mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 0.0f, z, O);
+    if (gv)
+        mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 1.0f, z, O);
+    mom__gemm(1, 0, O, H, n, 1.0f, z, O, hl, H, 0.0f, g_ho, H);
+    mom__gemm(0, 0, n, H, O, 1.0f, z, O, w_ho, H, 0.0f, ds + (T - 1) * nH, H);
+    for (size_t t = T - 1; t-- > 0;)
+        mom__gemm(0, 0, n, H, H, 1.0f, ds + (t + 1) * nH, H, w_hh, H, 0.0f, ds + t * nH, H);
+    mom__gemm(1, 0, H, I, T * n, 1.0f, ds, H, b->x, I, 0.0f, g_vh, I);
+    mom__gemm(1, 0, H, H, (T - 1) * n, 1.0f, ds + nH, H, hs, H, 0.0f, g_hh, H);
+}
+
+static void bare_run(const bare *b, int gv)
+{
+    if (b->c->recurrent)
+        bare_rnn(b, gv);
+    else
+        bare_ff(b, gv);
+}
+
+/* ---- modes ----------------------------------------------------------------------------------- */
+
+#define CHECK(expr)                                                                            \
+    do {                                                                                       \
+        int rc_ = (expr);                                                                      \
+        if (rc_ != MOM_OK) {                                                                   \
+            fprintf(stderr, "bench_step: %s failed: %s\n", #expr, mom_strerror(rc_));          \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+enum { M_STEP, M_LG, M_GV, M_BARE_LG, M_BARE_GV, M_COUNT };
+static const char *const m_name[M_COUNT] = {"step", "lg", "gv", "bare_lg", "bare_gv"};
+
+static void header(const bu_setup *s)
+{
+    printf("config %s\n", s->cfg.name);
+    printf("data %s\n", s->data_source);
+    printf("params %zu\n", mom_net_num_params(s->net));
+    printf("blas_threads %s\n", bu_blas_threads());
+}
+
+static int run_timing(bu_setup *s, int reps, int warmup)
+{
+    const size_t P = mom_net_num_params(s->net);
+    bare b;
+    float *g = malloc(P * sizeof *g), *gvout = malloc(P * sizeof *gvout),
+          *gvp = malloc(P * sizeof *gvp);
+    double *tw[M_COUNT], *tc[M_COUNT];
+    if (!g || !gvout || !gvp || bare_init(&b, s) != 0) {
+        fprintf(stderr, "bench_step: out of memory\n");
+        return 1;
+    }
+    for (int k = 0; k < M_COUNT; k++) {
+        tw[k] = malloc((size_t)reps * sizeof(double));
+        tc[k] = malloc((size_t)reps * sizeof(double));
+        if (!tw[k] || !tc[k])
+            return 1;
+    }
+    /* Gauss-Newton products on a frozen copy of the initial parameters and batch 0 (the steps
+     * below move the network's own vector) */
+    memcpy(gvp, mom_net_params(s->net), P * sizeof *gvp);
+    mom_batch b0 = bu_batch(s, 0);
+    double loss0;
+    CHECK(mom_net_loss(&loss0, s->net, &b0, NULL));
+    CHECK(mom_net_gv_begin(s->net, &b0, gvp));
+    header(s);
+    printf("loss0 %.9g\n", loss0);
+    printf("reps %d\n", reps);
+    size_t batch_k = 0;
+    for (int r = -warmup; r < reps; r++) {
+        double w[M_COUNT], c[M_COUNT];
+        for (int k = 0; k < M_COUNT; k++) {
+            double w0 = bu_wall_ms(), c0 = bu_cpu_ms();
+            double loss;
+            mom_batch bt = bu_batch(s, batch_k);
+            switch (k) {
+            case M_STEP:
+                CHECK(mom_optim_step_net(&loss, s->opt, s->net, &bt));
+                batch_k++;
+                break;
+            case M_LG:
+                CHECK(mom_net_loss_grad(&loss, g, s->net, &bt, NULL));
+                break;
+            case M_GV:
+                CHECK(mom_net_gv(gvout, s->net, b.v, 0.0));
+                break;
+            default:
+                bare_run(&b, k == M_BARE_GV);
+                break;
+            }
+            w[k] = bu_wall_ms() - w0;
+            c[k] = bu_cpu_ms() - c0;
+        }
+        if (r >= 0)
+            for (int k = 0; k < M_COUNT; k++) {
+                tw[k][r] = w[k];
+                tc[k][r] = c[k];
+            }
+    }
+    for (int k = 0; k < M_COUNT; k++) {
+        printf("%s_wall_ms %.4f\n", m_name[k], bu_median(tw[k], (size_t)reps));
+        printf("%s_cpu_ms %.4f\n", m_name[k], bu_median(tc[k], (size_t)reps));
+        printf("%s_wall_min_ms %.4f\n", m_name[k], tw[k][0]); /* sorted by bu_median */
+        free(tw[k]);
+        free(tc[k]);
+    }
+    bare_free(&b);
+    free(g);
+    free(gvout);
+    free(gvp);
+    return 0;
+}
+
+/* Peak memory of NAG training: the growth of the resident set from just before the network is
+ * created (the data already resident, the peak reset) to the end of 40 steps (the first
+ * allocates the workspace). */
+static int run_mem(const char *model)
+{
+    bu_setup s;
+    if (bu_setup_data(&s, model, 1, 2013) != 0)
+        return 1;
+    long r0 = bu_rss_kb();
+    if (bu_reset_peak() != 0 || r0 < 0) {
+        fprintf(stderr, "bench_step: cannot read or reset the peak resident set (/proc)\n");
+        return 1;
+    }
+    if (bu_setup_model(&s, 2013) != 0)
+        return 1;
+    for (int i = 0; i < 40; i++) {
+        mom_batch bt = bu_batch(&s, 0);
+        CHECK(mom_optim_step_net(NULL, s.opt, s.net, &bt));
+    }
+    long r1 = bu_peak_rss_kb();
+    size_t pb, ob, ab, bb, need = bu_need_bytes(&s, &pb, &ob, &ab, &bb);
+    header(&s);
+    printf("mem_peak_kb %ld\n", r1 - r0);
+    printf("mem_need_kb %zu\n", need / 1024);
+    printf("mem_params_kb %zu\n", pb / 1024);
+    printf("mem_optim_kb %zu\n", ob / 1024);
+    printf("mem_acts_kb %zu\n", ab / 1024);
+    printf("mem_batch_kb %zu\n", bb / 1024);
+    printf("mem_workspace_kb %zu\n", mom_net_workspace_bytes(s.net) / 1024);
+    bu_setup_destroy(&s);
+    return 0;
+}
+
+/* Memory the BLAS takes for the bare products beyond their operands: the growth of the peak
+ * resident set while running them on buffers that are already resident. */
+static int run_mem_bare(const char *model)
+{
+    bu_setup s;
+    bare b;
+    if (bu_setup_create(&s, model, 1, 2013) != 0 || bare_init(&b, &s) != 0)
+        return 1;
+    long r0 = bu_rss_kb();
+    if (bu_reset_peak() != 0 || r0 < 0) {
+        fprintf(stderr, "bench_step: cannot read or reset the peak resident set (/proc)\n");
+        return 1;
+    }
+    for (int i = 0; i < 5; i++)
+        bare_run(&b, 0);
+    long r1 = bu_peak_rss_kb();
+    header(&s);
+    printf("mem_blas_kb %ld\n", r1 - r0);
+    bare_free(&b);
+    bu_setup_destroy(&s);
+    return 0;
+}
+
+static int run_dump(const char *model, const char *path)
+{
+    bu_setup s;
+    if (bu_setup_create(&s, model, 1, 2013) != 0)
+        return 1;
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        perror(path);
+        return 1;
+    }
+    const size_t P = mom_net_num_params(s.net);
+    int ok = fwrite(mom_net_params(s.net), sizeof(float), P, f) == P &&
+             fwrite(s.inputs, sizeof(float), s.in_per_batch, f) == s.in_per_batch;
+    if (s.targets)
+        ok = ok && fwrite(s.targets, sizeof(float), s.tg_per_batch, f) == s.tg_per_batch;
+    ok = fclose(f) == 0 && ok;
+    mom_batch b0 = bu_batch(&s, 0);
+    double loss0;
+    CHECK(mom_net_loss(&loss0, s.net, &b0, NULL));
+    header(&s);
+    printf("loss0 %.9g\n", loss0);
+    bu_setup_destroy(&s);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_step curves|mnist|rnn [--reps N] [--warmup N] | --mem | "
+                        "--mem-bare | --dump FILE\n");
+        return 2;
+    }
+    const char *model = argv[1];
+    int reps = 30, warmup = 3;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--mem") == 0)
+            return run_mem(model);
+        if (strcmp(argv[i], "--mem-bare") == 0)
+            return run_mem_bare(model);
+        if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc)
+            return run_dump(model, argv[i + 1]);
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
+            warmup = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "bench_step: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (reps < 1)
+        reps = 1;
+    if (warmup < 0)
+        warmup = 0;
+    bu_setup s;
+    if (bu_setup_create(&s, model, 8, 2013) != 0)
+        return 1;
+    int rc = run_timing(&s, reps, warmup);
+    bu_setup_destroy(&s);
+    return rc;
+}

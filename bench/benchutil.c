@@ -1,0 +1,301 @@
+/* Shared benchmark helpers; see benchutil.h. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "benchutil.h"
+
+#ifdef MOM_BENCH_HAVE_DATA
+#include "data.h" /* examples/data.h: the CURVES generator and the IDX reader */
+#endif
+
+static double clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+double bu_wall_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+double bu_cpu_ms(void) { return clock_ms(CLOCK_PROCESS_CPUTIME_ID); }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bu_median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0.0;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* A "Vm...:" line of /proc/self/status in KiB, or -1. */
+static long proc_status_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+long bu_rss_kb(void) { return proc_status_kb("VmRSS"); }
+
+long bu_peak_rss_kb(void)
+{
+    long v = proc_status_kb("VmHWM");
+    if (v >= 0)
+        return v;
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0)
+        return -1;
+    return u.ru_maxrss;
+}
+
+int bu_reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f == NULL)
+        return -1;
+    int ok = fputs("5", f) >= 0;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+const char *bu_blas_threads(void)
+{
+    const char *t = getenv("OPENBLAS_NUM_THREADS");
+    return t && *t ? t : "unset";
+}
+
+int bu_config_get(bu_config *c, const char *name)
+{
+    memset(c, 0, sizeof *c);
+    if (strcmp(name, "curves") == 0 || strcmp(name, "mnist") == 0) {
+        static const size_t curves[] = {784, 400, 200, 100, 50, 25, 6};
+        static const size_t mnist[] = {784, 1000, 500, 250, 30};
+        const int is_curves = name[0] == 'c';
+        const size_t *enc = is_curves ? curves : mnist;
+        const size_t depth = is_curves ? 6 : 4; /* encoder weight layers */
+        c->name = is_curves ? "curves" : "mnist";
+        c->n_layers = 2 * depth;
+        for (size_t l = 0; l <= depth; l++) {
+            c->sizes[l] = enc[l];
+            c->sizes[2 * depth - l] = enc[l];
+        }
+        /* hidden unit layers 1..2*depth-1: logistic, except the code layer `depth` (linear) */
+        for (size_t l = 1; l < 2 * depth; l++)
+            c->acts[l - 1] = l == depth ? MOM_ACT_LINEAR : MOM_ACT_LOGISTIC;
+        c->batch = 200;
+        c->lr = 0.005;
+        c->mu_max = 0.99;
+        return 0;
+    }
+    if (strcmp(name, "rnn") == 0) {
+        c->name = "rnn";
+        c->recurrent = 1;
+        c->I = 2;
+        c->H = 100;
+        c->O = 1;
+        c->T = 80;
+        c->batch = 100;
+        c->lr = 1e-4;
+        c->mu_max = 0.995;
+        return 0;
+    }
+    return -1;
+}
+
+/* Addition task with fixed length T (paper.md section 6): channel 0 ~ U[0,1), channel 1 marks
+ * one step in [0, T/10) and one in [T/10, T/2); the target at the last step is the mean of the
+ * two marked values. Time-major. */
+static void addition_batch(float *x, float *tg, size_t T, size_t n, mom_rng *rng)
+{
+    memset(x, 0, T * n * 2 * sizeof *x);
+    memset(tg, 0, T * n * sizeof *tg);
+    for (size_t s = 0; s < n; s++) {
+        size_t a = (size_t)mom_rng_below(rng, T / 10);
+        size_t b = T / 10 + (size_t)mom_rng_below(rng, T / 2 - T / 10);
+        for (size_t t = 0; t < T; t++)
+            x[(t * n + s) * 2] = mom_rng_uniformf(rng);
+        x[(a * n + s) * 2 + 1] = 1.0f;
+        x[(b * n + s) * 2 + 1] = 1.0f;
+        tg[(T - 1) * n + s] = 0.5f * (x[(a * n + s) * 2] + x[(b * n + s) * 2]);
+    }
+}
+
+/* Images for the autoencoders: count * 784 floats in [0, 1]. */
+static int ae_images(float *x, size_t count, const char *name, mom_rng *rng, const char **source)
+{
+#ifdef MOM_BENCH_HAVE_DATA
+    dataset d;
+    if (strcmp(name, "mnist") == 0) {
+        char err[256];
+        if (idx_read_images(&d, "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+                            count, err, sizeof err) == 0) {
+            if (d.n == count && d.d == 784) {
+                memcpy(x, d.x, count * 784 * sizeof *x);
+                dataset_free(&d);
+                *source = "fashion-mnist";
+                return 0;
+            }
+            dataset_free(&d);
+        }
+    }
+    if (curves_generate(&d, count, rng) != 0)
+        return -1;
+    memcpy(x, d.x, count * 784 * sizeof *x);
+    dataset_free(&d);
+    *source = "curves";
+    return 0;
+#else
+    (void)name;
+    *source = "uniform";
+    return mom_rng_fill_uniform(rng, x, count * 784, 0.0, 1.0) == MOM_OK ? 0 : -1;
+#endif
+}
+
+#define TRY(expr)                                                                              \
+    do {                                                                                       \
+        int rc_ = (expr);                                                                      \
+        if (rc_ != MOM_OK) {                                                                   \
+            fprintf(stderr, "bench: %s failed: %s\n", #expr, mom_strerror(rc_));               \
+            goto fail;                                                                         \
+        }                                                                                      \
+    } while (0)
+
+int bu_setup_data(bu_setup *s, const char *name, size_t n_batches, unsigned long long seed)
+{
+    memset(s, 0, sizeof *s);
+    if (bu_config_get(&s->cfg, name) != 0) {
+        fprintf(stderr, "bench: unknown configuration '%s' (curves, mnist, rnn)\n", name);
+        return -1;
+    }
+    const bu_config *c = &s->cfg;
+    mom_rng *rng = NULL;
+    s->n_batches = n_batches;
+    TRY(mom_rng_create(&rng, seed, 7, NULL));
+    if (c->recurrent) {
+        s->in_per_batch = c->T * c->batch * c->I;
+        s->tg_per_batch = c->T * c->batch * c->O;
+        s->inputs = malloc(n_batches * s->in_per_batch * sizeof *s->inputs);
+        s->targets = malloc(n_batches * s->tg_per_batch * sizeof *s->targets);
+        if (s->inputs == NULL || s->targets == NULL)
+            goto nomem;
+        for (size_t k = 0; k < n_batches; k++)
+            addition_batch(s->inputs + k * s->in_per_batch, s->targets + k * s->tg_per_batch,
+                           c->T, c->batch, rng);
+        s->data_source = "addition";
+    } else {
+        s->in_per_batch = c->batch * c->sizes[0];
+        s->inputs = malloc(n_batches * s->in_per_batch * sizeof *s->inputs);
+        if (s->inputs == NULL)
+            goto nomem;
+        if (ae_images(s->inputs, n_batches * c->batch, c->name, rng, &s->data_source) != 0)
+            goto nomem;
+    }
+    mom_rng_destroy(rng);
+    return 0;
+nomem:
+    fprintf(stderr, "bench: out of memory\n");
+fail:
+    mom_rng_destroy(rng);
+    bu_setup_destroy(s);
+    return -1;
+}
+
+int bu_setup_model(bu_setup *s, unsigned long long seed)
+{
+    const bu_config *c = &s->cfg;
+    mom_sched *lr = NULL, *mu = NULL;
+    if (c->recurrent) {
+        TRY(mom_net_create_rnn(&s->net, c->I, c->H, c->O, MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0,
+                               NULL));
+        mom_batch b0 = bu_batch(s, 0);
+        TRY(mom_init_preset_rnn(s->net, 0.001, seed, &b0));
+    } else {
+        TRY(mom_net_create_ff(&s->net, c->n_layers, c->sizes, c->acts, MOM_OUT_LOGISTIC_XENT,
+                              NULL));
+        TRY(mom_init_preset_ff(s->net, seed));
+    }
+    TRY(mom_optim_create(&s->opt, MOM_OPTIM_NAG, mom_net_num_params(s->net), NULL));
+    TRY(mom_sched_create_const(&lr, c->lr, NULL));
+    TRY(mom_sched_create_paper_momentum(&mu, c->mu_max, 250, NULL));
+    TRY(mom_optim_set_lr(s->opt, lr));
+    TRY(mom_optim_set_momentum(s->opt, mu));
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+    return 0;
+fail:
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+    bu_setup_destroy(s);
+    return -1;
+}
+
+int bu_setup_create(bu_setup *s, const char *name, size_t n_batches, unsigned long long seed)
+{
+    if (bu_setup_data(s, name, n_batches, seed) != 0)
+        return -1;
+    return bu_setup_model(s, seed);
+}
+
+void bu_setup_destroy(bu_setup *s)
+{
+    mom_optim_destroy(s->opt);
+    mom_net_destroy(s->net);
+    free(s->inputs);
+    free(s->targets);
+    memset(s, 0, sizeof *s);
+}
+
+mom_batch bu_batch(const bu_setup *s, size_t k)
+{
+    k %= s->n_batches;
+    const float *x = s->inputs + k * s->in_per_batch;
+    if (s->cfg.recurrent) {
+        mom_batch b = {s->cfg.batch, s->cfg.T, x, s->targets + k * s->tg_per_batch, NULL, NULL};
+        return b;
+    }
+    mom_batch b = {s->cfg.batch, 1, x, x, NULL, NULL};
+    return b;
+}
+
+size_t bu_need_bytes(const bu_setup *s, size_t *params, size_t *optim, size_t *acts,
+                     size_t *batch)
+{
+    const bu_config *c = &s->cfg;
+    const size_t P = mom_net_num_params(s->net), f = sizeof(float);
+    size_t a = 0, bt;
+    if (c->recurrent) {
+        a = c->T * c->batch * c->H;        /* hidden states of every step */
+        bt = s->in_per_batch + s->tg_per_batch;
+    } else {
+        for (size_t l = 1; l <= c->n_layers; l++)
+            a += c->batch * c->sizes[l];   /* every layer's outputs */
+        bt = s->in_per_batch;              /* autoencoder: the targets are the inputs */
+    }
+    if (params)
+        *params = P * f;
+    if (optim)
+        *optim = 3 * P * f;
+    if (acts)
+        *acts = a * f;
+    if (batch)
+        *batch = bt * f;
+    return (4 * P + a) * f;
+}
