@@ -346,8 +346,8 @@ static void generate(void)
     /* damaged, truncated */
     const blob *nagff = find("ok-nag-ff.ckpt");
     add("bad-empty.ckpt", NULL, 0);
-    add("bad-magic.ckpt", (const unsigned char *)"PK\3\4 this is a zip file, not a checkpoint",
-        43);
+    static const char zip[] = "PK\3\4 this is a zip file, not a checkpoint";
+    add("bad-magic.ckpt", (const unsigned char *)zip, sizeof zip - 1);
     add("bad-truncated-20.ckpt", nagff->data, 20);
     add("bad-truncated-half.ckpt", nagff->data, nagff->size / 2);
     add("bad-truncated-last.ckpt", nagff->data, nagff->size - 1);
