@@ -109,12 +109,12 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
         float *a = ws_act(im, w, l);
         if (l < im->L) {
             mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, a, so);
-            mom__bias_act(net->layer_act[l], a, b_of(net, p, l), n, so);
+            mom__bias_act_fl(net->layer_act[l], a, b_of(net, p, l), n, so, net->flush_below);
         } else {
             float *z = ws_d0(im, w);
             mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, z, so);
-            return mom__out_forward_fused(net->output, z, b_of(net, p, l), a, t,
-                                          1.0f / (float)n, dbias, n, so);
+            return mom__out_forward_fused_fl(net->output, z, b_of(net, p, l), a, t,
+                                             1.0f / (float)n, dbias, n, so, net->flush_below);
         }
         prev = a;
     }
@@ -125,27 +125,41 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
  * Backward pass. On entry `cur` holds dLoss/dZ_L (n x s_L) and the bias gradient of layer L is
  * already in out. Writes every weight block and the remaining bias blocks of `out` (all
  * overwritten). `other` is a scratch buffer of n * maxw floats; cur is clobbered.
+ * If max_g != NULL it receives the largest |entry| (mom__max_abs_bits) of the blocks written
+ * here, each measured right after it is computed, while it is still in cache.
  */
 static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
-                        float *cur, float *other, float *out)
+                        float *cur, float *other, float *out, uint32_t *max_g)
 {
     const ff_impl *im = impl_of(net);
+    uint32_t m = 0;
     for (size_t l = im->L; l >= 1; l--) {
         size_t si = width(net, l - 1), so = width(net, l);
         const float *a_prev = l > 1 ? ws_act(im, w, l - 1) : x;
         float *gw = out + net->blocks[2 * (l - 1)].offset;
         /* dW_l = delta_l^T A_{l-1} */
         mom__gemm(1, 0, so, si, n, 1.0f, cur, so, a_prev, si, 0.0f, gw, si);
+        if (max_g) {
+            uint32_t b = mom__max_abs_bits(gw, so * si);
+            m = b > m ? b : m;
+        }
         if (l == 1)
             break; /* no delta for the input layer */
         /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
+        float *gb = out + net->blocks[2 * (l - 2) + 1].offset;
         mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
-        mom__act_deriv_mul_colsum(net->layer_act[l - 1], other, a_prev,
-                                  out + net->blocks[2 * (l - 2) + 1].offset, n, si);
+        mom__act_deriv_mul_colsum_fl(net->layer_act[l - 1], other, a_prev, gb, n, si,
+                                     net->flush_below);
+        if (max_g) {
+            uint32_t b = mom__max_abs_bits(gb, si);
+            m = b > m ? b : m;
+        }
         float *tmp = cur;
         cur = other;
         other = tmp;
     }
+    if (max_g)
+        *max_g = m;
 }
 
 /* ---- operations ------------------------------------------------------------------------------ */
@@ -190,8 +204,12 @@ static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double
     float *dbias = grad ? grad + net->blocks[2 * (L - 1) + 1].offset : NULL;
     double total = ff_forward(net, w, b->inputs, n, p, L, b->targets, dbias);
     *loss = total / (double)n;
-    if (grad != NULL)
-        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad);
+    if (grad != NULL) {
+        uint32_t m;
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, &m);
+        uint32_t mb = mom__max_abs_bits(dbias, width(net, L));
+        net->grad_max_bits = mb > m ? mb : m;
+    }
     return MOM_OK;
 }
 
@@ -212,14 +230,15 @@ static int ff_fisher(mom_net *net, const mom_batch *b, const float *p, float *ou
     (void)ff_forward(net, w, x, n, p, L, NULL, NULL);
     float *cur = ws_d0(im, w), *other = ws_d1(im, w);
     float inv_n = 1.0f / (float)n;
-    mom__out_delta(cur, ws_act(im, w, L), b->targets, NULL, 1.0f, n, width(net, L));
+    mom__out_delta_fl(cur, ws_act(im, w, L), b->targets, NULL, 1.0f, n, width(net, L),
+                      net->flush_below);
     for (size_t l = L; l >= 1; l--) {
         size_t si = width(net, l - 1), so = width(net, l);
         float *a_prev = l > 1 ? ws_act(im, w, l - 1) : NULL;
         if (l > 1) {
             /* propagate first: the next delta needs the unsquared delta and activations */
             mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
-            mom__act_deriv_mul(net->layer_act[l - 1], other, a_prev, n * si);
+            mom__act_deriv_mul_fl(net->layer_act[l - 1], other, a_prev, n * si, net->flush_below);
         }
         mom__square(cur, cur, n * so);
         float *gb = out + net->blocks[2 * (l - 1) + 1].offset;
@@ -279,12 +298,12 @@ static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out
         if (l > 1)
             mom__gemm(0, 1, n, so, si, 1.0f, cur, si, w_of(net, p, l), si, 1.0f, other, so);
         if (l < L) {
-            mom__bias_deriv_mul(net->layer_act[l], other, b_of(net, v, l), ws_act(im, w, l), n,
-                                so);
+            mom__bias_deriv_mul_fl(net->layer_act[l], other, b_of(net, v, l), ws_act(im, w, l), n,
+                                   so, net->flush_below);
         } else {
             mom__add_bias_rows(other, b_of(net, v, l), n, so);
-            mom__out_hess(net->output, other, ws_act(im, w, L), other, NULL, 1.0f / (float)n, n,
-                          so);
+            mom__out_hess_fl(net->output, other, ws_act(im, w, L), other, NULL, 1.0f / (float)n,
+                             n, so, net->flush_below);
         }
         float *tmp = cur;
         cur = other;
@@ -292,7 +311,7 @@ static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out
         prev = ws_act(im, w, l);
     }
     mom__col_sums(out + net->blocks[2 * (L - 1) + 1].offset, cur, n, width(net, L));
-    ff_backward(net, w, x, n, p, cur, other, out);
+    ff_backward(net, w, x, n, p, cur, other, out, NULL);
     return MOM_OK;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "fpenv.h"
 #include "hf_internal.h"
 
 #define DEFAULT_LAMBDA 1.0
@@ -927,7 +928,14 @@ int mom_optim_step_hf(double *loss, mom_optim *opt, mom_net *net, const mom_batc
     const int kind = mom_net_kind_of(net);
     hf_src src = {&model, net, same_batch(grad_batch, curv_batch), kind == MOM_NET_FEEDFORWARD,
                   kind == MOM_NET_RECURRENT};
-    return hf_step(loss, opt, mom_net_params(net), &src);
+    /* subnormals flushed for HF's own vector work too (the network's calls set their mode
+     * themselves); mom_optim_step_hf_model() runs the caller's callbacks, so it leaves the
+     * caller's mode alone */
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, opt->flush);
+    int rc = hf_step(loss, opt, mom_net_params(net), &src);
+    mom__fpenv_leave(&fe);
+    return rc;
 }
 
 int mom_optim_step_hf_model(double *loss, mom_optim *opt, float *params,

@@ -16,6 +16,19 @@
 
 #define MOM_ERRMSG_SIZE 256
 
+/*
+ * Hot elementwise loops are compiled for AVX-512 and AVX2 next to the baseline ISA and picked at
+ * load time (GCC target_clones, an ifunc: x86-64 ELF with glibc only). The clones run the same
+ * IEEE operations in the same order (no FMA contraction: -ffp-contract=off), so results are
+ * identical whichever runs; only the vector width changes.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) &&       \
+    defined(__GLIBC__) && !defined(MOM_NO_CLONES)
+#define MOM__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MOM__CLONES
+#endif
+
 /* Common head of every handle: its allocator and its detail message. */
 typedef struct mom__base {
     mom_allocator alloc;

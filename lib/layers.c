@@ -16,18 +16,8 @@
 #pragma GCC optimize("no-trapping-math", "vect-cost-model=dynamic")
 #endif
 
-/*
- * The hot loops are also compiled for AVX2 and AVX-512 next to the baseline ISA and picked at load
- * time (GCC target_clones, an ifunc: x86-64 ELF with glibc only). The clones run the same IEEE
- * operations in the same order (no FMA contraction: -ffp-contract=off), so results are identical
- * whichever runs; only the vector width changes.
- */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) &&       \
-    defined(__GLIBC__) && !defined(MOM_NO_CLONES)
-#define MOM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MOM_CLONES
-#endif
+/* The hot loops are compiled for AVX-512, AVX2 and the baseline (internal.h, MOM__CLONES). */
+#define MOM_CLONES MOM__CLONES
 
 /* The helpers must be inlined into every clone to run at its vector width. */
 #if defined(__GNUC__)
@@ -121,44 +111,60 @@ MOM_INLINE float fast_tanhf(float x)
     return ax < 0.625f ? small : large;
 }
 
-MOM_CLONES void mom__act_apply(int act, float *a, size_t n)
+/* v, or 0 when |v| < thr (the flush of fpenv.h; thr = 0 keeps every value, NaN included). */
+MOM_INLINE float flushf(float v, float thr) { return fabsf(v) < thr ? 0.0f : v; }
+
+MOM_CLONES void mom__act_apply_fl(int act, float *a, size_t n, float flush)
 {
     switch (act) {
     case MOM_ACT_LOGISTIC:
         for (size_t i = 0; i < n; i++)
-            a[i] = fast_logistic(a[i]);
+            a[i] = flushf(fast_logistic(a[i]), flush);
         break;
     case MOM_ACT_TANH:
         for (size_t i = 0; i < n; i++)
-            a[i] = fast_tanhf(a[i]);
+            a[i] = flushf(fast_tanhf(a[i]), flush);
         break;
     case MOM_ACT_RELU:
         for (size_t i = 0; i < n; i++)
-            a[i] = a[i] > 0.0f ? a[i] : 0.0f;
+            a[i] = flushf(a[i] > 0.0f ? a[i] : 0.0f, flush);
         break;
     default: /* linear */
+        if (flush > 0.0f)
+            for (size_t i = 0; i < n; i++)
+                a[i] = flushf(a[i], flush);
         break;
     }
 }
 
-MOM_CLONES void mom__act_deriv_mul(int act, float *d, const float *a, size_t n)
+void mom__act_apply(int act, float *a, size_t n) { mom__act_apply_fl(act, a, n, 0.0f); }
+
+MOM_CLONES void mom__act_deriv_mul_fl(int act, float *d, const float *a, size_t n, float flush)
 {
     switch (act) {
     case MOM_ACT_LOGISTIC:
         for (size_t i = 0; i < n; i++)
-            d[i] *= a[i] * (1.0f - a[i]);
+            d[i] = flushf(d[i] * (a[i] * (1.0f - a[i])), flush);
         break;
     case MOM_ACT_TANH:
         for (size_t i = 0; i < n; i++)
-            d[i] *= 1.0f - a[i] * a[i];
+            d[i] = flushf(d[i] * (1.0f - a[i] * a[i]), flush);
         break;
     case MOM_ACT_RELU:
         for (size_t i = 0; i < n; i++)
-            d[i] = a[i] > 0.0f ? d[i] : 0.0f;
+            d[i] = flushf(a[i] > 0.0f ? d[i] : 0.0f, flush);
         break;
     default:
+        if (flush > 0.0f)
+            for (size_t i = 0; i < n; i++)
+                d[i] = flushf(d[i], flush);
         break;
     }
+}
+
+void mom__act_deriv_mul(int act, float *d, const float *a, size_t n)
+{
+    mom__act_deriv_mul_fl(act, d, a, n, 0.0f);
 }
 
 MOM_CLONES void mom__add_bias_rows(float *x, const float *b, size_t n, size_t k)
@@ -268,9 +274,9 @@ MOM_CLONES double mom__out_forward(int output, const float *z, float *y, const f
     return total;
 }
 
-MOM_CLONES double mom__out_forward_fused(int output, float *z, const float *b, float *y,
-                                         const float *t, float scale, float *dbias, size_t n,
-                                         size_t k)
+MOM_CLONES double mom__out_forward_fused_fl(int output, float *z, const float *b, float *y,
+                                            const float *t, float scale, float *dbias, size_t n,
+                                            size_t k, float flush)
 {
     double total = 0.0;
     if (dbias)
@@ -285,7 +291,7 @@ MOM_CLONES double mom__out_forward_fused(int output, float *z, const float *b, f
         total += out_row(output, zr, yr, tr, k);
         if (dbias && tr) {
             for (size_t j = 0; j < k; j++) {
-                float d = scale * (yr[j] - tr[j]);
+                float d = flushf(scale * (yr[j] - tr[j]), flush);
                 zr[j] = d;
                 dbias[j] += d;
             }
@@ -294,20 +300,32 @@ MOM_CLONES double mom__out_forward_fused(int output, float *z, const float *b, f
     return t ? total : 0.0;
 }
 
-MOM_CLONES void mom__out_delta(float *d, const float *y, const float *t, const float *w,
-                               float scale, size_t n, size_t k)
+double mom__out_forward_fused(int output, float *z, const float *b, float *y, const float *t,
+                              float scale, float *dbias, size_t n, size_t k)
+{
+    return mom__out_forward_fused_fl(output, z, b, y, t, scale, dbias, n, k, 0.0f);
+}
+
+MOM_CLONES void mom__out_delta_fl(float *d, const float *y, const float *t, const float *w,
+                                  float scale, size_t n, size_t k, float flush)
 {
     for (size_t r = 0; r < n; r++) {
         float s = w ? scale * w[r] : scale;
         const float *yr = y + r * k, *tr = t + r * k;
         float *dr = d + r * k;
         for (size_t j = 0; j < k; j++)
-            dr[j] = s * (yr[j] - tr[j]);
+            dr[j] = flushf(s * (yr[j] - tr[j]), flush);
     }
 }
 
-MOM_CLONES void mom__out_hess(int output, float *out, const float *y, const float *u,
-                              const float *w, float scale, size_t n, size_t k)
+void mom__out_delta(float *d, const float *y, const float *t, const float *w, float scale,
+                    size_t n, size_t k)
+{
+    mom__out_delta_fl(d, y, t, w, scale, n, k, 0.0f);
+}
+
+MOM_CLONES void mom__out_hess_fl(int output, float *out, const float *y, const float *u,
+                                 const float *w, float scale, size_t n, size_t k, float flush)
 {
     for (size_t r = 0; r < n; r++) {
         float s = w ? scale * w[r] : scale;
@@ -316,7 +334,7 @@ MOM_CLONES void mom__out_hess(int output, float *out, const float *y, const floa
         switch (output) {
         case MOM_OUT_LOGISTIC_XENT:
             for (size_t j = 0; j < k; j++)
-                o[j] = s * yr[j] * (1.0f - yr[j]) * ur[j];
+                o[j] = flushf(s * yr[j] * (1.0f - yr[j]) * ur[j], flush);
             break;
         case MOM_OUT_SOFTMAX_XENT: {
             double yu = 0.0;
@@ -324,15 +342,21 @@ MOM_CLONES void mom__out_hess(int output, float *out, const float *y, const floa
                 yu += (double)yr[j] * ur[j];
             float fyu = (float)yu;
             for (size_t j = 0; j < k; j++)
-                o[j] = s * yr[j] * (ur[j] - fyu);
+                o[j] = flushf(s * yr[j] * (ur[j] - fyu), flush);
             break;
         }
         default:
             for (size_t j = 0; j < k; j++)
-                o[j] = s * ur[j];
+                o[j] = flushf(s * ur[j], flush);
             break;
         }
     }
+}
+
+void mom__out_hess(int output, float *out, const float *y, const float *u, const float *w,
+                   float scale, size_t n, size_t k)
+{
+    mom__out_hess_fl(output, out, y, u, w, scale, n, k, 0.0f);
 }
 
 double mom__out_sqerr(const float *y, const float *t, const float *w, size_t n, size_t k)
@@ -364,38 +388,44 @@ size_t mom__argmax(const float *x, size_t k)
 /* The fused loops below keep the switch outside the loops so that each inner loop is a plain
  * contiguous pass the compiler can vectorize. */
 
-MOM_CLONES void mom__bias_act(int act, float *x, const float *b, size_t n, size_t k)
+MOM_CLONES void mom__bias_act_fl(int act, float *x, const float *b, size_t n, size_t k,
+                                 float flush)
 {
     for (size_t r = 0; r < n; r++) {
         float *row = x + r * k;
         switch (act) {
         case MOM_ACT_LOGISTIC:
             for (size_t j = 0; j < k; j++)
-                row[j] = fast_logistic(row[j] + b[j]);
+                row[j] = flushf(fast_logistic(row[j] + b[j]), flush);
             break;
         case MOM_ACT_TANH:
             for (size_t j = 0; j < k; j++)
-                row[j] = fast_tanhf(row[j] + b[j]);
+                row[j] = flushf(fast_tanhf(row[j] + b[j]), flush);
             break;
         case MOM_ACT_RELU:
             for (size_t j = 0; j < k; j++) {
                 float v = row[j] + b[j];
-                row[j] = v > 0.0f ? v : 0.0f;
+                row[j] = flushf(v > 0.0f ? v : 0.0f, flush);
             }
             break;
         default:
             for (size_t j = 0; j < k; j++)
-                row[j] += b[j];
+                row[j] = flushf(row[j] + b[j], flush);
             break;
         }
     }
 }
 
-MOM_CLONES void mom__bias_deriv_mul(int act, float *x, const float *b, const float *a, size_t n,
-                                    size_t k)
+void mom__bias_act(int act, float *x, const float *b, size_t n, size_t k)
+{
+    mom__bias_act_fl(act, x, b, n, k, 0.0f);
+}
+
+MOM_CLONES void mom__bias_deriv_mul_fl(int act, float *x, const float *b, const float *a,
+                                       size_t n, size_t k, float flush)
 {
     if (b == NULL) {
-        mom__act_deriv_mul(act, x, a, n * k);
+        mom__act_deriv_mul_fl(act, x, a, n * k, flush);
         return;
     }
     for (size_t r = 0; r < n; r++) {
@@ -404,26 +434,31 @@ MOM_CLONES void mom__bias_deriv_mul(int act, float *x, const float *b, const flo
         switch (act) {
         case MOM_ACT_LOGISTIC:
             for (size_t j = 0; j < k; j++)
-                xr[j] = (xr[j] + b[j]) * (ar[j] * (1.0f - ar[j]));
+                xr[j] = flushf((xr[j] + b[j]) * (ar[j] * (1.0f - ar[j])), flush);
             break;
         case MOM_ACT_TANH:
             for (size_t j = 0; j < k; j++)
-                xr[j] = (xr[j] + b[j]) * (1.0f - ar[j] * ar[j]);
+                xr[j] = flushf((xr[j] + b[j]) * (1.0f - ar[j] * ar[j]), flush);
             break;
         case MOM_ACT_RELU:
             for (size_t j = 0; j < k; j++)
-                xr[j] = ar[j] > 0.0f ? xr[j] + b[j] : 0.0f;
+                xr[j] = flushf(ar[j] > 0.0f ? xr[j] + b[j] : 0.0f, flush);
             break;
         default:
             for (size_t j = 0; j < k; j++)
-                xr[j] += b[j];
+                xr[j] = flushf(xr[j] + b[j], flush);
             break;
         }
     }
 }
 
-MOM_CLONES void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums,
-                                          size_t n, size_t k)
+void mom__bias_deriv_mul(int act, float *x, const float *b, const float *a, size_t n, size_t k)
+{
+    mom__bias_deriv_mul_fl(act, x, b, a, n, k, 0.0f);
+}
+
+MOM_CLONES void mom__act_deriv_mul_colsum_fl(int act, float *d, const float *a, float *sums,
+                                             size_t n, size_t k, float flush)
 {
     for (size_t j = 0; j < k; j++)
         sums[j] = 0.0f;
@@ -433,32 +468,41 @@ MOM_CLONES void mom__act_deriv_mul_colsum(int act, float *d, const float *a, flo
         switch (act) {
         case MOM_ACT_LOGISTIC:
             for (size_t j = 0; j < k; j++) {
-                float v = dr[j] * (ar[j] * (1.0f - ar[j]));
+                float v = flushf(dr[j] * (ar[j] * (1.0f - ar[j])), flush);
                 dr[j] = v;
                 sums[j] += v;
             }
             break;
         case MOM_ACT_TANH:
             for (size_t j = 0; j < k; j++) {
-                float v = dr[j] * (1.0f - ar[j] * ar[j]);
+                float v = flushf(dr[j] * (1.0f - ar[j] * ar[j]), flush);
                 dr[j] = v;
                 sums[j] += v;
             }
             break;
         case MOM_ACT_RELU:
             for (size_t j = 0; j < k; j++) {
-                float v = ar[j] > 0.0f ? dr[j] : 0.0f;
+                float v = flushf(ar[j] > 0.0f ? dr[j] : 0.0f, flush);
                 dr[j] = v;
                 sums[j] += v;
             }
             break;
         default:
-            for (size_t j = 0; j < k; j++)
-                sums[j] += dr[j];
+            for (size_t j = 0; j < k; j++) {
+                float v = flushf(dr[j], flush);
+                dr[j] = v;
+                sums[j] += v;
+            }
             break;
         }
     }
 }
+
+void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums, size_t n, size_t k)
+{
+    mom__act_deriv_mul_colsum_fl(act, d, a, sums, n, k, 0.0f);
+}
+
 
 void mom__col_sums(float *out, const float *x, size_t n, size_t k)
 {
@@ -471,4 +515,16 @@ MOM_CLONES void mom__square(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] * x[i];
+}
+
+MOM_CLONES uint32_t mom__max_abs_bits(const float *x, size_t n)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        b &= 0x7fffffffu;
+        m = b > m ? b : m;
+    }
+    return m;
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fpenv.h"
 #include "net_internal.h"
 
 static const char null_net_msg[] = "network handle is NULL";
@@ -20,6 +21,8 @@ int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, si
     net->n_params = n_params;
     net->n_blocks = n_blocks;
     net->n_layers = n_layers;
+    net->flush = 1;
+    net->flush_below = MOM__FLUSH_BELOW;
     net->params = mom__calloc(a, n_params, sizeof *net->params);
     net->blocks = mom__calloc(a, n_blocks, sizeof *net->blocks);
     net->layer_size = mom__calloc(a, n_layers, sizeof *net->layer_size);
@@ -110,6 +113,12 @@ int mom_net_set(mom_net *net, int option, double value)
             return mom__fail(&net->base, MOM_E_INVALID, "option value must be finite");
         net->check_finite = value != 0.0;
         return MOM_OK;
+    case MOM_NET_FLUSH_SUBNORMALS:
+        if (!isfinite(value))
+            return mom__fail(&net->base, MOM_E_INVALID, "option value must be finite");
+        net->flush = value != 0.0;
+        net->flush_below = net->flush ? MOM__FLUSH_BELOW : 0.0f;
+        return MOM_OK;
     default:
         return mom__fail(&net->base, MOM_E_INVALID, "unknown network option %d", option);
     }
@@ -122,6 +131,9 @@ int mom_net_get(double *value, const mom_net *net, int option)
     switch (option) {
     case MOM_NET_CHECK_FINITE:
         *value = net->check_finite;
+        return MOM_OK;
+    case MOM_NET_FLUSH_SUBNORMALS:
+        *value = net->flush;
         return MOM_OK;
     default:
         return mom__fail((mom__base *)&net->base, MOM_E_INVALID, "unknown network option %d",
@@ -244,14 +256,17 @@ int mom_net_loss(double *loss, mom_net *net, const mom_batch *batch, const float
     if (rc != MOM_OK)
         return rc;
     double l;
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
     rc = net->ops->loss_grad(net, batch, params, &l, NULL);
+    mom__fpenv_leave(&fe);
     if (rc == MOM_OK)
         *loss = l;
     return rc;
 }
 
-int mom_net_loss_grad(double *loss, float *grad, mom_net *net, const mom_batch *batch,
-                      const float *params)
+static int loss_grad_common(double *loss, float *grad, uint32_t *max_g, mom_net *net,
+                            const mom_batch *batch, const float *params)
 {
     ENTER(net);
     if (loss == NULL || grad == NULL)
@@ -265,10 +280,29 @@ int mom_net_loss_grad(double *loss, float *grad, mom_net *net, const mom_batch *
     if (grad == params)
         return mom__fail(&net->base, MOM_E_INVALID, "grad must not alias params");
     double l;
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
+    net->grad_max_bits = 0xffffffffu;
     rc = net->ops->loss_grad(net, batch, params, &l, grad);
+    mom__fpenv_leave(&fe);
+    if (max_g != NULL)
+        *max_g = net->grad_max_bits;
     if (rc == MOM_OK)
         *loss = l;
     return rc;
+}
+
+int mom_net_loss_grad(double *loss, float *grad, mom_net *net, const mom_batch *batch,
+                      const float *params)
+{
+    return loss_grad_common(loss, grad, NULL, net, batch, params);
+}
+
+int mom__net_loss_grad_max(double *loss, float *grad, uint32_t *max_g, mom_net *net,
+                           const mom_batch *batch, const float *params)
+{
+    *max_g = 0xffffffffu;
+    return loss_grad_common(loss, grad, max_g, net, batch, params);
 }
 
 int mom_net_fisher_diag(float *out, mom_net *net, const mom_batch *batch, const float *params)
@@ -283,7 +317,11 @@ int mom_net_fisher_diag(float *out, mom_net *net, const mom_batch *batch, const 
         return rc;
     if (out == params)
         return mom__fail(&net->base, MOM_E_INVALID, "out must not alias params");
-    return net->ops->fisher(net, batch, params, out);
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
+    rc = net->ops->fisher(net, batch, params, out);
+    mom__fpenv_leave(&fe);
+    return rc;
 }
 
 int mom_net_gv_begin(mom_net *net, const mom_batch *batch, const float *params)
@@ -295,7 +333,10 @@ int mom_net_gv_begin(mom_net *net, const mom_batch *batch, const float *params)
         rc = check_params(net, &params);
     if (rc != MOM_OK)
         return rc;
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
     rc = net->ops->gv_begin(net, batch, params);
+    mom__fpenv_leave(&fe);
     net->gv_ready = rc == MOM_OK;
     return rc;
 }
@@ -314,7 +355,11 @@ int mom_net_gv(float *out, mom_net *net, const float *v, double struct_damping)
                          "structural damping applies to recurrent nets only");
     if (!net->gv_ready)
         return mom__fail(&net->base, MOM_E_STATE, "mom_net_gv_begin() must succeed first");
-    return net->ops->gv(net, v, struct_damping, out);
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
+    int rc = net->ops->gv(net, v, struct_damping, out);
+    mom__fpenv_leave(&fe);
+    return rc;
 }
 
 int mom_net_forward(float *out, mom_net *net, const mom_batch *batch, const float *params,
@@ -331,7 +376,11 @@ int mom_net_forward(float *out, mom_net *net, const mom_batch *batch, const floa
         rc = check_params(net, &params);
     if (rc != MOM_OK)
         return rc;
-    return net->ops->forward(net, batch, params, layer, out);
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
+    rc = net->ops->forward(net, batch, params, layer, out);
+    mom__fpenv_leave(&fe);
+    return rc;
 }
 
 int mom_net_metric(double *value, mom_net *net, const mom_batch *batch, const float *params,
@@ -361,5 +410,9 @@ int mom_net_metric(double *value, mom_net *net, const mom_batch *batch, const fl
         rc = check_params(net, &params);
     if (rc != MOM_OK)
         return rc;
-    return net->ops->metric(net, batch, params, metric, param, value);
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
+    rc = net->ops->metric(net, batch, params, metric, param, value);
+    mom__fpenv_leave(&fe);
+    return rc;
 }

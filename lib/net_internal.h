@@ -15,7 +15,8 @@ typedef struct mom__net_ops {
     void (*destroy_impl)(mom_net *net);
     int (*reserve)(mom_net *net, size_t n, size_t steps);
     size_t (*workspace_bytes)(const mom_net *net);
-    /* loss (sum over cases divided by n) and, if grad != NULL, its gradient */
+    /* loss (sum over cases divided by n) and, if grad != NULL, its gradient; a kind that finds
+     * the largest |gradient entry| on the way may store it in net->grad_max_bits */
     int (*loss_grad)(mom_net *net, const mom_batch *b, const float *p, double *loss, float *grad);
     int (*fisher)(mom_net *net, const mom_batch *b, const float *p, float *out);
     int (*gv_begin)(mom_net *net, const mom_batch *b, const float *p);
@@ -45,6 +46,9 @@ struct mom_net {
     size_t *layer_size;  /* n_layers */
     int *layer_act;      /* n_layers */
     int check_finite;
+    int flush;           /* MOM_NET_FLUSH_SUBNORMALS (default 1) */
+    float flush_below;   /* kernels zero activations and deltas below this (0 when off) */
+    uint32_t grad_max_bits; /* see mom__net_loss_grad_max(); reset before every loss_grad */
     int gv_ready;        /* set by a successful gv_begin */
     void *impl;          /* kind-specific state */
 };
@@ -53,6 +57,12 @@ struct mom_net {
  * The caller fills the tables and ops/impl. On failure nothing is left allocated. */
 int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, size_t n_params,
                  size_t n_blocks, size_t n_layers);
+
+/* mom_net_loss_grad() for the optimizer: the same checks and results, and *max_g receives the
+ * largest |gradient entry| as its bit pattern (>= 0x7f800000 if any entry is inf or NaN) when
+ * the network computed it on the way, else 0xffffffff (unknown). */
+int mom__net_loss_grad_max(double *loss, float *grad, uint32_t *max_g, mom_net *net,
+                           const mom_batch *batch, const float *params);
 
 /* Weight of step (t, s) of a validated batch: mask value, or 1 at the last step of the sequence
  * when the mask is NULL; 0 past the sequence's length. Feedforward batches: always 1. */

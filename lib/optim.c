@@ -2,11 +2,19 @@
  * gradient (NAG) in look-ahead form (optim.h, paper.md section 1).
  *
  * A step is begin (read mu_t and eps_t, form the gradient point) then end (check, then update).
- * The update is done in two passes over the vectors: a checking pass that computes every new
- * velocity and parameter without storing them and accumulates (x - x), which is 0 for a finite x
- * and NaN otherwise; then, only if everything was finite, a writing pass that recomputes the same
- * values (same expressions, so the same bits) and stores them. A divergent step therefore changes
- * nothing, and no scratch memory is needed.
+ * A divergent step must change nothing, with no scratch memory. SGD and CM therefore update in
+ * two passes over the vectors: a checking pass that computes every new velocity and parameter
+ * without storing them and accumulates (x - x), which is 0 for a finite x and NaN otherwise;
+ * then, only if everything was finite, a writing pass that recomputes the same values (same
+ * expressions, so the same bits) and stores them. NAG needs no checking pass in the common case:
+ * begin's pass (which forms the look-ahead point) also finds the largest magnitudes of the
+ * parameters, the velocity and the point, the network reports the largest gradient entry (or
+ * end reads the gradient once), and when these bounds rule out overflow the writing pass runs
+ * alone (update_surely_finite()); otherwise the checking pass decides as for SGD and CM. Every
+ * pass is one vectorized loop (see the kernels below).
+ *
+ * Floating-point mode: the public step functions run with subnormals flushed to zero when
+ * MOM_OPTIM_FLUSH_SUBNORMALS is on (fpenv.h) and restore the caller's mode before returning.
  *
  * HF (MOM_OPTIM_HF) is another kind of this handle, implemented in hf.c: this file only dispatches
  * to it (creation, destruction, reset, the HF option keys, mom_optim_step_net()). HF needs
@@ -16,7 +24,9 @@
 #include <string.h>
 
 #include "blas.h"
+#include "fpenv.h"
 #include "hf_internal.h"
+#include "net_internal.h"
 #include "optim_internal.h"
 
 static const char null_optim_msg[] = "optimizer handle is NULL";
@@ -87,6 +97,7 @@ int mom_optim_create(mom_optim **out, int kind, size_t n_params, const mom_alloc
     o->base.alloc = a;
     o->kind = kind;
     o->n = n_params;
+    o->flush = 1;
     if (kind == MOM_OPTIM_HF) {
         if (mom__hf_create(o) != MOM_OK ||
             mom_sched_create_const(&o->lr, DEFAULT_HF_STEP, &a) != MOM_OK ||
@@ -161,6 +172,16 @@ int mom_optim_set(mom_optim *opt, int option, double value)
                              kind_name(opt->kind));
         return mom__hf_set(opt, option, value);
     }
+    if (option == MOM_OPTIM_FLUSH_SUBNORMALS) {
+        if (!isfinite(value))
+            return mom__fail(&opt->base, MOM_E_INVALID, "option value must be finite");
+        if (opt->begun)
+            return mom__fail(&opt->base, MOM_E_STATE,
+                             "cannot change options between mom_optim_begin() and "
+                             "mom_optim_end()");
+        opt->flush = value != 0.0;
+        return MOM_OK;
+    }
     if (option == MOM_OPTIM_CLIP_NORM && opt->kind == MOM_OPTIM_HF)
         return mom__fail(&opt->base, MOM_E_UNSUPPORTED, "HF does not clip gradients");
     if (option != MOM_OPTIM_WEIGHT_DECAY && option != MOM_OPTIM_CLIP_NORM)
@@ -202,64 +223,68 @@ int mom_optim_get(double *value, const mom_optim *opt, int option)
     case MOM_OPTIM_CLIP_NORM:
         *value = opt->clip_norm;
         return MOM_OK;
+    case MOM_OPTIM_FLUSH_SUBNORMALS:
+        *value = opt->flush;
+        return MOM_OK;
     default:
         return mom__fail(b, MOM_E_INVALID, "unknown optimizer option %d", option);
     }
 }
 
-int mom_optim_begin(const float **point, mom_optim *opt, float *params)
+/* ---- the first-order step --------------------------------------------------------------------
+ *
+ * Kernels. Each is one plain contiguous loop, compiled for AVX-512, AVX2 and the baseline ISA
+ * (MOM__CLONES; the clones compute the same IEEE operations in the same order, no FMA
+ * contraction, so the results do not depend on which one runs). At -O2 GCC vectorizes only loops
+ * that need no runtime checks or epilogue, so these functions ask for its dynamic cost model and
+ * (values are not affected: nothing here reads floating-point exception flags) no trapping math.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=dynamic")
+#endif
+
+/* |x| as its bit pattern: ordered like |x| for finite values, and >= 0x7f800000 exactly for
+ * infinities and NaNs, so an integer max over a vector finds both its largest magnitude and any
+ * non-finite entry (order-free: the loops vectorize). */
+static inline uint32_t abs_bits(float x)
 {
-    ENTER(opt);
-    if (opt->kind == MOM_OPTIM_HF)
-        return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
-                         "HF has no begin/end path: use mom_optim_step_hf() or "
-                         "mom_optim_step_hf_model()");
-    if (point == NULL || params == NULL)
-        return mom__fail(&opt->base, MOM_E_INVALID, "%s is NULL",
-                         point == NULL ? "point output pointer" : "params");
-    if (opt->begun)
-        return mom__fail(&opt->base, MOM_E_STATE,
-                         "a step is already begun (call mom_optim_end() or mom_optim_cancel())");
-    double eps = mom_sched_value(opt->lr, opt->t);
-    if (!(eps >= 0.0 && eps <= FLT_MAX))
-        return mom__fail(&opt->base, MOM_E_INVALID,
-                         "learning rate %g at step %llu is negative or not a finite float", eps,
-                         (unsigned long long)opt->t);
-    double mu = 0.0;
-    if (opt->kind != MOM_OPTIM_SGD) {
-        mu = mom_sched_value(opt->momentum, opt->t);
-        if (!(mu >= 0.0 && mu <= 1.0))
-            return mom__fail(&opt->base, MOM_E_INVALID,
-                             "momentum %g at step %llu is outside [0, 1]", mu,
-                             (unsigned long long)opt->t);
-    }
-    const float muf = (float)mu;
-    if (opt->kind == MOM_OPTIM_NAG) {
-        float *restrict pt = opt->point;
-        const float *restrict v = opt->velocity;
-        const float *restrict th = params;
-        const size_t n = opt->n;
-        for (size_t i = 0; i < n; i++)
-            pt[i] = th[i] + muf * v[i];
-        *point = pt;
-    } else {
-        *point = params;
-    }
-    opt->step_mu = muf;
-    opt->step_lr = (float)eps;
-    opt->begun_params = params;
-    opt->begun = 1;
-    return MOM_OK;
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return b & 0x7fffffffu;
 }
 
-int mom_optim_cancel(mom_optim *opt)
+#define NONFINITE_BITS 0x7f800000u
+
+/* NAG's look-ahead point pt = th + mu v, with the magnitude maxima of th, v and pt (abs_bits). */
+MOM__CLONES static void nag_point_kernel(size_t n, float *restrict pt, const float *restrict th,
+                                         const float *restrict v, float mu, uint32_t *max_th,
+                                         uint32_t *max_v, uint32_t *max_pt)
 {
-    ENTER(opt);
-    if (!opt->begun)
-        return mom__fail(&opt->base, MOM_E_STATE, "no step is begun");
-    opt->begun = 0;
-    opt->begun_params = NULL;
-    return MOM_OK;
+    uint32_t mt = 0, mv = 0, mp = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = th[i], b = v[i];
+        float p = a + mu * b;
+        pt[i] = p;
+        uint32_t xa = abs_bits(a), xb = abs_bits(b), xp = abs_bits(p);
+        mt = xa > mt ? xa : mt;
+        mv = xb > mv ? xb : mv;
+        mp = xp > mp ? xp : mp;
+    }
+    *max_th = mt;
+    *max_v = mv;
+    *max_pt = mp;
+}
+
+/* Largest abs_bits of a vector. */
+MOM__CLONES static uint32_t max_bits_kernel(size_t n, const float *restrict x)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = abs_bits(x[i]);
+        m = b > m ? b : m;
+    }
+    return m;
 }
 
 /* The gradient the update uses: s * (g + w p), with w the weight decay, p the gradient point and
@@ -313,8 +338,8 @@ static inline void write_kernel(size_t n, float *th, float *restrict v, const fl
     }
 }
 
-static uint32_t check_pass(size_t n, const float *th, const float *v, const float *g,
-                        const float *p, float mu, float eps, float wd, float sc)
+MOM__CLONES static uint32_t check_pass(size_t n, const float *th, const float *v, const float *g,
+                                       const float *p, float mu, float eps, float wd, float sc)
 {
     if (wd == 0.0f)
         return sc == 1.0f ? check_kernel(n, th, v, g, p, mu, eps, wd, sc, 0, 0)
@@ -323,8 +348,10 @@ static uint32_t check_pass(size_t n, const float *th, const float *v, const floa
                       : check_kernel(n, th, v, g, p, mu, eps, wd, sc, 1, 1);
 }
 
-static void write_pass(size_t n, float *th, float *v, const float *g, const float *p, float mu,
-                       float eps, float wd, float sc)
+/* th and p are distinct here (NAG): the write pass then needs no care about their overlap. */
+MOM__CLONES static void write_pass_nag(size_t n, float *restrict th, float *restrict v,
+                                       const float *restrict g, const float *restrict p, float mu,
+                                       float eps, float wd, float sc)
 {
     if (wd == 0.0f) {
         if (sc == 1.0f)
@@ -337,6 +364,113 @@ static void write_pass(size_t n, float *th, float *v, const float *g, const floa
         else
             write_kernel(n, th, v, g, p, mu, eps, wd, sc, 1, 1);
     }
+}
+
+/* SGD and CM: p is th itself. */
+MOM__CLONES static void write_pass_same(size_t n, float *restrict th, float *restrict v,
+                                        const float *restrict g, float mu, float eps, float wd,
+                                        float sc)
+{
+    if (wd == 0.0f) {
+        if (sc == 1.0f)
+            write_kernel(n, th, v, g, th, mu, eps, wd, sc, 0, 0);
+        else
+            write_kernel(n, th, v, g, th, mu, eps, wd, sc, 0, 1);
+    } else {
+        if (sc == 1.0f)
+            write_kernel(n, th, v, g, th, mu, eps, wd, sc, 1, 0);
+        else
+            write_kernel(n, th, v, g, th, mu, eps, wd, sc, 1, 1);
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+static float bits_float(uint32_t b)
+{
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* NAG's overflow guard without a checking pass. With every |th| <= T, |v| <= V, |p| <= Pm and
+ * |g| <= G (all finite), each new velocity is at most mu V + eps s (G + w Pm) and each new
+ * parameter at most T + that, up to a relative rounding error below 2^-21 (five float
+ * operations); when that bound is below FLT_MAX / 2 no new value can be infinite or NaN, so the
+ * step is safe without checking each one. Otherwise the caller runs the exact checking pass. */
+static int update_surely_finite(const mom_optim *o, uint32_t max_g, float wd, float sc)
+{
+    if (o->max_th >= NONFINITE_BITS || o->max_v >= NONFINITE_BITS ||
+        o->max_pt >= NONFINITE_BITS || max_g >= NONFINITE_BITS)
+        return 0;
+    double bv = (double)o->step_mu * bits_float(o->max_v) +
+                (double)o->step_lr * (double)sc *
+                    ((double)bits_float(max_g) + (double)wd * bits_float(o->max_pt));
+    double bt = (double)bits_float(o->max_th) + bv;
+    return bt * 1.0001 < 0.5 * (double)FLT_MAX;
+}
+
+/* begin without the public entry's floating-point setup (mom_optim_step_net() shares it). */
+static int begin_impl(const float **point, mom_optim *opt, float *params)
+{
+    if (opt->kind == MOM_OPTIM_HF)
+        return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
+                         "HF has no begin/end path: use mom_optim_step_hf() or "
+                         "mom_optim_step_hf_model()");
+    if (point == NULL || params == NULL)
+        return mom__fail(&opt->base, MOM_E_INVALID, "%s is NULL",
+                         point == NULL ? "point output pointer" : "params");
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "a step is already begun (call mom_optim_end() or mom_optim_cancel())");
+    double eps = mom_sched_value(opt->lr, opt->t);
+    if (!(eps >= 0.0 && eps <= FLT_MAX))
+        return mom__fail(&opt->base, MOM_E_INVALID,
+                         "learning rate %g at step %llu is negative or not a finite float", eps,
+                         (unsigned long long)opt->t);
+    double mu = 0.0;
+    if (opt->kind != MOM_OPTIM_SGD) {
+        mu = mom_sched_value(opt->momentum, opt->t);
+        if (!(mu >= 0.0 && mu <= 1.0))
+            return mom__fail(&opt->base, MOM_E_INVALID,
+                             "momentum %g at step %llu is outside [0, 1]", mu,
+                             (unsigned long long)opt->t);
+    }
+    const float muf = (float)mu;
+    if (opt->kind == MOM_OPTIM_NAG) {
+        nag_point_kernel(opt->n, opt->point, params, opt->velocity, muf, &opt->max_th,
+                         &opt->max_v, &opt->max_pt);
+        *point = opt->point;
+    } else {
+        *point = params;
+    }
+    opt->step_mu = muf;
+    opt->step_lr = (float)eps;
+    opt->begun_params = params;
+    opt->begun = 1;
+    return MOM_OK;
+}
+
+int mom_optim_begin(const float **point, mom_optim *opt, float *params)
+{
+    ENTER(opt);
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, opt->flush);
+    int rc = begin_impl(point, opt, params);
+    mom__fpenv_leave(&fe);
+    return rc;
+}
+
+int mom_optim_cancel(mom_optim *opt)
+{
+    ENTER(opt);
+    if (!opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE, "no step is begun");
+    opt->begun = 0;
+    opt->begun_params = NULL;
+    return MOM_OK;
 }
 
 /* Explain a divergence found by the checking pass (slow path only). */
@@ -369,9 +503,11 @@ static int diverged(mom_optim *o, const float *th, const float *g, const float *
     return mom__fail(&o->base, MOM_E_DIVERGED, "the update is not finite; state unchanged");
 }
 
-int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
+/* end without the public entry's floating-point setup. max_g: the largest abs_bits of grad when
+ * the caller knows it (mom_optim_step_net() gets it from the network), else NO_MAX_G. */
+#define NO_MAX_G 0xffffffffu
+static int end_impl(mom_optim *opt, float *params, double loss, const float *grad, uint32_t max_g)
 {
-    ENTER(opt);
     if (opt->kind == MOM_OPTIM_HF)
         return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
                          "HF has no begin/end path: use mom_optim_step_hf() or "
@@ -389,7 +525,8 @@ int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
         return mom__fail(&opt->base, MOM_E_DIVERGED, "loss is %g; state unchanged", loss);
 
     const size_t n = opt->n;
-    const float *p = opt->kind == MOM_OPTIM_NAG ? opt->point : params;
+    const int nag = opt->kind == MOM_OPTIM_NAG;
+    const float *p = nag ? opt->point : params;
     const float wd = (float)opt->weight_decay;
     float sc = 1.0f;
     if (opt->clip_norm > 0.0) {
@@ -409,13 +546,64 @@ int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
         if (norm > opt->clip_norm)
             sc = (float)(opt->clip_norm / norm);
     }
-    if (check_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc) != 0)
+    /* NAG: begin's pass measured params, velocity and point; one read of the gradient (or none,
+     * when the network reported its maximum) is enough to rule out overflow, and then the update
+     * is a single pass. Otherwise (SGD, CM, or values near overflow): check every new value
+     * first, so that a divergent step changes nothing. */
+    int safe = 0;
+    if (nag) {
+        if (max_g == NO_MAX_G)
+            max_g = max_bits_kernel(n, grad);
+        safe = update_surely_finite(opt, max_g, wd, sc);
+    }
+    if (!safe &&
+        check_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc) != 0)
         return diverged(opt, params, grad, p, wd, sc);
-    write_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc);
+    if (nag)
+        write_pass_nag(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc);
+    else
+        write_pass_same(n, params, opt->velocity, grad, opt->step_mu, opt->step_lr, wd, sc);
     opt->t++;
     opt->begun = 0;
     opt->begun_params = NULL;
     return MOM_OK;
+}
+
+int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
+{
+    ENTER(opt);
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, opt->flush);
+    int rc = end_impl(opt, params, loss, grad, NO_MAX_G);
+    mom__fpenv_leave(&fe);
+    return rc;
+}
+
+static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mom_batch *batch)
+{
+    float *theta = mom_net_params(net);
+    const float *point;
+    int rc = begin_impl(&point, opt, theta);
+    if (rc != MOM_OK)
+        return rc;
+    double l = 0.0;
+    uint32_t max_g = NO_MAX_G;
+    rc = mom__net_loss_grad_max(&l, opt->grad, &max_g, net, batch, point);
+    if (rc != MOM_OK) {
+        opt->begun = 0;
+        opt->begun_params = NULL;
+        return mom__fail(&opt->base, rc, "mom_net_loss_grad failed: %s", mom_net_errmsg(net));
+    }
+    if (loss != NULL)
+        *loss = l;
+    rc = end_impl(opt, theta, l, opt->grad, max_g);
+    if (rc != MOM_OK) {
+        /* DIVERGED: parameters, velocity and t are unchanged; unlike the begin/end path no step
+         * stays begun, since the caller has no gradient to retry with. */
+        opt->begun = 0;
+        opt->begun_params = NULL;
+    }
+    return rc;
 }
 
 int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_batch *batch)
@@ -432,28 +620,10 @@ int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_bat
                          mom_net_num_params(net), kind_name(opt->kind), opt->n);
     if (opt->kind == MOM_OPTIM_HF)
         return mom_optim_step_hf(loss, opt, net, batch, NULL);
-    /* Everything below is the first-order step. */
-    float *theta = mom_net_params(net);
-    const float *point;
-    int rc = mom_optim_begin(&point, opt, theta);
-    if (rc != MOM_OK)
-        return rc;
-    double l = 0.0;
-    rc = mom_net_loss_grad(&l, opt->grad, net, batch, point);
-    if (rc != MOM_OK) {
-        opt->begun = 0;
-        opt->begun_params = NULL;
-        return mom__fail(&opt->base, rc, "mom_net_loss_grad failed: %s", mom_net_errmsg(net));
-    }
-    if (loss != NULL)
-        *loss = l;
-    rc = mom_optim_end(opt, theta, l, opt->grad);
-    if (rc != MOM_OK) {
-        /* DIVERGED: parameters, velocity and t are unchanged; unlike the begin/end path no step
-         * stays begun, since the caller has no gradient to retry with. */
-        opt->begun = 0;
-        opt->begun_params = NULL;
-    }
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, opt->flush);
+    int rc = step_first_order(loss, opt, net, batch);
+    mom__fpenv_leave(&fe);
     return rc;
 }
 

@@ -31,6 +31,12 @@ struct mom_optim {
     float *begun_params; /* the caller's vector given to begin */
     float step_mu;       /* mu_t used by this step (0 for SGD) */
     float step_lr;       /* eps_t used by this step */
+    /* NAG: largest magnitudes (as |x| bit patterns, >= 0x7f800000 for inf/NaN) of params,
+     * velocity and point, measured by begin's pass for the overflow guard of end */
+    uint32_t max_th, max_v, max_pt;
+
+    /* MOM_OPTIM_FLUSH_SUBNORMALS: run steps with flush-to-zero set (fpenv.h); default 1 */
+    int flush;
 
     /* MOM_OPTIM_HF only (NULL for the other kinds): settings, report and buffers, defined in
      * hf_internal.h. For HF, `velocity` points to the warm start inside hf's buffers (not a

@@ -102,7 +102,17 @@ typedef enum mom_metric {
 typedef enum mom_net_option {
     /** nonzero: validate that batch data and parameters are finite before computing
      *  (MOM_E_INVALID naming the first bad value); default 0 */
-    MOM_NET_CHECK_FINITE = 1
+    MOM_NET_CHECK_FINITE = 1,
+    /** nonzero (the default, 1): keep subnormal floats out of the computation, which on x86 can
+     *  otherwise run many times slower (docs/performance.md): the calls that compute (loss,
+     *  gradient, Fisher diagonal, Gauss-Newton products, forward, metric) run with flush-to-zero
+     *  set for the calling thread (x86: MXCSR FTZ and DAZ; AArch64: FPCR.FZ) and restore the
+     *  caller's mode before returning; and, for the threads of a multithreaded BLAS, which that
+     *  setting does not reach, hidden-unit activations and back-propagated deltas (and their
+     *  Gauss-Newton counterparts) of magnitude below 2^-63 (about 1.1e-19) are set to 0 before
+     *  they enter a matrix product. Values change only where such tiny numbers arise. 0: compute
+     *  in the caller's floating-point mode without flushing. @since 0.1.0 */
+    MOM_NET_FLUSH_SUBNORMALS = 2
 } mom_net_option;
 
 /**
@@ -228,7 +238,8 @@ MOM_API MOM_NODISCARD int mom_net_block(const mom_net *net, size_t index, int *k
 MOM_API MOM_NODISCARD int mom_net_find_block(size_t *index, const mom_net *net, int kind,
                                              size_t layer);
 
-/** Set an option (mom_net_option). @return MOM_OK, MOM_E_INVALID. @since 0.1.0 */
+/** Set an option (mom_net_option); both take any finite value (0 = off, else on).
+ *  @return MOM_OK, MOM_E_INVALID. @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_net_set(mom_net *net, int option, double value);
 
 /** Read an option. @return MOM_OK, MOM_E_INVALID. @since 0.1.0 */

@@ -127,6 +127,14 @@ typedef enum mom_optim_kind {
 typedef enum mom_optim_option {
     MOM_OPTIM_WEIGHT_DECAY = 1, /**< L2 coefficient w >= 0; default 0 (HF: eta of docs/hf.md) */
     MOM_OPTIM_CLIP_NORM = 2,    /**< gradient norm bound > 0, or 0 for none; default 0 */
+    /** nonzero (the default, 1): run steps with subnormal floats flushed to zero (x86: MXCSR
+     *  FTZ and DAZ; AArch64: FPCR.FZ) for the calling thread, and restore the caller's mode
+     *  before returning; 0: run in the caller's floating-point mode. Applies to
+     *  mom_optim_begin(), mom_optim_end(), mom_optim_step_net() and mom_optim_step_hf() (not to
+     *  mom_optim_step_hf_model(), which runs the caller's callbacks). Values change only where
+     *  subnormals arise (they become 0); docs/performance.md explains why. The network's
+     *  MOM_NET_FLUSH_SUBNORMALS governs the network's own calls. @since 0.1.0 */
+    MOM_OPTIM_FLUSH_SUBNORMALS = 3,
 
     MOM_OPTIM_HF_LAMBDA = 100,          /**< HF damping lambda (current value) */
     MOM_OPTIM_HF_MAX_CG = 101,          /**< HF maximum CG iterations */
@@ -237,7 +245,8 @@ MOM_API MOM_NODISCARD int mom_optim_set_lr(mom_optim *opt, mom_sched *sched);
 MOM_API MOM_NODISCARD int mom_optim_set_momentum(mom_optim *opt, mom_sched *sched);
 
 /** Set an option (mom_optim_option). MOM_OPTIM_WEIGHT_DECAY and MOM_OPTIM_CLIP_NORM take values
- *  in [0, FLT_MAX]; the HF options take the ranges listed with mom_optim_option.
+ *  in [0, FLT_MAX]; MOM_OPTIM_FLUSH_SUBNORMALS any finite value (0 = off, else on); the HF
+ *  options take the ranges listed with mom_optim_option.
  *  On an HF optimizer that has made its first step, raising MOM_OPTIM_HF_MAX_CG or
  *  MOM_OPTIM_HF_FIXED_CG beyond every earlier value, or turning CG-backtracking on, allocates room
  *  for the stored CG iterates here (so that steps never allocate); MOM_OPTIM_HF_CG_DECAY
