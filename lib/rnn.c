@@ -41,6 +41,8 @@
 #include "net_internal.h"
 
 #define WS_ALIGN 64
+/* Deltas kept per BPTT chunk by the loss-and-gradient workspace (256 KiB; see bptt()). */
+#define RNN_CHUNK_FLOATS ((size_t)1 << 16)
 
 /* One workspace: a single allocation carved into buffers. */
 typedef struct rnn_ws {
@@ -49,7 +51,7 @@ typedef struct rnn_ws {
     size_t cap_n, cap_t, cap_cells; /* sized for n <= cap_n, T <= cap_t, n*T <= cap_cells */
 
     float *hbuf;         /* (cells + n) x H: slot 0 = h[-1], slot t+1 = h[t] */
-    float *ds;           /* cells x H: dLoss/ds (BPTT) */
+    float *ds;           /* dLoss/ds (BPTT): gv every step (cells x H); lg one chunk (bptt()) */
     float *hc;           /* cells/2 x H: gathered hidden rows of compact mode */
     float *z;            /* cells x O: output pre-activations (gv: R-pass of z) */
     float *y;            /* cells x O: outputs */
@@ -123,10 +125,22 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
     size_t hh = r->nh, o = r->no;
     size_t total = 0, o_h, o_ds, o_hc, o_z, o_y, o_tc = 0, o_w, o_idx, o_ss, o_sl, o_r = 0, o_tmp,
            o_cs, o_wt, o_fx = 0, o_ft = 0, o_fm = 0, o_fg = 0;
-    size_t a, b;
+    size_t a, b, nds;
+    /* ds: every step for gv (structural damping fills it ahead of BPTT); for lg the BPTT chunk
+     * of bptt(), (K + 1) * n * H <= min(RNN_CHUNK_FLOATS + 2 n H, (T + 1) n H) floats */
     int ok = mom__add_size(&a, cc, cn) && mom__mul_size(&a, a, hh) &&
-             lay(&total, &o_h, a, sizeof(float)) && mom__mul_size(&b, cc, hh) &&
-             lay(&total, &o_ds, b, sizeof(float)) && mom__mul_size(&a, half, hh) &&
+             lay(&total, &o_h, a, sizeof(float)) && mom__mul_size(&b, cc, hh);
+    if (ok && is_gv) {
+        nds = b;
+    } else if (ok) {
+        size_t lim;
+        ok = mom__mul_size(&nds, cn, hh) && mom__mul_size(&nds, nds, 2) &&
+             mom__add_size(&nds, nds, RNN_CHUNK_FLOATS) && mom__add_size(&a, cc, cn) &&
+             mom__mul_size(&lim, a, hh);
+        if (ok && lim < nds)
+            nds = lim;
+    }
+    ok = ok && lay(&total, &o_ds, nds, sizeof(float)) && mom__mul_size(&a, half, hh) &&
              lay(&total, &o_hc, a, sizeof(float)) && mom__mul_size(&a, cc, o) &&
              lay(&total, &o_z, a, sizeof(float)) && lay(&total, &o_y, a, sizeof(float)) &&
              lay(&total, &o_w, cc, sizeof(float)) && lay(&total, &o_idx, cc, sizeof(size_t)) &&
@@ -312,6 +326,9 @@ static void zero_past_length(float *blk, const mom_batch *b, size_t t, size_t k)
 
 #define MASK_S(c) (0u - (uint32_t)(c))
 
+/* v, or 0 when |v| < thr (fpenv.h's flush; thr = 0 keeps every value). */
+static inline float flush_s(float v, float thr) { return fabsf(v) < thr ? 0.0f : v; }
+
 #if !RNN_VEC
 static float tanh_s(float x)
 {
@@ -321,15 +338,15 @@ static float tanh_s(float x)
 }
 
 /* Scalar versions, for compilers without vector extensions. */
-static void tanh_bias_rows_s(float *x, const float *b, size_t n, size_t k)
+static void tanh_bias_rows_s(float *x, const float *b, size_t n, size_t k, float fl)
 {
     for (size_t r = 0; r < n; r++)
         for (size_t j = 0; j < k; j++)
-            x[r * k + j] = tanh_s(x[r * k + j] + b[j]);
+            x[r * k + j] = flush_s(tanh_s(x[r * k + j] + b[j]), fl);
 }
 
 static void tanh_deriv_rows_s(float *ds, const float *acc, const float *h, int add,
-                              float *colsum, size_t n, size_t k)
+                              float *colsum, size_t n, size_t k, float fl)
 {
     for (size_t r = 0; r < n; r++)
         for (size_t j = 0; j < k; j++) {
@@ -337,13 +354,14 @@ static void tanh_deriv_rows_s(float *ds, const float *acc, const float *h, int a
             float v = acc[i] * (1.0f - h[i] * h[i]);
             if (add)
                 v += ds[i];
+            v = flush_s(v, fl);
             ds[i] = v;
             colsum[j] += v;
         }
 }
 
 static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float *ds, float c,
-                              size_t n, size_t k)
+                              size_t n, size_t k, float fl)
 {
     const float c4 = 0.25f * c;
     for (size_t r = 0; r < n; r++)
@@ -352,14 +370,25 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
             float g = 1.0f - h[i] * h[i];
             float u = rs[i] + vb[j];
             if (ds)
-                ds[i] = c4 * g * u;
-            rs[i] = g * u;
+                ds[i] = flush_s(c4 * g * u, fl);
+            rs[i] = flush_s(g * u, fl);
         }
 }
 #endif
 
 #if RNN_VEC
 #define MASK_V(c) ((__typeof__(xb_))(c))
+/* v = 0 in the lanes where |v| < thr (a vector of the threshold); U the matching uint type. */
+#define FLUSH_V(U, v, thr)                                                                     \
+    do {                                                                                       \
+        U fb_, fa_;                                                                            \
+        __typeof__(v) fx_;                                                                     \
+        memcpy(&fb_, &(v), sizeof fb_);                                                        \
+        fa_ = fb_ & 0x7fffffffu;                                                               \
+        memcpy(&fx_, &fa_, sizeof fx_);                                                        \
+        fb_ &= ~(U)(fx_ < (thr));                                                              \
+        memcpy(&(v), &fb_, sizeof fb_);                                                        \
+    } while (0)
 /* One kernel set for W lanes, compiled with function attribute ATTR and BODY (a pragma or
  * nothing) first in each body. Loads and stores go through memcpy (unaligned); vectors never
  * cross a function boundary by value (no ABI dependence). The tanh tail of each row runs on a
@@ -367,9 +396,11 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
 #define RNN_KERNELS(SUF, W, ATTR, BODY)                                                        \
     typedef float vf_##SUF __attribute__((vector_size(4 * (W))));                              \
     typedef uint32_t vu_##SUF __attribute__((vector_size(4 * (W))));                           \
-    ATTR static void tanh_bias_rows_##SUF(float *x, const float *b, size_t n, size_t k)        \
+    ATTR static void tanh_bias_rows_##SUF(float *x, const float *b, size_t n, size_t k,        \
+                                          float fl)                                            \
     {                                                                                          \
         BODY                                                                                   \
+        const vf_##SUF flv = (vf_##SUF){0} + fl;                                               \
         for (size_t r = 0; r < n; r++) {                                                       \
             float *row = x + r * k;                                                            \
             size_t j = 0;                                                                      \
@@ -379,6 +410,7 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
                 memcpy(&bv, b + j, sizeof bv);                                                 \
                 xv += bv;                                                                      \
                 TANH_BODY(vf_##SUF, vu_##SUF, MASK_V, xv, xv);                                         \
+                FLUSH_V(vu_##SUF, xv, flv);                                                    \
                 memcpy(row + j, &xv, sizeof xv);                                               \
             }                                                                                  \
             if (j < k) {                                                                       \
@@ -388,15 +420,18 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
                 vf_##SUF xv;                                                                   \
                 memcpy(&xv, buf, sizeof xv);                                                   \
                 TANH_BODY(vf_##SUF, vu_##SUF, MASK_V, xv, xv);                                         \
+                FLUSH_V(vu_##SUF, xv, flv);                                                    \
                 memcpy(buf, &xv, sizeof xv);                                                   \
                 memcpy(row + j, buf, (k - j) * sizeof *row);                                   \
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
     ATTR static void tanh_deriv_rows_##SUF(float *ds, const float *acc, const float *h,        \
-                                           int add, float *colsum, size_t n, size_t k)         \
+                                           int add, float *colsum, size_t n, size_t k,         \
+                                           float fl)                                           \
     {                                                                                          \
         BODY                                                                                   \
+        const vf_##SUF flv = (vf_##SUF){0} + fl;                                               \
         for (size_t r = 0; r < n; r++) {                                                       \
             float *d = ds + r * k;                                                             \
             const float *a = acc + r * k, *hr = h + r * k;                                     \
@@ -410,6 +445,7 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
                     memcpy(&dv, d + j, sizeof dv);                                             \
                     v += dv;                                                                   \
                 }                                                                              \
+                FLUSH_V(vu_##SUF, v, flv);                                                     \
                 memcpy(d + j, &v, sizeof v);                                                   \
                 memcpy(&cv, colsum + j, sizeof cv);                                            \
                 cv += v;                                                                       \
@@ -419,16 +455,18 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
                 float v = a[j] * (1.0f - hr[j] * hr[j]);                                       \
                 if (add)                                                                       \
                     v += d[j];                                                                 \
+                v = flush_s(v, fl);                                                            \
                 d[j] = v;                                                                      \
                 colsum[j] += v;                                                                \
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
     ATTR static void tanh_rpass_rows_##SUF(float *rs, const float *vb, const float *h,         \
-                                           float *ds, float c, size_t n, size_t k)             \
+                                           float *ds, float c, size_t n, size_t k, float fl)   \
     {                                                                                          \
         BODY                                                                                   \
         const float c4 = 0.25f * c;                                                            \
+        const vf_##SUF flv = (vf_##SUF){0} + fl;                                               \
         for (size_t r = 0; r < n; r++) {                                                       \
             float *x = rs + r * k;                                                             \
             const float *hr = h + r * k;                                                       \
@@ -443,17 +481,19 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
                 u = xv + bv;                                                                   \
                 if (d) {                                                                       \
                     vf_##SUF dd = c4 * g * u;                                                  \
+                    FLUSH_V(vu_##SUF, dd, flv);                                                \
                     memcpy(d + j, &dd, sizeof dd);                                             \
                 }                                                                              \
                 u = g * u;                                                                     \
+                FLUSH_V(vu_##SUF, u, flv);                                                     \
                 memcpy(x + j, &u, sizeof u);                                                   \
             }                                                                                  \
             for (; j < k; j++) {                                                               \
                 float g = 1.0f - hr[j] * hr[j];                                                \
                 float u = x[j] + vb[j];                                                        \
                 if (d)                                                                         \
-                    d[j] = c4 * g * u;                                                         \
-                x[j] = g * u;                                                                  \
+                    d[j] = flush_s(c4 * g * u, fl);                                            \
+                x[j] = flush_s(g * u, fl);                                                     \
             }                                                                                  \
         }                                                                                      \
     }
@@ -494,21 +534,21 @@ static int simd_level(void)
 #define RNN_DISPATCH(name, ...) name##_s(__VA_ARGS__)
 #endif
 
-static void tanh_bias_rows(float *x, const float *b, size_t n, size_t k)
+static void tanh_bias_rows(float *x, const float *b, size_t n, size_t k, float fl)
 {
-    RNN_DISPATCH(tanh_bias_rows, x, b, n, k);
+    RNN_DISPATCH(tanh_bias_rows, x, b, n, k, fl);
 }
 
 static void tanh_deriv_rows(float *ds, const float *acc, const float *h, int add, float *colsum,
-                            size_t n, size_t k)
+                            size_t n, size_t k, float fl)
 {
-    RNN_DISPATCH(tanh_deriv_rows, ds, acc, h, add, colsum, n, k);
+    RNN_DISPATCH(tanh_deriv_rows, ds, acc, h, add, colsum, n, k, fl);
 }
 
 static void tanh_rpass_rows(float *rs, const float *vb, const float *h, float *ds, float c,
-                            size_t n, size_t k)
+                            size_t n, size_t k, float fl)
 {
-    RNN_DISPATCH(tanh_rpass_rows, rs, vb, h, ds, c, n, k);
+    RNN_DISPATCH(tanh_rpass_rows, rs, vb, h, ds, c, n, k, fl);
 }
 
 /* act'(.) through the activation value h; and the structural-damping D'' (top of the file). */
@@ -532,21 +572,23 @@ static inline float dpp(int act, float h)
     }
 }
 
-static void bias_act_rows(int act, float *x, const float *b, size_t n, size_t k)
+/* The three passes; fl is the network's flush threshold (fpenv.h), applied to every value they
+ * write. */
+static void bias_act_rows(int act, float *x, const float *b, size_t n, size_t k, float fl)
 {
     if (act == MOM_ACT_TANH) {
-        tanh_bias_rows(x, b, n, k);
+        tanh_bias_rows(x, b, n, k, fl);
         return;
     }
     mom__add_bias_rows(x, b, n, k);
-    mom__act_apply(act, x, n * k);
+    mom__act_apply_fl(act, x, n * k, fl);
 }
 
 static void deriv_rows(int act, float *ds, const float *acc, const float *h, int add,
-                       float *colsum, size_t n, size_t k)
+                       float *colsum, size_t n, size_t k, float fl)
 {
     if (act == MOM_ACT_TANH) {
-        tanh_deriv_rows(ds, acc, h, add, colsum, n, k);
+        tanh_deriv_rows(ds, acc, h, add, colsum, n, k, fl);
         return;
     }
     for (size_t r = 0; r < n; r++) {
@@ -554,17 +596,17 @@ static void deriv_rows(int act, float *ds, const float *acc, const float *h, int
         const float *a = acc + r * k, *hr = h + r * k;
         for (size_t j = 0; j < k; j++) {
             float v = a[j] * dact(act, hr[j]);
-            d[j] = add ? d[j] + v : v;
+            d[j] = flush_s(add ? d[j] + v : v, fl);
             colsum[j] += d[j];
         }
     }
 }
 
 static void rpass_rows(int act, float *rs, const float *vb, const float *h, float *ds, float c,
-                       size_t n, size_t k)
+                       size_t n, size_t k, float fl)
 {
     if (act == MOM_ACT_TANH) {
-        tanh_rpass_rows(rs, vb, h, ds, c, n, k);
+        tanh_rpass_rows(rs, vb, h, ds, c, n, k, fl);
         return;
     }
     for (size_t r = 0; r < n; r++) {
@@ -573,8 +615,8 @@ static void rpass_rows(int act, float *rs, const float *vb, const float *h, floa
         for (size_t j = 0; j < k; j++) {
             float u = x[j] + vb[j];
             if (ds)
-                ds[r * k + j] = c * dpp(act, hr[j]) * u;
-            x[j] = dact(act, hr[j]) * u;
+                ds[r * k + j] = flush_s(c * dpp(act, hr[j]) * u, fl);
+            x[j] = flush_s(dact(act, hr[j]) * u, fl);
         }
     }
 }
@@ -586,7 +628,7 @@ static void rpass_rows(int act, float *rs, const float *vb, const float *h, floa
  * W_hh transposed. Row-major h[t-1] W_hh^T as a plain product with the transposed copy maps to
  * BLAS's unpacked small-matrix path, which is faster than the transposed form for these sizes. */
 static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p, float *hbuf,
-                           float *wt)
+                           float *wt, float fl)
 {
     const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
     const float *w_vh = p + r->off_vh, *w_hh = p + r->off_hh, *b_h = p + r->off_bh;
@@ -607,7 +649,7 @@ static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p
         float *ht = hbuf + (t + 1) * nH;
         if (t > 0 || r->learn_h0)
             mom__gemm(0, 0, n, H, H, 1.0f, ht - nH, H, wt, H, 1.0f, ht, H);
-        bias_act_rows(r->act, ht, b_h, n, H);
+        bias_act_rows(r->act, ht, b_h, n, H, fl);
         zero_past_length(ht, b, t, H);
     }
 }
@@ -684,63 +726,100 @@ static double output_forward(const rnn_impl *r, const mom_batch *b, const float 
     return loss;
 }
 
-/* Backpropagation through time.
- * dout: gradient with respect to the hidden states coming from the output layer. Dense mode:
- * T*n x H rows (may be `ds` itself, then it is already in place). Compact mode: one row per
- * counted row, scattered through idx / step_start.
+/* Backpropagation through time, with the gradients of the hidden weights formed on the way.
+ *
+ * The deltas ds[t] = dLoss/ds[t] are kept for `K` consecutive steps at a time (a chunk): ds holds
+ * K + 1 slots of n x H, slot t - t0 for step t of the chunk [t0, t1) and slot K for step t1 (the
+ * first step of the chunk after it, which the recurrence needs). When a chunk is complete, one
+ * gemm per weight block adds its contribution over its (t1 - t0) * n stacked rows:
+ *   dW_vh += dS_c^T X_c,   dW_hh += dS_c^T H_c (the states h[t-1] of the same steps).
+ * A short chunk keeps the loss-and-gradient workspace small (the hidden states of every step
+ * are all it needs at full length) while the products stay large; K = T (the Gauss-Newton
+ * workspace, whose structural damping pre-fills ds for every step) is the whole sequence at once.
+ *
+ * Output gradients: dout, when not NULL, holds the gradient with respect to the hidden states
+ * from the output layer: dense mode T*n x H rows (copied into the accumulator of each step),
+ * compact mode one row per counted row, scattered through idx / step_start. dz, when not NULL
+ * (dense mode with add_ds == 0), holds the output deltas (T*n x O), and each chunk forms its
+ * rows of dout = dz W_ho itself, straight into its slots.
  * add_ds: ds already holds a term with respect to s to add after the act' multiplication
  * (structural damping); tmp (n x H) is then the accumulator.
- * Writes ds = dLoss/ds for every row and g_bh = column sums of ds. */
+ * Writes g_bh, g_vh, g_hh (and g_h0) of g; colsum is H floats of scratch; fl the flush threshold.
+ */
 static void bptt(const rnn_impl *r, const mom_batch *b, const float *p, const float *hbuf,
-                 float *ds, const float *dout, int compact, const size_t *idx,
-                 const size_t *step_start, int add_ds, float *tmp, float *g_bh)
+                 float *ds, size_t K, const float *dout, const float *dz, int compact,
+                 const size_t *idx, const size_t *step_start, int add_ds, float *tmp,
+                 float *colsum, float *g, float fl)
 {
-    const size_t n = b->n, T = b->steps, H = r->nh, nH = n * H;
-    const float *w_hh = p + r->off_hh;
+    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, O = r->no, nH = n * H;
+    const float *w_hh = p + r->off_hh, *w_ho = p + r->off_ho;
+    float *g_bh = g + r->off_bh, *g_vh = g + r->off_vh, *g_hh = g + r->off_hh;
+    float beta_vh = 0.0f, beta_hh = 0.0f; /* 0 until a chunk has written the block */
     memset(g_bh, 0, H * sizeof *g_bh);
-    for (size_t t = T; t-- > 0;) {
-        float *dst = ds + t * nH;
-        float *acc = add_ds ? tmp : dst;
-        const float *ht = hbuf + (t + 1) * nH;
-        float beta = 0.0f;
-        if (!compact) {
-            const float *dt = dout + t * nH;
-            if (dt != acc)
-                memcpy(acc, dt, nH * sizeof *acc);
-            beta = 1.0f;
-        }
-        if (t + 1 < T)
-            mom__gemm(0, 0, n, H, H, 1.0f, ds + (t + 1) * nH, H, w_hh, H, beta, acc, H);
-        else if (compact)
-            memset(acc, 0, nH * sizeof *acc);
-        if (compact) {
-            for (size_t k = step_start[t]; k < step_start[t + 1]; k++) {
-                float *a = acc + (idx[k] - t * n) * H;
-                const float *d = dout + k * H;
-                for (size_t j = 0; j < H; j++)
-                    a[j] += d[j];
+    const size_t n_chunks = (T + K - 1) / K;
+    for (size_t c = n_chunks; c-- > 0;) {
+        const size_t t0 = c * K, t1 = t0 + K < T ? t0 + K : T;
+        if (t1 < T)
+            memcpy(ds + K * nH, ds, nH * sizeof *ds); /* step t1, slot 0 of the chunk after */
+        if (dz != NULL && !compact)
+            mom__gemm(0, 0, (t1 - t0) * n, H, O, 1.0f, dz + t0 * n * O, O, w_ho, H, 0.0f, ds, H);
+        for (size_t t = t1; t-- > t0;) {
+            float *dst = ds + (t - t0) * nH;
+            float *acc = add_ds ? tmp : dst;
+            const float *ht = hbuf + (t + 1) * nH;
+            float beta = 0.0f;
+            if (!compact) {
+                if (dz == NULL) {
+                    const float *dt = dout + t * nH;
+                    if (dt != acc)
+                        memcpy(acc, dt, nH * sizeof *acc);
+                }
+                beta = 1.0f;
             }
+            if (t + 1 < T)
+                mom__gemm(0, 0, n, H, H, 1.0f, dst + nH, H, w_hh, H, beta, acc, H);
+            else if (compact)
+                memset(acc, 0, nH * sizeof *acc);
+            if (compact) {
+                for (size_t k = step_start[t]; k < step_start[t + 1]; k++) {
+                    float *a = acc + (idx[k] - t * n) * H;
+                    const float *d = dout + k * H;
+                    for (size_t j = 0; j < H; j++)
+                        a[j] += d[j];
+                }
+            }
+            deriv_rows(r->act, dst, acc, ht, add_ds, g_bh, n, H, fl);
         }
-        deriv_rows(r->act, dst, acc, ht, add_ds, g_bh, n, H);
+        /* this chunk's share of the weight gradients */
+        const size_t nr = (t1 - t0) * n;
+        mom__gemm(1, 0, H, I, nr, 1.0f, ds, H, b->inputs + t0 * n * I, I, beta_vh, g_vh, I);
+        beta_vh = 1.0f;
+        if (r->learn_h0 || t0 > 0) {
+            mom__gemm(1, 0, H, H, nr, 1.0f, ds, H, hbuf + t0 * nH, H, beta_hh, g_hh, H);
+            beta_hh = 1.0f;
+        } else if (nr > n) {
+            /* h[-1] = 0: step 0 adds nothing to dW_hh */
+            mom__gemm(1, 0, H, H, nr - n, 1.0f, ds + nH, H, hbuf + nH, H, beta_hh, g_hh, H);
+            beta_hh = 1.0f;
+        }
+    }
+    if (beta_hh == 0.0f)
+        memset(g_hh, 0, H * H * sizeof *g_hh);
+    if (r->learn_h0) {
+        /* dLoss/dh0 = W_hh^T (column sums of ds[0]); ds[0] is slot 0 of the first chunk */
+        memset(colsum, 0, H * sizeof *colsum);
+        mom__col_sums_add(colsum, ds, n, H);
+        mom__gemv(1, H, H, 1.0f, w_hh, H, colsum, 0.0f, g + r->off_h0);
     }
 }
 
-/* Gradients of W_vh, W_hh (and h0) from ds, one gemm each over all stacked steps. */
-static void hidden_weight_grads(const rnn_impl *r, const mom_batch *b, const float *p,
-                                const float *hbuf, const float *ds, float *colsum, float *g)
+/* Steps per BPTT chunk of the loss-and-gradient workspace: about RNN_CHUNK_FLOATS floats of
+ * deltas, at least one step, at most T. */
+static size_t chunk_steps(size_t n, size_t H, size_t T)
 {
-    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
-    mom__gemm(1, 0, H, I, T * n, 1.0f, ds, H, b->inputs, I, 0.0f, g + r->off_vh, I);
-    if (r->learn_h0) {
-        mom__gemm(1, 0, H, H, T * n, 1.0f, ds, H, hbuf, H, 0.0f, g + r->off_hh, H);
-        memset(colsum, 0, H * sizeof *colsum);
-        mom__col_sums_add(colsum, ds, n, H);
-        mom__gemv(1, H, H, 1.0f, p + r->off_hh, H, colsum, 0.0f, g + r->off_h0);
-    } else {
-        /* h[-1] = 0: step 0 adds nothing to dW_hh */
-        mom__gemm(1, 0, H, H, (T - 1) * n, 1.0f, ds + nH, H, hbuf + nH, H, 0.0f, g + r->off_hh,
-                  H);
-    }
+    size_t k = RNN_CHUNK_FLOATS / (n * H);
+    k = k < 1 ? 1 : k;
+    return k < T ? k : T;
 }
 
 /* Gradients of W_ho and b_o from dz (m x O) and the hidden rows feeding the outputs. */
@@ -761,7 +840,7 @@ static int lg_core(mom_net *net, const mom_batch *b, const float *p, double *los
     if (rc != MOM_OK)
         return rc;
     const size_t n = b->n, H = r->nh, O = r->no;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
@@ -771,15 +850,18 @@ static int lg_core(mom_net *net, const mom_batch *b, const float *p, double *los
     if (grad == NULL)
         return MOM_OK;
     float *dz = ws->z;
-    mom__out_delta(dz, ws->y, rw.tsrc, ws->w, (float)(1.0 / (double)n), rw.m, O);
+    mom__out_delta_fl(dz, ws->y, rw.tsrc, ws->w, (float)(1.0 / (double)n), rw.m, O,
+                      net->flush_below);
     output_weight_grads(r, &rw, dz, grad);
-    /* dLoss/dh from the outputs: compact rows into hc (its hidden rows are no longer needed),
-     * dense rows straight into ds */
-    float *dout = compact ? ws->hc : ws->ds;
-    mom__gemm(0, 0, rw.m, H, O, 1.0f, dz, O, p + r->off_ho, H, 0.0f, dout, H);
-    bptt(r, b, p, ws->hbuf, ws->ds, dout, compact, ws->idx, ws->step_start, 0, ws->tmp,
-         grad + r->off_bh);
-    hidden_weight_grads(r, b, p, ws->hbuf, ws->ds, ws->colsum, grad);
+    /* dLoss/dh from the outputs: compact rows into hc (its hidden rows are no longer needed);
+     * dense rows are formed chunk by chunk inside bptt */
+    const float *dout = NULL;
+    if (compact) {
+        mom__gemm(0, 0, rw.m, H, O, 1.0f, dz, O, p + r->off_ho, H, 0.0f, ws->hc, H);
+        dout = ws->hc;
+    }
+    bptt(r, b, p, ws->hbuf, ws->ds, chunk_steps(n, H, b->steps), dout, compact ? NULL : dz,
+         compact, ws->idx, ws->step_start, 0, ws->tmp, ws->colsum, grad, net->flush_below);
     return MOM_OK;
 }
 
@@ -828,7 +910,7 @@ static int rnn_gv_begin(mom_net *net, const mom_batch *b, const float *p)
     int rc = ws_ensure(net, ws, 1, b->n, b->steps);
     if (rc != MOM_OK)
         return rc;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
@@ -873,7 +955,8 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
         else if (r->learn_h0)
             mom__add_bias_rows(rt, ws->colsum, n, H);
         /* + v_bh, damping term into ds, then R h[t] = act' * R s[t] */
-        rpass_rows(r->act, rt, v + r->off_bh, ht, damp ? ds + t * nH : NULL, cs, n, H);
+        rpass_rows(r->act, rt, v + r->off_bh, ht, damp ? ds + t * nH : NULL, cs, n, H,
+                   net->flush_below);
         if (damp)
             zero_past_length(ds + t * nH, b, t, H);
         zero_past_length(rt, b, t, H);
@@ -892,14 +975,14 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     mom__gemm(0, 1, m, O, H, 1.0f, R, H, w_ho, H, 0.0f, rz, O);
     mom__gemm(0, 1, m, O, H, 1.0f, rw.hsrc, H, v + r->off_ho, H, 1.0f, rz, O);
     mom__add_bias_rows(rz, v + r->off_bo, m, O);
-    mom__out_hess(r->output, rz, ws->y, rz, ws->w, (float)(1.0 / (double)n), m, O);
+    mom__out_hess_fl(r->output, rz, ws->y, rz, ws->w, (float)(1.0 / (double)n), m, O,
+                     net->flush_below);
 
     /* backward pass: J^T (H J v) (+ c J_s^T D'' J_s v, already in ds) */
     output_weight_grads(r, &rw, rz, out);
     mom__gemm(0, 0, m, H, O, 1.0f, rz, O, w_ho, H, 0.0f, R, H);
-    bptt(r, b, p, hbuf, ds, R, compact, ws->idx, ws->step_start, damp, ws->tmp,
-         out + r->off_bh);
-    hidden_weight_grads(r, b, p, hbuf, ds, ws->colsum, out);
+    bptt(r, b, p, hbuf, ds, T, R, NULL, compact, ws->idx, ws->step_start, damp, ws->tmp,
+         ws->colsum, out, net->flush_below);
     return MOM_OK;
 }
 
@@ -919,7 +1002,7 @@ static int rnn_forward(mom_net *net, const mom_batch *b, const float *p, size_t 
     int rc = ws_ensure(net, ws, 0, n, T);
     if (rc != MOM_OK)
         return rc;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
     if (layer == 1) {
         memcpy(out, ws->hbuf + n * H, n * T * H * sizeof *out);
         return MOM_OK;
@@ -943,7 +1026,7 @@ static int rnn_metric(mom_net *net, const mom_batch *b, const float *p, int metr
     if (rc != MOM_OK)
         return rc;
     const size_t n = b->n, O = r->no;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
