@@ -15,7 +15,8 @@
  * Usage: bench_step MODEL [--reps N] [--warmup N]      timings (default 30 rounds, 3 warm-up)
  *        bench_step MODEL --mem                         peak memory of NAG training (40 steps)
  *        bench_step MODEL --mem-bare                    memory the BLAS itself takes for the
- *                                                       bare products (its internal buffers)
+ *                                                       bare products (its internal buffers;
+ *                                                       the same starting point as --mem)
  *        bench_step MODEL --dump FILE                   write the initial parameters and batch 0
  *                                                       (float32, native order) for the PyTorch
  *                                                       comparison (scripts/bench_torch.py)
@@ -78,7 +79,7 @@ static int bare_init(bare *b, const bu_setup *s)
     if (c->recurrent) {
         const size_t cells = c->T * n;
         b->hs = alloc_fill(b, cells * c->H, rng, -0.5, 0.5, 0);
-        b->ds = alloc_fill(b, cells * c->H, rng, 0.0, 1e-3, 1);
+        b->ds = alloc_fill(b, (cells + n) * c->H, rng, 0.0, 1e-3, 1);
         b->z = alloc_fill(b, n * c->O, rng, 0.0, 1e-3, 1);
         b->wt = alloc_fill(b, c->H * c->H, rng, 0.0, 0.1, 1);
         ok = ok && b->hs && b->ds && b->z && b->wt;
@@ -144,7 +145,9 @@ static void bare_ff(const bare *b, int gv)
 /* Recurrent (rnn.c's shapes): the input projection of all steps as one product, the recurrence
  * one n x H x H product per step (forward with a transposed copy of W_hh), the output layer on the
  * counted rows (the last step), BPTT one product per step, and the weight gradients of W_vh and
- * W_hh as one product each over all stacked steps. gv = 1 adds the R-pass's extra products. */
+ * W_hh one product each per chunk of K steps (K as rnn.c chooses it: about 64 Ki floats of
+ * deltas, which stay in cache), or over all steps at once when gv = 1 (the Gauss-Newton product
+ * keeps every step's deltas). gv = 1 adds the R-pass's extra products. */
 static void bare_rnn(const bare *b, int gv)
 {
     const bu_config *c = b->c;
@@ -162,11 +165,25 @@ static void bare_rnn(const bare *b, int gv)
     if (gv)
         mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 1.0f, z, O);
     mom__gemm(1, 0, O, H, n, 1.0f, z, O, hl, H, 0.0f, g_ho, H);
-    mom__gemm(0, 0, n, H, O, 1.0f, z, O, w_ho, H, 0.0f, ds + (T - 1) * nH, H);
-    for (size_t t = T - 1; t-- > 0;)
-        mom__gemm(0, 0, n, H, H, 1.0f, ds + (t + 1) * nH, H, w_hh, H, 0.0f, ds + t * nH, H);
-    mom__gemm(1, 0, H, I, T * n, 1.0f, ds, H, b->x, I, 0.0f, g_vh, I);
-    mom__gemm(1, 0, H, H, (T - 1) * n, 1.0f, ds + nH, H, hs, H, 0.0f, g_hh, H);
+    size_t K = gv ? T : ((size_t)1 << 16) / nH;
+    K = K < 1 ? 1 : (K > T ? T : K);
+    /* deltas: chunk slot t - t0 of ds (gv: slot t); the last step's from the output layer */
+    const size_t last0 = (T - 1) / K * K;
+    mom__gemm(0, 0, n, H, O, 1.0f, z, O, w_ho, H, 0.0f, ds + (T - 1 - last0) * nH, H);
+    for (size_t c0 = last0 + K; c0 >= K; c0 -= K) {
+        const size_t t0 = c0 - K, t1 = t0 + K < T ? t0 + K : T;
+        for (size_t t = t1; t-- > t0;)
+            if (t + 1 < t1)
+                mom__gemm(0, 0, n, H, H, 1.0f, ds + (t + 1 - t0) * nH, H, w_hh, H, 0.0f,
+                          ds + (t - t0) * nH, H);
+            else if (t + 1 < T)
+                mom__gemm(0, 0, n, H, H, 1.0f, ds + K * nH, H, w_hh, H, 0.0f, ds + (t - t0) * nH,
+                          H);
+        const size_t nr = (t1 - t0) * n, skip = t0 == 0 ? n : 0;
+        mom__gemm(1, 0, H, I, nr, 1.0f, ds, H, b->x + t0 * n * I, I, 0.0f, g_vh, I);
+        mom__gemm(1, 0, H, H, nr - skip, 1.0f, ds + skip * H, H, hs + (t0 * n + skip - n) * H, H,
+                  0.0f, g_hh, H);
+    }
 }
 
 static void bare_run(const bare *b, int gv)
@@ -206,6 +223,15 @@ static int run_timing(bu_setup *s, int reps, int warmup)
     float *g = malloc(P * sizeof *g), *gvout = malloc(P * sizeof *gvout),
           *gvp = malloc(P * sizeof *gvp);
     double *tw[M_COUNT], *tc[M_COUNT];
+    /* per-round ratios step/bare_lg, lg/bare_lg, gv/bare_gv (wall, cpu): measured a few
+     * milliseconds apart, they cancel most of the load changes that medians of times keep */
+    double *rw[3], *rc[3];
+    for (int k = 0; k < 3; k++) {
+        rw[k] = malloc((size_t)reps * sizeof(double));
+        rc[k] = malloc((size_t)reps * sizeof(double));
+        if (!rw[k] || !rc[k])
+            return 1;
+    }
     if (!g || !gvout || !gvp || bare_init(&b, s) != 0) {
         fprintf(stderr, "bench_step: out of memory\n");
         return 1;
@@ -251,11 +277,25 @@ static int run_timing(bu_setup *s, int reps, int warmup)
             w[k] = bu_wall_ms() - w0;
             c[k] = bu_cpu_ms() - c0;
         }
-        if (r >= 0)
+        if (r >= 0) {
             for (int k = 0; k < M_COUNT; k++) {
                 tw[k][r] = w[k];
                 tc[k][r] = c[k];
             }
+            rw[0][r] = w[M_STEP] / w[M_BARE_LG];
+            rc[0][r] = c[M_STEP] / c[M_BARE_LG];
+            rw[1][r] = w[M_LG] / w[M_BARE_LG];
+            rc[1][r] = c[M_LG] / c[M_BARE_LG];
+            rw[2][r] = w[M_GV] / w[M_BARE_GV];
+            rc[2][r] = c[M_GV] / c[M_BARE_GV];
+        }
+    }
+    static const char *const r_name[3] = {"step", "lg", "gv"};
+    for (int k = 0; k < 3; k++) {
+        printf("%s_ratio_wall %.4f\n", r_name[k], bu_median(rw[k], (size_t)reps));
+        printf("%s_ratio_cpu %.4f\n", r_name[k], bu_median(rc[k], (size_t)reps));
+        free(rw[k]);
+        free(rc[k]);
     }
     for (int k = 0; k < M_COUNT; k++) {
         printf("%s_wall_ms %.4f\n", m_name[k], bu_median(tw[k], (size_t)reps));
@@ -271,21 +311,21 @@ static int run_timing(bu_setup *s, int reps, int warmup)
     return 0;
 }
 
-/* Peak memory of NAG training: the growth of the resident set from just before the network is
- * created (the data already resident, the peak reset) to the end of 40 steps (the first
- * allocates the workspace). */
+/* Peak memory of NAG training. The network, its paper's initialization and the optimizer are
+ * set up first; their parameters and optimizer state are counted by size (the initialization's
+ * scratch memory and whatever LAPACK/BLAS buffers it leaves resident are not part of a step).
+ * Then the peak is reset and 40 steps run (the first allocates the workspace): the growth of the
+ * resident set is the workspace, the BLAS's buffers and anything else a step touches. */
 static int run_mem(const char *model)
 {
     bu_setup s;
-    if (bu_setup_data(&s, model, 1, 2013) != 0)
+    if (bu_setup_create(&s, model, 1, 2013) != 0)
         return 1;
     long r0 = bu_rss_kb();
     if (bu_reset_peak() != 0 || r0 < 0) {
         fprintf(stderr, "bench_step: cannot read or reset the peak resident set (/proc)\n");
         return 1;
     }
-    if (bu_setup_model(&s, 2013) != 0)
-        return 1;
     for (int i = 0; i < 40; i++) {
         mom_batch bt = bu_batch(&s, 0);
         CHECK(mom_optim_step_net(NULL, s.opt, s.net, &bt));
@@ -293,7 +333,7 @@ static int run_mem(const char *model)
     long r1 = bu_peak_rss_kb();
     size_t pb, ob, ab, bb, need = bu_need_bytes(&s, &pb, &ob, &ab, &bb);
     header(&s);
-    printf("mem_peak_kb %ld\n", r1 - r0);
+    printf("mem_peak_kb %ld\n", (long)((pb + ob) / 1024) + (r1 - r0));
     printf("mem_need_kb %zu\n", need / 1024);
     printf("mem_params_kb %zu\n", pb / 1024);
     printf("mem_optim_kb %zu\n", ob / 1024);
@@ -304,24 +344,27 @@ static int run_mem(const char *model)
     return 0;
 }
 
-/* Memory the BLAS takes for the bare products beyond their operands: the growth of the peak
- * resident set while running them on buffers that are already resident. */
+/* Memory the BLAS takes for the bare products beyond their operands (its internal buffers): the
+ * growth of the resident set while the operands are filled and the products run, from the same
+ * starting point as run_mem, minus the operands' bytes. */
 static int run_mem_bare(const char *model)
 {
     bu_setup s;
     bare b;
-    if (bu_setup_create(&s, model, 1, 2013) != 0 || bare_init(&b, &s) != 0)
+    if (bu_setup_create(&s, model, 1, 2013) != 0)
         return 1;
     long r0 = bu_rss_kb();
     if (bu_reset_peak() != 0 || r0 < 0) {
         fprintf(stderr, "bench_step: cannot read or reset the peak resident set (/proc)\n");
         return 1;
     }
+    if (bare_init(&b, &s) != 0)
+        return 1;
     for (int i = 0; i < 5; i++)
         bare_run(&b, 0);
     long r1 = bu_peak_rss_kb();
     header(&s);
-    printf("mem_blas_kb %ld\n", r1 - r0);
+    printf("mem_blas_kb %ld\n", r1 - r0 - (long)(b.bytes / 1024));
     bare_free(&b);
     bu_setup_destroy(&s);
     return 0;

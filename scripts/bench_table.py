@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Summarize the raw outputs of scripts/bench.sh into ONE markdown table plus the goal checks.
+
+Usage: bench_table.py RAWDIR [--long FILE]
+
+RAWDIR holds meta.txt, ours_<model>_<threads>_<round>.txt (bench/bench_step),
+torch_<model>_<threads>_<round>.txt (scripts/bench_torch.py), mem_<model>_<threads>.txt and
+membare_<model>_<threads>.txt (bench_step --mem / --mem-bare) and dump_<model>.txt. Every figure
+is the median over rounds of the per-process values (which are themselves medians over the
+process's repetitions); ratios to the bound are medians of per-round ratios. Standard library
+only.
+"""
+import glob
+import os
+import re
+import statistics
+import sys
+
+MODELS = [("curves", "CURVES autoencoder"), ("mnist", "MNIST autoencoder"),
+          ("rnn", "addition RNN")]
+OPS = [("step", "NAG step"), ("lg", "loss+grad"), ("gv", "G v product")]
+GOAL_STEP = {"curves": 1.10, "mnist": 1.10, "rnn": 1.25}
+GOAL_TORCH = {"curves": 1.3, "rnn": 3.0}
+GOAL_MEM = 1.2
+
+
+def read_kv(path):
+    kv = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and not line.startswith("#"):
+                    kv[parts[0]] = " ".join(parts[1:])
+    except OSError:
+        pass
+    return kv
+
+
+def num(kv, key):
+    try:
+        return float(kv[key].split()[0])
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=2, suffix=""):
+    if v is None:
+        return "—"
+    return ("%." + str(digits) + "f%s") % (v, suffix)
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    raw = sys.argv[1]
+    long_file = None
+    if "--long" in sys.argv:
+        long_file = sys.argv[sys.argv.index("--long") + 1]
+    meta = read_kv(os.path.join(raw, "meta.txt"))
+
+    ours, torch = {}, {}
+    threads = set()
+    for path in glob.glob(os.path.join(raw, "ours_*_*_*.txt")):
+        m, th, _ = re.match(r".*ours_(\w+?)_(\d+)_(\d+)\.txt$", path).groups()
+        ours.setdefault((m, int(th)), []).append(read_kv(path))
+        threads.add(int(th))
+    for path in glob.glob(os.path.join(raw, "torch_*_*_*.txt")):
+        mt = re.match(r".*torch_(\w+?)_(\d+)_(\d+)\.txt$", path)
+        if mt:
+            m, th, _ = mt.groups()
+            torch.setdefault((m, int(th)), []).append(read_kv(path))
+    threads = sorted(threads)
+
+    def o(m, th, key):
+        return med([num(kv, key) for kv in ours.get((m, th), [])])
+
+    def t(m, th, key):
+        return med([num(kv, key) for kv in torch.get((m, th), [])])
+
+    def torch_best(m, op):
+        best = None
+        for th in threads:
+            v = t(m, th, "torch_%s_wall_ms" % op)
+            if v is not None and (best is None or v < best[0]):
+                best = (v, th)
+        return best
+
+    models = [(m, label) for m, label in MODELS if any((m, th) in ours for th in threads)]
+    print("## libmominit benchmark (scripts/bench.sh)")
+    print()
+    print("Machine: %s, %s cores; OpenBLAS %s (%s). %s. Load average (1, 5, 15 min) before: %s; "
+          "after: %s. %s rounds x %s repetitions per process; figures are medians."
+          % (meta.get("cpu", "?"), meta.get("cores", "?"), meta.get("openblas", "?"),
+             meta.get("blas_library", "?"), meta.get("date", "?"), meta.get("load_before", "?"),
+             meta.get("load_after", "?"), meta.get("rounds", "?"), meta.get("reps", "?")))
+    tv = None
+    for kvs in torch.values():
+        for kv in kvs:
+            tv = tv or kv.get("torch_version")
+    if tv:
+        print("PyTorch %s (Debian python3-torch), same parameters and batch, default "
+              "floating-point mode." % tv)
+    elif os.path.exists(os.path.join(raw, "torch_skip.txt")):
+        with open(os.path.join(raw, "torch_skip.txt")) as f:
+            print("PyTorch comparison skipped: %s" % f.read().strip())
+    print()
+    print("| configuration | operation | BLAS threads | ms (wall) | ms (CPU) | bound ms (wall) "
+          "| ratio to bound, wall (CPU) | PyTorch best ms (threads) | PyTorch best / ours "
+          "| peak MB | need + BLAS MB | peak / need |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    goals = []
+    for m, label in models:
+        for op, oplabel in OPS:
+            for th in threads:
+                if (m, th) not in ours:
+                    continue
+                wall = o(m, th, "%s_wall_ms" % op)
+                cpu = o(m, th, "%s_cpu_ms" % op)
+                bound_key = "bare_gv_wall_ms" if op == "gv" else "bare_lg_wall_ms"
+                bound = o(m, th, bound_key)
+                rw = o(m, th, "%s_ratio_wall" % op)
+                rc = o(m, th, "%s_ratio_cpu" % op)
+                tb = torch_best(m, op) if op != "gv" else None
+                tcell = "%s (%d)" % (fmt(tb[0]), tb[1]) if tb else "—"
+                speed = tb[0] / wall if tb and wall else None
+                mem = read_kv(os.path.join(raw, "mem_%s_%d.txt" % (m, th)))
+                memb = read_kv(os.path.join(raw, "membare_%s_%d.txt" % (m, th)))
+                peak, need, blas = num(mem, "mem_peak_kb"), num(mem, "mem_need_kb"), \
+                    num(memb, "mem_blas_kb")
+                if op == "step" and peak is not None and need is not None:
+                    needb = need + (blas or 0.0)
+                    mcells = (fmt(peak / 1024.0, 1), "%s + %s" % (fmt(need / 1024.0, 1),
+                              fmt((blas or 0.0) / 1024.0, 1)), fmt(peak / needb, 2))
+                    goals.append(("%s peak memory at %d thread(s) <= %.1fx need" %
+                                  (label, th, GOAL_MEM), peak / needb <= GOAL_MEM,
+                                  "%.2fx" % (peak / needb)))
+                else:
+                    mcells = ("", "", "")
+                print("| %s | %s | %d | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |"
+                      % (label, oplabel, th, fmt(wall), fmt(cpu), fmt(bound), fmt(rw),
+                         fmt(rc), tcell, fmt(speed, 2, "x"), mcells[0], mcells[1], mcells[2]))
+                if op == "step" and rw is not None:
+                    g = GOAL_STEP[m]
+                    goals.append(("%s NAG step at %d thread(s) <= %.2fx the bare products"
+                                  % (label, th, g), rw <= g and (rc is None or rc <= g),
+                                  "%.3f wall, %.3f CPU" % (rw, rc if rc is not None else
+                                                           float("nan"))))
+        if m in GOAL_TORCH:
+            tb = torch_best(m, "step")
+            mine = [(o(m, th, "step_wall_ms"), th) for th in threads
+                    if o(m, th, "step_wall_ms") is not None]
+            if tb and mine:
+                best = min(mine)
+                goals.append(("%s step >= %.1fx faster than PyTorch at its best thread count"
+                              % (label, GOAL_TORCH[m]), tb[0] / best[0] >= GOAL_TORCH[m],
+                              "%.2fx (ours %.2f ms at %d thread(s), PyTorch %.2f ms at %d)"
+                              % (tb[0] / best[0], best[0], best[1], tb[0], tb[1])))
+            t1 = t(m, 1, "torch_step_cpu_ms")
+            o1 = o(m, 1, "step_cpu_ms")
+            if t1 and o1:
+                goals.append(("%s step, 1 thread, CPU time: PyTorch / ours" % label,
+                              t1 / o1 >= GOAL_TORCH[m], "%.2fx (%.2f vs %.2f ms)"
+                              % (t1 / o1, t1, o1)))
+    print()
+    print("Bound: the bare matrix products of the same computation (same shapes, same BLAS, same "
+          "process, measured in the same rounds). CPU time is the process's (all threads); at 2 "
+          "threads it includes the BLAS threads' waiting, so the wall-clock ratio is the one to "
+          "read there. Need: parameters + optimizer state (velocity, look-ahead point, gradient) "
+          "+ activations of one batch; BLAS: the buffers the BLAS itself takes for the same "
+          "products.")
+    print()
+    checks = []
+    for m, label in models:
+        d = read_kv(os.path.join(raw, "dump_%s.txt" % m))
+        l0 = num(d, "loss0")
+        tl = med([num(kv, "torch_loss0") for th in threads for kv in torch.get((m, th), [])])
+        if l0 is not None and tl is not None:
+            checks.append("%s %.7g vs %.7g" % (label, l0, tl))
+    if checks:
+        print("Same model check, loss at the initial point (libmominit vs PyTorch): " +
+              "; ".join(checks) + ".")
+        print()
+    if long_file and os.path.exists(long_file):
+        kv = read_kv(long_file)
+        r = num(kv, "steady_ratio_wall")
+        rcpu = num(kv, "steady_ratio_cpu")
+        if r is not None:
+            goals.append(("CURVES NAG over %s steps: median of the last 1000 steps <= 1.10x "
+                          "steps 100-1100" % kv.get("steps", "?"),
+                          r <= 1.10 and (rcpu is None or rcpu <= 1.10),
+                          "%.3f wall, %s CPU" % (r, fmt(rcpu, 3))))
+    print("Goals:")
+    for text, ok, detail in goals:
+        print("- %s: %s (%s)" % (text, "met" if ok else "MISSED", detail))
+
+
+if __name__ == "__main__":
+    main()
