@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "benchutil.h"
+#include "lib/blas.h"
 
 #ifdef MOM_BENCH_HAVE_DATA
 #include "data.h" /* examples/data.h: the CURVES generator and the IDX reader */
@@ -299,3 +300,153 @@ size_t bu_need_bytes(const bu_setup *s, size_t *params, size_t *optim, size_t *a
         *batch = bt * f;
     return (4 * P + a) * f;
 }
+
+/* ---- bare products (see benchutil.h) --------------------------------------------------------- */
+
+static float *alloc_fill(bu_bare *b, size_t count, mom_rng *rng, double lo, double hi, int normal)
+{
+    float *a = malloc(count * sizeof *a);
+    if (a == NULL)
+        return NULL;
+    int rc = normal ? mom_rng_fill_normal(rng, a, count, lo, hi)
+                    : mom_rng_fill_uniform(rng, a, count, lo, hi);
+    if (rc != MOM_OK) {
+        free(a);
+        return NULL;
+    }
+    b->bytes += count * sizeof *a;
+    return a;
+}
+
+int bu_bare_init(bu_bare *b, const bu_setup *s)
+{
+    memset(b, 0, sizeof *b);
+    const bu_config *c = &s->cfg;
+    const size_t P = mom_net_num_params(s->net), n = c->batch;
+    mom_rng *rng;
+    if (mom_rng_create(&rng, 99, 0, NULL) != MOM_OK)
+        return -1;
+    b->c = c;
+    b->p = mom_net_params(s->net);
+    b->x = s->inputs;
+    b->v = alloc_fill(b, P, rng, 0.0, 1e-3, 1);
+    b->g = alloc_fill(b, P, rng, 0.0, 1e-3, 1);
+    int ok = b->v && b->g;
+    if (c->recurrent) {
+        const size_t cells = c->T * n;
+        b->hs = alloc_fill(b, cells * c->H, rng, -0.5, 0.5, 0);
+        b->ds = alloc_fill(b, (cells + n) * c->H, rng, 0.0, 1e-3, 1);
+        b->z = alloc_fill(b, n * c->O, rng, 0.0, 1e-3, 1);
+        b->wt = alloc_fill(b, c->H * c->H, rng, 0.0, 0.1, 1);
+        ok = ok && b->hs && b->ds && b->z && b->wt;
+    } else {
+        size_t maxw = 0, off = 0;
+        for (size_t l = 1; l <= c->n_layers; l++) {
+            b->act[l] = alloc_fill(b, n * c->sizes[l], rng, 0.0, 1.0, 0);
+            ok = ok && b->act[l];
+            b->off[l] = off;
+            off += c->sizes[l] * c->sizes[l - 1] + c->sizes[l];
+            maxw = c->sizes[l] > maxw ? c->sizes[l] : maxw;
+        }
+        b->d0 = alloc_fill(b, n * maxw, rng, 0.0, 1e-3, 1);
+        b->d1 = alloc_fill(b, n * maxw, rng, 0.0, 1e-3, 1);
+        ok = ok && b->d0 && b->d1;
+    }
+    mom_rng_destroy(rng);
+    return ok ? 0 : -1;
+}
+
+void bu_bare_free(bu_bare *b)
+{
+    free(b->v);
+    free(b->g);
+    for (size_t l = 0; l < 17; l++)
+        free(b->act[l]);
+    free(b->d0);
+    free(b->d1);
+    free(b->hs);
+    free(b->ds);
+    free(b->z);
+    free(b->wt);
+}
+
+/* Feedforward: gv = 0, the products of one loss + gradient (forward A_l = A_{l-1} W_l^T, then
+ * dW_l = D_l^T A_{l-1} and D_{l-1} = D_l W_l); gv = 1, those of one Gauss-Newton product (the
+ * R-pass R_l = A_{l-1} V_l^T + R_{l-1} W_l^T on cached activations, then the same backward). */
+static void bare_ff(const bu_bare *b, int gv)
+{
+    const bu_config *c = b->c;
+    const size_t n = c->batch, L = c->n_layers;
+    for (size_t l = 1; l <= L; l++) {
+        size_t si = c->sizes[l - 1], so = c->sizes[l];
+        const float *prev = l > 1 ? b->act[l - 1] : b->x;
+        if (!gv) {
+            mom__gemm(0, 1, n, so, si, 1.0f, prev, si, b->p + b->off[l], si, 0.0f, b->act[l], so);
+        } else {
+            mom__gemm(0, 1, n, so, si, 1.0f, prev, si, b->v + b->off[l], si, 0.0f, b->d1, so);
+            if (l > 1)
+                mom__gemm(0, 1, n, so, si, 1.0f, b->d0, si, b->p + b->off[l], si, 1.0f, b->d1,
+                          so);
+        }
+    }
+    for (size_t l = L; l >= 1; l--) {
+        size_t si = c->sizes[l - 1], so = c->sizes[l];
+        const float *prev = l > 1 ? b->act[l - 1] : b->x;
+        mom__gemm(1, 0, so, si, n, 1.0f, b->d0, so, prev, si, 0.0f, b->g + b->off[l], si);
+        if (l > 1)
+            mom__gemm(0, 0, n, si, so, 1.0f, b->d0, so, b->p + b->off[l], si, 0.0f, b->d1, si);
+    }
+}
+
+/* Recurrent (rnn.c's shapes): the input projection of all steps as one product, the recurrence
+ * one n x H x H product per step (forward with a transposed copy of W_hh), the output layer on the
+ * counted rows (the last step), BPTT one product per step, and the weight gradients of W_vh and
+ * W_hh one product each per chunk of K steps (K as rnn.c chooses it: about 64 Ki floats of
+ * deltas, which stay in cache), or over all steps at once when gv = 1 (the Gauss-Newton product
+ * keeps every step's deltas). gv = 1 adds the R-pass's extra products. */
+static void bare_rnn(const bu_bare *b, int gv)
+{
+    const bu_config *c = b->c;
+    const size_t n = c->batch, T = c->T, I = c->I, H = c->H, O = c->O, nH = n * H;
+    const float *w_vh = b->p, *w_hh = w_vh + H * I, *w_ho = w_hh + H * H + H;
+    float *g_vh = b->g, *g_hh = g_vh + H * I, *g_ho = g_hh + H * H + H;
+    float *hs = b->hs, *ds = b->ds, *z = b->z;
+    mom__gemm(0, 1, T * n, H, I, 1.0f, b->x, I, w_vh, I, 0.0f, hs, H);
+    if (gv)
+        mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hs, H, w_hh, H, 1.0f, hs + nH, H);
+    for (size_t t = 1; t < T; t++)
+        mom__gemm(0, 0, n, H, H, 1.0f, hs + (t - 1) * nH, H, b->wt, H, 1.0f, hs + t * nH, H);
+    const float *hl = hs + (T - 1) * nH;
+    mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 0.0f, z, O);
+    if (gv)
+        mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 1.0f, z, O);
+    mom__gemm(1, 0, O, H, n, 1.0f, z, O, hl, H, 0.0f, g_ho, H);
+    size_t K = gv ? T : ((size_t)1 << 16) / nH;
+    K = K < 1 ? 1 : (K > T ? T : K);
+    /* deltas: chunk slot t - t0 of ds (gv: slot t); the last step's from the output layer */
+    const size_t last0 = (T - 1) / K * K;
+    mom__gemm(0, 0, n, H, O, 1.0f, z, O, w_ho, H, 0.0f, ds + (T - 1 - last0) * nH, H);
+    for (size_t c0 = last0 + K; c0 >= K; c0 -= K) {
+        const size_t t0 = c0 - K, t1 = t0 + K < T ? t0 + K : T;
+        for (size_t t = t1; t-- > t0;)
+            if (t + 1 < t1)
+                mom__gemm(0, 0, n, H, H, 1.0f, ds + (t + 1 - t0) * nH, H, w_hh, H, 0.0f,
+                          ds + (t - t0) * nH, H);
+            else if (t + 1 < T)
+                mom__gemm(0, 0, n, H, H, 1.0f, ds + K * nH, H, w_hh, H, 0.0f, ds + (t - t0) * nH,
+                          H);
+        const size_t nr = (t1 - t0) * n, skip = t0 == 0 ? n : 0;
+        mom__gemm(1, 0, H, I, nr, 1.0f, ds, H, b->x + t0 * n * I, I, 0.0f, g_vh, I);
+        mom__gemm(1, 0, H, H, nr - skip, 1.0f, ds + skip * H, H, hs + (t0 * n + skip - n) * H, H,
+                  0.0f, g_hh, H);
+    }
+}
+
+void bu_bare_run(const bu_bare *b, int gv)
+{
+    if (b->c->recurrent)
+        bare_rnn(b, gv);
+    else
+        bare_ff(b, gv);
+}
+

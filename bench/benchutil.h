@@ -86,4 +86,27 @@ mom_batch bu_batch(const bu_setup *s, size_t k);
 size_t bu_need_bytes(const bu_setup *s, size_t *params, size_t *optim, size_t *acts,
                      size_t *batch);
 
+/* The bare products of a configuration: the matrix products a loss + gradient (gv = 0) or a
+ * Gauss-Newton product (gv = 1) cannot avoid, with the library's shapes, on operand buffers of
+ * realistic magnitudes (activations in (0,1), small deltas and directions; the weights are the
+ * network's own parameters). The bound that bench_step and bench_long compare against. */
+typedef struct bu_bare {
+
+    const bu_config *c;
+    const float *p;      /* network parameters (weights read from their blocks) */
+    const float *x;      /* batch inputs */
+    float *v;            /* a direction for the Gauss-Newton products (P floats) */
+    float *g;            /* gradient output (P floats) */
+    float *act[17];      /* feedforward: act[l] n x s_l for l >= 1 */
+    float *d0, *d1;      /* feedforward deltas (n x max width) */
+    float *hs, *ds, *z;  /* recurrent: T*n x H states and deltas, n x O outputs */
+    float *wt;           /* recurrent: W_hh transposed (the forward recurrence uses it) */
+    size_t off[17];      /* feedforward: offset of W_l (l = 1..L) in the parameter vector */
+    size_t bytes;        /* bytes of the buffers above that this struct allocated */
+} bu_bare;
+
+int bu_bare_init(bu_bare *b, const bu_setup *s); /* 0, or -1 when out of memory */
+void bu_bare_run(const bu_bare *b, int gv);
+void bu_bare_free(bu_bare *b);
+
 #endif
