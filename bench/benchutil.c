@@ -398,7 +398,8 @@ static void bare_ff(const bu_bare *b, int gv)
     }
 }
 
-/* Recurrent (rnn.c's shapes): the input projection of all steps as one product, the recurrence
+/* Recurrent (rnn.c's shapes): the input projection of all steps as one product (with more than 16
+ * inputs), the recurrence
  * one n x H x H product per step (forward with a transposed copy of W_hh), the output layer on the
  * counted rows (the last step), BPTT one product per step, and the weight gradients of W_vh and
  * W_hh one product each per chunk of K steps (K as rnn.c chooses it: about 64 Ki floats of
@@ -411,11 +412,16 @@ static void bare_rnn(const bu_bare *b, int gv)
     const float *w_vh = b->p, *w_hh = w_vh + H * I, *w_ho = w_hh + H * H + H;
     float *g_vh = b->g, *g_hh = g_vh + H * I, *g_ho = g_hh + H * H + H;
     float *hs = b->hs, *ds = b->ds, *z = b->z;
-    mom__gemm(0, 1, T * n, H, I, 1.0f, b->x, I, w_vh, I, 0.0f, hs, H);
+    /* the input projection is a product only with many inputs (rnn.c adds x W_vh^T inside its
+     * per-step pass when I <= 16: I multiply-adds per hidden value, elementwise work) */
+    const int fuse = I <= 16;
+    if (!fuse)
+        mom__gemm(0, 1, T * n, H, I, 1.0f, b->x, I, w_vh, I, 0.0f, hs, H);
     if (gv)
-        mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hs, H, w_hh, H, 1.0f, hs + nH, H);
+        mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hs, H, w_hh, H, fuse ? 0.0f : 1.0f, hs + nH, H);
     for (size_t t = 1; t < T; t++)
-        mom__gemm(0, 0, n, H, H, 1.0f, hs + (t - 1) * nH, H, b->wt, H, 1.0f, hs + t * nH, H);
+        mom__gemm(0, 0, n, H, H, 1.0f, hs + (t - 1) * nH, H, b->wt, H, fuse ? 0.0f : 1.0f,
+                  hs + t * nH, H);
     const float *hl = hs + (T - 1) * nH;
     mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 0.0f, z, O);
     if (gv)

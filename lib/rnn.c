@@ -64,6 +64,7 @@ typedef struct rnn_ws {
     float *tmp;          /* n x H */
     float *colsum;       /* H */
     float *wt;           /* H x H: W_hh transposed (the forward products then need no transpose) */
+    float *wvt;          /* I x H: W_vh (gv: V_vh) transposed, for add_input_rows() */
     /* lg only: per-sequence copies for the Fisher diagonal */
     float *fx, *ft, *fm, *fg;
 } rnn_ws;
@@ -124,7 +125,7 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
     size_t half = cc / 2 + 1;
     size_t hh = r->nh, o = r->no;
     size_t total = 0, o_h, o_ds, o_hc, o_z, o_y, o_tc = 0, o_w, o_idx, o_ss, o_sl, o_r = 0, o_tmp,
-           o_cs, o_wt, o_fx = 0, o_ft = 0, o_fm = 0, o_fg = 0;
+           o_cs, o_wt, o_wvt, o_fx = 0, o_ft = 0, o_fm = 0, o_fg = 0;
     size_t a, b, nds;
     /* ds: every step for gv (structural damping fills it ahead of BPTT); for lg the BPTT chunk
      * of bptt(), (K + 1) * n * H <= min(RNN_CHUNK_FLOATS + 2 n H, (T + 1) n H) floats */
@@ -147,7 +148,8 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
              mom__add_size(&a, ct, 1) && lay(&total, &o_ss, a, sizeof(size_t)) &&
              lay(&total, &o_sl, cn, sizeof(size_t)) && mom__mul_size(&a, cn, hh) &&
              lay(&total, &o_tmp, a, sizeof(float)) && lay(&total, &o_cs, hh, sizeof(float)) &&
-             mom__mul_size(&a, hh, hh) && lay(&total, &o_wt, a, sizeof(float));
+             mom__mul_size(&a, hh, hh) && lay(&total, &o_wt, a, sizeof(float)) &&
+             mom__mul_size(&a, r->ni, hh) && lay(&total, &o_wvt, a, sizeof(float));
     if (ok && is_gv) {
         ok = lay(&total, &o_r, b, sizeof(float));
     } else if (ok) {
@@ -183,6 +185,7 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
     ws->tmp = (float *)(void *)(base + o_tmp);
     ws->colsum = (float *)(void *)(base + o_cs);
     ws->wt = (float *)(void *)(base + o_wt);
+    ws->wvt = (float *)(void *)(base + o_wvt);
     if (is_gv) {
         ws->r = (float *)(void *)(base + o_r);
     } else {
@@ -342,7 +345,7 @@ static void tanh_bias_rows_s(float *x, const float *b, size_t n, size_t k, float
 {
     for (size_t r = 0; r < n; r++)
         for (size_t j = 0; j < k; j++)
-            x[r * k + j] = flush_s(tanh_s(x[r * k + j] + b[j]), fl);
+            x[r * k + j] = flush_s(tanh_s(b ? x[r * k + j] + b[j] : x[r * k + j]), fl);
 }
 
 static void tanh_deriv_rows_s(float *ds, const float *acc, const float *h, int add,
@@ -357,6 +360,20 @@ static void tanh_deriv_rows_s(float *ds, const float *acc, const float *h, int a
             v = flush_s(v, fl);
             ds[i] = v;
             colsum[j] += v;
+        }
+}
+
+static void input_rows_s(float *h, const float *x, const float *wvt, const float *b, size_t n,
+                         size_t k, size_t I)
+{
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < k; j++) {
+            float a = h[r * k + j];
+            if (b)
+                a += b[j];
+            for (size_t i = 0; i < I; i++)
+                a += x[r * I + i] * wvt[i * k + j];
+            h[r * k + j] = a;
         }
 }
 
@@ -407,8 +424,10 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
             for (; j + (W) <= k; j += (W)) {                                                   \
                 vf_##SUF xv, bv;                                                               \
                 memcpy(&xv, row + j, sizeof xv);                                               \
-                memcpy(&bv, b + j, sizeof bv);                                                 \
-                xv += bv;                                                                      \
+                if (b) {                                                                       \
+                    memcpy(&bv, b + j, sizeof bv);                                             \
+                    xv += bv;                                                                  \
+                }                                                                              \
                 TANH_BODY(vf_##SUF, vu_##SUF, MASK_V, xv, xv);                                         \
                 FLUSH_V(vu_##SUF, xv, flv);                                                    \
                 memcpy(row + j, &xv, sizeof xv);                                               \
@@ -416,7 +435,7 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
             if (j < k) {                                                                       \
                 float buf[W] = {0};                                                            \
                 for (size_t i = j; i < k; i++)                                                 \
-                    buf[i - j] = row[i] + b[i];                                                \
+                    buf[i - j] = b ? row[i] + b[i] : row[i];                                   \
                 vf_##SUF xv;                                                                   \
                 memcpy(&xv, buf, sizeof xv);                                                   \
                 TANH_BODY(vf_##SUF, vu_##SUF, MASK_V, xv, xv);                                         \
@@ -496,6 +515,37 @@ static void tanh_rpass_rows_s(float *rs, const float *vb, const float *h, float 
                 x[j] = flush_s(g * u, fl);                                                     \
             }                                                                                  \
         }                                                                                      \
+    }                                                                                          \
+    ATTR static void input_rows_##SUF(float *h, const float *x, const float *wvt,              \
+                                      const float *b, size_t n, size_t k, size_t I)            \
+    {                                                                                          \
+        BODY                                                                                   \
+        for (size_t r = 0; r < n; r++) {                                                       \
+            float *row = h + r * k;                                                            \
+            const float *xr = x + r * I;                                                       \
+            size_t j = 0;                                                                      \
+            for (; j + (W) <= k; j += (W)) {                                                   \
+                vf_##SUF acc, t;                                                               \
+                memcpy(&acc, row + j, sizeof acc);                                             \
+                if (b) {                                                                       \
+                    memcpy(&t, b + j, sizeof t);                                               \
+                    acc += t;                                                                  \
+                }                                                                              \
+                for (size_t i = 0; i < I; i++) {                                               \
+                    memcpy(&t, wvt + i * k + j, sizeof t);                                     \
+                    acc += xr[i] * t;                                                          \
+                }                                                                              \
+                memcpy(row + j, &acc, sizeof acc);                                             \
+            }                                                                                  \
+            for (; j < k; j++) {                                                               \
+                float a = row[j];                                                              \
+                if (b)                                                                         \
+                    a += b[j];                                                                 \
+                for (size_t i = 0; i < I; i++)                                                 \
+                    a += xr[i] * wvt[i * k + j];                                               \
+                row[j] = a;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 RNN_KERNELS(gen, 8, , )
@@ -551,6 +601,14 @@ static void tanh_rpass_rows(float *rs, const float *vb, const float *h, float *d
     RNN_DISPATCH(tanh_rpass_rows, rs, vb, h, ds, c, n, k, fl);
 }
 
+/* h[s][j] += (b[j] +) sum_i x[s][i] wvt[i][j] for n rows of H (wvt: I x H, the transposed
+ * weights; b may be NULL), one pass per row. */
+static void add_input_rows(float *h, const float *x, const float *wvt, const float *b, size_t n,
+                           size_t H, size_t I)
+{
+    RNN_DISPATCH(input_rows, h, x, wvt, b, n, H, I);
+}
+
 /* act'(.) through the activation value h; and the structural-damping D'' (top of the file). */
 static inline float dact(int act, float h)
 {
@@ -582,6 +640,15 @@ static void bias_act_rows(int act, float *x, const float *b, size_t n, size_t k,
     }
     mom__add_bias_rows(x, b, n, k);
     mom__act_apply_fl(act, x, n * k, fl);
+}
+
+/* x = act(x) over one contiguous block of m values. */
+static void act_rows(int act, float *x, size_t m, float fl)
+{
+    if (act == MOM_ACT_TANH)
+        tanh_bias_rows(x, NULL, 1, m, fl);
+    else
+        mom__act_apply_fl(act, x, m, fl);
 }
 
 static void deriv_rows(int act, float *ds, const float *acc, const float *h, int add,
@@ -624,11 +691,25 @@ static void rpass_rows(int act, float *rs, const float *vb, const float *h, floa
 /* ---------------------------------------------------------------------------------------------
  * Passes */
 
+/* Inputs per step up to which the input projection x W_vh^T is added inside the per-step pass
+ * (add_input_rows()) instead of one stacked product: with few inputs (2 for the addition task)
+ * it is elementwise work in disguise (I multiply-adds per hidden value), which a BLAS product of
+ * inner dimension I does poorly (it also zeroes and rewrites all T*n*H outputs). */
+#define RNN_FUSE_INPUTS 16
+
+/* out (I x H) = w (H x I) transposed. */
+static void transpose_into(float *out, const float *w, size_t H, size_t I)
+{
+    for (size_t i = 0; i < I; i++)
+        for (size_t j = 0; j < H; j++)
+            out[i * H + j] = w[j * I + i];
+}
+
 /* Hidden states of the whole batch into hbuf (slot 0 = h[-1], slot t+1 = h[t]); wt receives
- * W_hh transposed. Row-major h[t-1] W_hh^T as a plain product with the transposed copy maps to
+ * W_hh transposed (and wvt W_vh transposed when the inputs are few). Row-major h[t-1] W_hh^T as a plain product with the transposed copy maps to
  * BLAS's unpacked small-matrix path, which is faster than the transposed form for these sizes. */
 static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p, float *hbuf,
-                           float *wt, float fl)
+                           float *wt, float *wvt, float fl)
 {
     const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
     const float *w_vh = p + r->off_vh, *w_hh = p + r->off_hh, *b_h = p + r->off_bh;
@@ -643,13 +724,25 @@ static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p
     for (size_t i = 0; i < H; i++)
         for (size_t j = 0; j < H; j++)
             wt[i * H + j] = w_hh[j * H + i];
-    /* input projection of every step at once */
-    mom__gemm(0, 1, T * n, H, I, 1.0f, b->inputs, I, w_vh, I, 0.0f, hbuf + nH, H);
+    const int fuse = I <= RNN_FUSE_INPUTS;
+    if (fuse)
+        transpose_into(wvt, w_vh, H, I);
+    else /* input projection of every step at once */
+        mom__gemm(0, 1, T * n, H, I, 1.0f, b->inputs, I, w_vh, I, 0.0f, hbuf + nH, H);
     for (size_t t = 0; t < T; t++) {
         float *ht = hbuf + (t + 1) * nH;
         if (t > 0 || r->learn_h0)
-            mom__gemm(0, 0, n, H, H, 1.0f, ht - nH, H, wt, H, 1.0f, ht, H);
-        bias_act_rows(r->act, ht, b_h, n, H, fl);
+            mom__gemm(0, 0, n, H, H, 1.0f, ht - nH, H, wt, H, fuse ? 0.0f : 1.0f, ht, H);
+        else if (fuse)
+            memset(ht, 0, nH * sizeof *ht);
+        if (fuse) {
+            /* bias and inputs in one pass, then the activation over the step's n*H values as
+             * one contiguous row (no per-row vector tails) */
+            add_input_rows(ht, b->inputs + t * n * I, wvt, b_h, n, H, I);
+            act_rows(r->act, ht, nH, fl);
+        } else {
+            bias_act_rows(r->act, ht, b_h, n, H, fl);
+        }
         zero_past_length(ht, b, t, H);
     }
 }
@@ -840,7 +933,7 @@ static int lg_core(mom_net *net, const mom_batch *b, const float *p, double *los
     if (rc != MOM_OK)
         return rc;
     const size_t n = b->n, H = r->nh, O = r->no;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
@@ -910,7 +1003,7 @@ static int rnn_gv_begin(mom_net *net, const mom_batch *b, const float *p)
     int rc = ws_ensure(net, ws, 1, b->n, b->steps);
     if (rc != MOM_OK)
         return rc;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
@@ -938,14 +1031,23 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     const int damp = struct_damping > 0.0;
     const float cs = (float)(struct_damping / (double)n);
 
-    /* R-pass of the hidden pre-activations: the parts off the recurrence as single gemms */
-    mom__gemm(0, 1, cells, H, I, 1.0f, b->inputs, I, v + r->off_vh, I, 0.0f, R, H);
+    /* R-pass of the hidden pre-activations: the parts off the recurrence as single gemms (the
+     * input part, with few inputs, per step as in hidden_forward()) */
+    const int fuse = I <= RNN_FUSE_INPUTS;
+    const float beta = fuse ? 0.0f : 1.0f;
+    if (fuse)
+        transpose_into(ws->wvt, v + r->off_vh, H, I);
+    else
+        mom__gemm(0, 1, cells, H, I, 1.0f, b->inputs, I, v + r->off_vh, I, 0.0f, R, H);
     if (r->learn_h0) {
-        mom__gemm(0, 1, cells, H, H, 1.0f, hbuf, H, v_hh, H, 1.0f, R, H);
+        mom__gemm(0, 1, cells, H, H, 1.0f, hbuf, H, v_hh, H, beta, R, H);
         /* step 0 also sees W_hh v_h0 */
         mom__gemv(0, H, H, 1.0f, w_hh, H, v + r->off_h0, 0.0f, ws->colsum);
     } else {
-        mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hbuf + nH, H, v_hh, H, 1.0f, R + nH, H);
+        if (fuse)
+            memset(R, 0, nH * sizeof *R);
+        if (T > 1)
+            mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hbuf + nH, H, v_hh, H, beta, R + nH, H);
     }
     for (size_t t = 0; t < T; t++) {
         float *rt = R + t * nH;
@@ -954,6 +1056,8 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
             mom__gemm(0, 0, n, H, H, 1.0f, rt - nH, H, ws->wt, H, 1.0f, rt, H);
         else if (r->learn_h0)
             mom__add_bias_rows(rt, ws->colsum, n, H);
+        if (fuse)
+            add_input_rows(rt, b->inputs + t * n * I, ws->wvt, NULL, n, H, I);
         /* + v_bh, damping term into ds, then R h[t] = act' * R s[t] */
         rpass_rows(r->act, rt, v + r->off_bh, ht, damp ? ds + t * nH : NULL, cs, n, H,
                    net->flush_below);
@@ -1002,7 +1106,7 @@ static int rnn_forward(mom_net *net, const mom_batch *b, const float *p, size_t 
     int rc = ws_ensure(net, ws, 0, n, T);
     if (rc != MOM_OK)
         return rc;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     if (layer == 1) {
         memcpy(out, ws->hbuf + n * H, n * T * H * sizeof *out);
         return MOM_OK;
@@ -1026,7 +1130,7 @@ static int rnn_metric(mom_net *net, const mom_batch *b, const float *p, int metr
     if (rc != MOM_OK)
         return rc;
     const size_t n = b->n, O = r->no;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, net->flush_below);
+    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
