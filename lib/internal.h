@@ -18,9 +18,10 @@
 
 /*
  * Hot elementwise loops are compiled for AVX-512 and AVX2 next to the baseline ISA and picked at
- * load time (GCC target_clones, an ifunc: x86-64 ELF with glibc only). The clones run the same
- * IEEE operations in the same order (no FMA contraction: -ffp-contract=off), so results are
- * identical whichever runs; only the vector width changes.
+ * load time (GCC target_clones, an ifunc: x86-64 ELF with glibc only). Unless a function says
+ * otherwise (layers.c's MOM_CONTRACT, rnn.c's tanh kernels), the clones run the same IEEE
+ * operations in the same order (no FMA contraction: -ffp-contract=off), so results are identical
+ * whichever runs; only the vector width changes.
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) &&       \
     defined(__GLIBC__) && !defined(MOM_NO_CLONES)

