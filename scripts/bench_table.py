@@ -15,6 +15,7 @@ import os
 import re
 import statistics
 import sys
+import textwrap
 
 MODELS = [("curves", "CURVES autoencoder"), ("mnist", "MNIST autoencoder"),
           ("rnn", "addition RNN")]
@@ -53,6 +54,12 @@ def fmt(v, digits=2, suffix=""):
     if v is None:
         return "—"
     return ("%." + str(digits) + "f%s") % (v, suffix)
+
+
+def say(text, indent=""):
+    """Print prose wrapped at 100 columns (the docs' width)."""
+    print(textwrap.fill(text, width=100, subsequent_indent=indent, break_long_words=False,
+                        break_on_hyphens=False))
 
 
 def main():
@@ -114,8 +121,8 @@ def main():
     models = [(m, label) for m, label in MODELS if any((m, th) in ours for th in threads)]
     print("## libmominit benchmark (scripts/bench.sh)")
     print()
-    print("Machine: %s, %s cores; OpenBLAS %s (%s). %s. Load average (1, 5, 15 min) before: %s; "
-          "after: %s. %s rounds x %s repetitions per process; figures are medians."
+    say("Machine: %s, %s cores; OpenBLAS %s (%s). %s. Load average (1, 5, 15 min) before: %s; "
+        "after: %s. %s rounds x %s repetitions per process; figures are medians."
           % (meta.get("cpu", "?"), meta.get("cores", "?"), meta.get("openblas", "?"),
              meta.get("blas_library", "?"), meta.get("date", "?"), meta.get("load_before", "?"),
              meta.get("load_after", "?"), meta.get("rounds", "?"), meta.get("reps", "?")))
@@ -124,11 +131,11 @@ def main():
         for kv in kvs:
             tv = tv or kv.get("torch_version")
     if tv:
-        print("PyTorch %s (Debian python3-torch), same parameters and batch, default "
-              "floating-point mode." % tv)
+        say("PyTorch %s (Debian python3-torch), same parameters and batch, default "
+            "floating-point mode." % tv)
     elif os.path.exists(os.path.join(raw, "torch_skip.txt")):
         with open(os.path.join(raw, "torch_skip.txt")) as f:
-            print("PyTorch comparison skipped: %s" % f.read().strip())
+            say("PyTorch comparison skipped: %s" % f.read().strip())
     print()
     print("| configuration | operation | BLAS threads | ms (wall) | ms (CPU) | bound ms (wall) "
           "| ratio to bound, wall (CPU) | PyTorch best ms (threads) | PyTorch best / ours "
@@ -187,7 +194,7 @@ def main():
                 goals.append(("%s step, 1 thread, CPU time: PyTorch / ours" % label,
                               c1 >= GOAL_TORCH[m], "%.2fx" % c1))
     print()
-    print("Bound: the bare matrix products of the same computation (same shapes, same BLAS, same "
+    say("Bound: the bare matrix products of the same computation (same shapes, same BLAS, same "
           "process, measured in the same rounds). CPU time is the process's (all threads); at 2 "
           "threads it includes the BLAS threads' waiting, so the wall-clock ratio is the one to "
           "read there. PyTorch best / ours: median over rounds of PyTorch's faster thread count in "
@@ -203,8 +210,8 @@ def main():
         if l0 is not None and tl is not None:
             checks.append("%s %.7g vs %.7g" % (label, l0, tl))
     if checks:
-        print("Same model check, loss at the initial point (libmominit vs PyTorch): " +
-              "; ".join(checks) + ".")
+        say("Same model check, loss at the initial point (libmominit vs PyTorch): " +
+            "; ".join(checks) + ".")
         print()
     if long_file and os.path.exists(long_file):
         kv = read_kv(long_file)
@@ -217,7 +224,7 @@ def main():
                           "%.3f wall, %s CPU" % (r, fmt(rcpu, 3))))
     print("Goals:")
     for text, ok, detail in goals:
-        print("- %s: %s (%s)" % (text, "met" if ok else "MISSED", detail))
+        say("- %s: %s (%s)" % (text, "met" if ok else "MISSED", detail), indent="  ")
 
 
 if __name__ == "__main__":
