@@ -204,11 +204,14 @@ static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double
     float *dbias = grad ? grad + net->blocks[2 * (L - 1) + 1].offset : NULL;
     double total = ff_forward(net, w, b->inputs, n, p, L, b->targets, dbias);
     *loss = total / (double)n;
-    if (grad != NULL) {
+    if (grad != NULL && net->want_grad_max) {
+        /* for the optimizer's overflow guard (mom__net_loss_grad_max()) */
         uint32_t m;
         ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, &m);
         uint32_t mb = mom__max_abs_bits(dbias, width(net, L));
         net->grad_max_bits = mb > m ? mb : m;
+    } else if (grad != NULL) {
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL);
     }
     return MOM_OK;
 }

@@ -283,7 +283,9 @@ static int loss_grad_common(double *loss, float *grad, uint32_t *max_g, mom_net 
     mom__fpenv fe;
     mom__fpenv_enter(&fe, net->flush);
     net->grad_max_bits = 0xffffffffu;
+    net->want_grad_max = max_g != NULL;
     rc = net->ops->loss_grad(net, batch, params, &l, grad);
+    net->want_grad_max = 0;
     mom__fpenv_leave(&fe);
     if (max_g != NULL)
         *max_g = net->grad_max_bits;

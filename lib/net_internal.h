@@ -49,6 +49,7 @@ struct mom_net {
     int flush;           /* MOM_NET_FLUSH_SUBNORMALS (default 1) */
     float flush_below;   /* kernels zero activations and deltas below this (0 when off) */
     uint32_t grad_max_bits; /* see mom__net_loss_grad_max(); reset before every loss_grad */
+    int want_grad_max;      /* set during mom__net_loss_grad_max(): kinds measure it then only */
     int gv_ready;        /* set by a successful gv_begin */
     void *impl;          /* kind-specific state */
 };
