@@ -335,11 +335,6 @@ int main(int argc, char **argv)
                 (unsigned long long)(first - 1));
     }
 
-    FILE *log = NULL;
-    if (o.tf.log && (log = cli_log_open(o.tf.log, o.tf.resume != NULL)) == NULL) {
-        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.tf.log);
-        return 1;
-    }
     fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
                     "mu_max %g, batch %zu, %llu updates, seed %llu\n",
             prog, o.data, train.n, test.n, o.arch, mom_net_num_params(net),
@@ -360,10 +355,8 @@ int main(int argc, char **argv)
     int full = gbatch == train.n && cbatch == 0; /* full-batch gradient: use the set in place */
 
     size_t eval_n = o.eval_size < train.n ? o.eval_size : train.n;
-    cli_progress pb;
-    cli_progress_start(&pb, first - 1, o.steps);
-    double t0 = cli_now(), loss_sum = 0, last_loss = NAN, train_err = NAN;
-    uint64_t loss_count = 0;
+    train_monitor mon;
+    train_monitor_start(&mon, prog, &o.tf, first, o.steps);
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
         for (size_t k = 0; k < per_step && !full; k++, case_no++) {
@@ -386,54 +379,26 @@ int main(int argc, char **argv)
         mom_batch cb = {cbatch, 0, xb + gbatch * train.d, xb + gbatch * train.d, NULL, NULL};
         double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
         rc = train_step(&loss, opt, net, &b, cbatch ? &cb : NULL);
-        if (rc == MOM_E_DIVERGED) {
-            fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
-                            "before. Try a smaller --lr.\n",
-                    prog, (unsigned long long)step, mom_optim_errmsg(opt));
-            diverged = 1;
+        if ((diverged = train_monitor_step(&mon, rc, step, loss, opt)))
             break;
-        }
-        if (rc != MOM_OK)
-            die_lib("training step", rc, mom_optim_errmsg(opt));
-        loss_sum += loss;
-        loss_count++;
-        last_loss = loss;
-        if (step % o.eval_every == 0 || step == o.steps) {
-            train_err = eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR);
-            last_loss = loss_sum / (double)loss_count;
-            cli_log_row(log, step, mu_now, lr_now, last_loss, train_err, cli_now() - t0);
-            cli_progress_update(&pb, step, last_loss, train_err, 1);
-            loss_sum = 0;
-            loss_count = 0;
-            if (o.tf.checkpoint && step % o.tf.checkpoint_every == 0 &&
-                train_save(prog, o.tf.checkpoint, net, opt, NULL) != MOM_OK)
-                return 1;
-        } else {
-            cli_progress_update(&pb, step, last_loss, train_err, 0);
-        }
+        if (train_monitor_due(&mon, step, o.eval_every))
+            train_monitor_eval(&mon, step, mu_now, lr_now,
+                               eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR), net,
+                               opt, NULL);
+        else
+            train_monitor_tick(&mon, step);
     }
-    cli_progress_end(&pb);
-    if (o.tf.checkpoint && !diverged && o.steps % o.tf.checkpoint_every != 0 &&
-        train_save(prog, o.tf.checkpoint, net, opt, NULL) != MOM_OK)
-        return 1;
+    char title[200];
+    snprintf(title, sizeof title, "%s %s, lr %g, mu_max %g, seed %llu", o.data, o.arch, o.lr,
+             o.mu_max, (unsigned long long)o.seed);
+    train_monitor_end(&mon, diverged, net, opt, NULL, title, "training squared error");
     double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
     double test_err = test.n ? eval_set(net, &test, test.n, 1000, MOM_METRIC_SQUARED_ERROR) : NAN;
-    double seconds = cli_now() - t0;
-    if (log)
-        fclose(log);
-    if (o.tf.plot && o.tf.log) {
-        char title[200];
-        snprintf(title, sizeof title, "%s %s, lr %g, mu_max %g, seed %llu", o.data, o.arch, o.lr,
-                 o.mu_max, (unsigned long long)o.seed);
-        if (cli_plot(o.tf.log, o.tf.plot, title, "training squared error") == 0)
-            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.tf.plot, o.tf.log);
-    } else if (o.tf.plot) {
-        fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", prog);
-    }
+    double seconds = train_monitor_seconds(&mon);
     if (o.recon)
         write_recon(o.recon, net, test.n ? &test : &train);
     printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
-           (unsigned long long)mom_optim_steps(opt), last_loss, train_full, test_err, seconds);
+           (unsigned long long)mom_optim_steps(opt), mon.mean_loss, train_full, test_err, seconds);
     mom_rng_destroy(order);
     mom_optim_destroy(opt);
     mom_net_destroy(net);

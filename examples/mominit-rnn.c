@@ -285,11 +285,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
                 (unsigned long long)(first - 1));
     }
-    FILE *log = NULL;
-    if (o.tf.log && (log = cli_log_open(o.tf.log, o.tf.resume != NULL)) == NULL) {
-        fprintf(stderr, "%s: cannot write the log %s\n", prog, o.tf.log);
-        return 1;
-    }
     fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
                     "batch %zu, %llu updates, seed %llu\n",
             prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net),
@@ -297,10 +292,9 @@ int main(int argc, char **argv)
             o.warm_mu, (unsigned long long)o.warm_steps, o.mu0, o.batch,
             (unsigned long long)o.steps, (unsigned long long)o.seed);
 
-    cli_progress prog_bar;
-    cli_progress_start(&prog_bar, first - 1, o.steps);
-    double t0 = cli_now(), loss_sum = 0, last_loss = NAN, test_err = NAN, train_err = NAN;
-    uint64_t loss_count = 0;
+    train_monitor mon;
+    train_monitor_start(&mon, prog, &o.tf, first, o.steps);
+    double last_loss = NAN, test_err = NAN, train_err = NAN;
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
         task_generate(&t, &train, data_rng);
@@ -311,38 +305,22 @@ int main(int argc, char **argv)
         }
         double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
         rc = train_step(&loss, opt, net, &v, cbatch ? &cv : NULL);
-        if (rc == MOM_E_DIVERGED) {
-            fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
-                            "before. Try a smaller --lr.\n",
-                    prog, (unsigned long long)step, mom_optim_errmsg(opt));
-            diverged = 1;
+        if ((diverged = train_monitor_step(&mon, rc, step, loss, opt)))
             break;
-        }
-        if (rc != MOM_OK)
-            die_lib("training step", rc, mom_optim_errmsg(opt));
-        loss_sum += loss;
-        loss_count++;
-        last_loss = loss;
-        if (step % o.eval_every == 0 || step == o.steps) {
+        if (train_monitor_due(&mon, step, o.eval_every)) {
             if ((rc = task_error(&train_err, net, &t, &train, y)))
                 die_lib("training error", rc, mom_net_errmsg(net));
             test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
-            last_loss = loss_sum / (double)loss_count;
-            cli_log_row(log, step, mu_now, lr_now, last_loss, test_err, cli_now() - t0);
-            cli_progress_update(&prog_bar, step, last_loss, test_err, 1);
-            loss_sum = 0;
-            loss_count = 0;
-            if (o.tf.checkpoint && step % o.tf.checkpoint_every == 0 &&
-                train_save(prog, o.tf.checkpoint, net, opt, data_rng) != MOM_OK)
-                return 1;
+            train_monitor_eval(&mon, step, mu_now, lr_now, test_err, net, opt, data_rng);
         } else {
-            cli_progress_update(&prog_bar, step, last_loss, test_err, 0);
+            train_monitor_tick(&mon, step);
         }
     }
-    cli_progress_end(&prog_bar);
-    if (o.tf.checkpoint && !diverged && o.steps % o.tf.checkpoint_every != 0 &&
-        train_save(prog, o.tf.checkpoint, net, opt, data_rng) != MOM_OK)
-        return 1;
+    char title[160];
+    snprintf(title, sizeof title, "%s T=%zu, lr %g, mu0 %g, seed %llu",
+             task_name((task_kind)o.task), o.T, o.lr, o.mu0, (unsigned long long)o.seed);
+    train_monitor_end(&mon, diverged, net, opt, data_rng, title, "test error");
+    last_loss = mon.mean_loss;
     if (o.steps == 0) {
         /* No training: the initialized network, whose output biases hold the mean target; the
          * paper's "biases" baseline. */
@@ -353,18 +331,7 @@ int main(int argc, char **argv)
             die_lib("evaluation", rc, mom_net_errmsg(net));
         test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
     }
-    double seconds = cli_now() - t0;
-    if (log)
-        fclose(log);
-    if (o.tf.plot && o.tf.log) {
-        char title[160];
-        snprintf(title, sizeof title, "%s T=%zu, lr %g, mu0 %g, seed %llu",
-                 task_name((task_kind)o.task), o.T, o.lr, o.mu0, (unsigned long long)o.seed);
-        if (cli_plot(o.tf.log, o.tf.plot, title, "test error") == 0)
-            fprintf(stderr, "%s: learning curve in %s, log in %s\n", prog, o.tf.plot, o.tf.log);
-    } else if (o.tf.plot) {
-        fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", prog);
-    }
+    double seconds = train_monitor_seconds(&mon);
     printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
            (unsigned long long)mom_optim_steps(opt), last_loss, train_err, test_err, seconds);
     mom_optim_destroy(opt);

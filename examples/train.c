@@ -1,4 +1,5 @@
 /* Shared training helpers of the example trainers; see train.h. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,3 +256,81 @@ void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *o
     }
     mom_ckpt_destroy(ck);
 }
+
+void train_monitor_start(train_monitor *m, const char *prog, const train_flags *tf,
+                         uint64_t first, uint64_t steps)
+{
+    memset(m, 0, sizeof *m);
+    m->prog = prog;
+    m->tf = tf;
+    m->steps = steps;
+    m->mean_loss = m->last_err = NAN;
+    if (tf->log && (m->log = cli_log_open(tf->log, tf->resume != NULL)) == NULL) {
+        fprintf(stderr, "%s: cannot write the log %s\n", prog, tf->log);
+        exit(1);
+    }
+    cli_progress_start(&m->bar, first - 1, steps);
+    m->t0 = cli_now();
+}
+
+int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom_optim *opt)
+{
+    if (rc == MOM_E_DIVERGED) {
+        fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
+                        "before. Try a smaller --lr.\n",
+                m->prog, (unsigned long long)step, mom_optim_errmsg(opt));
+        return 1;
+    }
+    if (rc != MOM_OK)
+        die(m->prog, "training step", rc, mom_optim_errmsg(opt));
+    m->loss_sum += loss;
+    m->count++;
+    if (m->count == 1 && m->mean_loss != m->mean_loss)
+        m->mean_loss = loss; /* something to show before the first evaluation */
+    return 0;
+}
+
+int train_monitor_due(const train_monitor *m, uint64_t step, uint64_t eval_every)
+{
+    return step % eval_every == 0 || step == m->steps;
+}
+
+void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, double err,
+                        mom_net *net, mom_optim *opt, mom_rng *data)
+{
+    m->mean_loss = m->loss_sum / (double)m->count;
+    m->last_err = err;
+    cli_log_row(m->log, step, mu, lr, m->mean_loss, err, train_monitor_seconds(m));
+    cli_progress_update(&m->bar, step, m->mean_loss, err, 1);
+    m->loss_sum = 0;
+    m->count = 0;
+    if (m->tf->checkpoint && step % m->tf->checkpoint_every == 0 &&
+        train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)
+        exit(1);
+}
+
+void train_monitor_tick(train_monitor *m, uint64_t step)
+{
+    cli_progress_update(&m->bar, step, m->mean_loss, m->last_err, 0);
+}
+
+void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *opt,
+                       mom_rng *data, const char *title, const char *err_label)
+{
+    cli_progress_end(&m->bar);
+    if (m->tf->checkpoint && !diverged && m->steps % m->tf->checkpoint_every != 0 &&
+        train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)
+        exit(1);
+    if (m->log)
+        fclose(m->log);
+    m->log = NULL;
+    if (m->tf->plot && m->tf->log) {
+        if (cli_plot(m->tf->log, m->tf->plot, title, err_label) == 0)
+            fprintf(stderr, "%s: learning curve in %s, log in %s\n", m->prog, m->tf->plot,
+                    m->tf->log);
+    } else if (m->tf->plot) {
+        fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", m->prog);
+    }
+}
+
+double train_monitor_seconds(const train_monitor *m) { return cli_now() - m->t0; }

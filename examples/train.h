@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <mominit/mominit.h>
 
+#include "cli.h"
+
 /* Optimizer names of --optim. TRAIN_MHF is HF configured as the paper's momentum-HF. */
 enum { TRAIN_SGD = MOM_OPTIM_SGD, TRAIN_CM = MOM_OPTIM_CM, TRAIN_NAG = MOM_OPTIM_NAG,
        TRAIN_HF = MOM_OPTIM_HF, TRAIN_MHF = 100 };
@@ -75,5 +77,42 @@ int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt,
 /* Restore a checkpoint into existing handles of the same architecture and optimizer kind; exits
  * with status 1 and a message naming the file and the problem on failure. */
 void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data);
+
+/* The bookkeeping of a training loop both trainers share: mean training loss per evaluation
+ * interval, CSV log rows, progress display, periodic and final checkpoints, the plot. */
+typedef struct train_monitor {
+    const char *prog;
+    const train_flags *tf;
+    uint64_t steps;
+    FILE *log;
+    cli_progress bar;
+    double t0, loss_sum, mean_loss, last_err;
+    uint64_t count;
+} train_monitor;
+
+/* Open the log (appending when resuming; exits 1 if it cannot be written) and start the progress
+ * display at update first - 1 of steps. */
+void train_monitor_start(train_monitor *m, const char *prog, const train_flags *tf,
+                         uint64_t first, uint64_t steps);
+
+/* Check the status of a training step: returns 0 when it succeeded (and records its loss), 1 when
+ * it diverged (message printed; the caller stops training); exits 1 on any other error. */
+int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom_optim *opt);
+
+/* Whether `step` is an evaluation point (every --eval-every updates and the last one). */
+int train_monitor_due(const train_monitor *m, uint64_t step, uint64_t eval_every);
+
+/* At an evaluation point: the interval's mean loss, a log row, the progress line, and a
+ * checkpoint when due (exits 1 if saving fails). Between points: the progress display only. */
+void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, double err,
+                        mom_net *net, mom_optim *opt, mom_rng *data);
+void train_monitor_tick(train_monitor *m, uint64_t step);
+
+/* End of the loop: final checkpoint (unless diverged or just saved), close the log, plot. */
+void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *opt,
+                       mom_rng *data, const char *title, const char *err_label);
+
+/* Seconds since train_monitor_start. */
+double train_monitor_seconds(const train_monitor *m);
 
 #endif
