@@ -27,51 +27,12 @@ exits with status 77.
 Usage: bench_torch.py MODEL DUMPFILE THREADS [REPS]      (REPS default 30)
 """
 import os
-import shutil
-import subprocess
 import sys
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_python import require_torch  # noqa: E402
 
-
-def find_torch_python():
-    """Return (path of another interpreter that can import torch or None, list tried)."""
-    here = os.path.realpath(sys.executable) if sys.executable else ""
-    seen = set()
-    tried = []
-    for cand in (os.environ.get("MOM_TORCH_PYTHON"), "/usr/bin/python3",
-                 shutil.which("python3"), "/usr/local/bin/python3"):
-        if not cand or not os.path.exists(cand):
-            continue
-        real = os.path.realpath(cand)
-        if real == here or real in seen:
-            continue
-        seen.add(real)
-        tried.append(cand)
-        try:
-            ok = subprocess.run([cand, "-c", "import torch"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, timeout=120).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if ok:
-            return cand, tried
-    return None, tried
-
-
-try:
-    import torch  # noqa: E402
-except ImportError:
-    if os.environ.get("MOM_TORCH_REEXEC"):
-        print("SKIP: the interpreter found cannot import torch after all", flush=True)
-        sys.exit(SKIP)
-    py, tried = find_torch_python()
-    if py is None:
-        print("SKIP: no Python interpreter with PyTorch found (this one: %s; also tried: %s). "
-              "On Debian: apt-get install python3-torch (it loads in /usr/bin/python3), or set "
-              "MOM_TORCH_PYTHON." % (sys.executable, ", ".join(tried) or "none"), flush=True)
-        sys.exit(SKIP)
-    os.environ["MOM_TORCH_REEXEC"] = "1"
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+torch = require_torch(__file__)
 
 import array  # noqa: E402
 import statistics  # noqa: E402
