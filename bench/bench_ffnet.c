@@ -40,31 +40,6 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Sparse initialization as in the paper: 15 incoming N(0,1) weights per unit from distinct
- * sources, biases 0. Written here so the benchmark does not depend on the init module. */
-static int sparse_init(mom_net *net, mom_rng *rng)
-{
-    float *p = mom_net_params(net);
-    memset(p, 0, mom_net_num_params(net) * sizeof *p);
-    size_t idx[15];
-    for (size_t b = 0; b < mom_net_num_blocks(net); b++) {
-        int kind;
-        size_t layer, rows, cols, off;
-        if (mom_net_block(net, b, &kind, &layer, &rows, &cols, &off) != MOM_OK)
-            return -1;
-        if (kind != MOM_BLOCK_WEIGHTS)
-            continue;
-        size_t k = cols < 15 ? cols : 15;
-        for (size_t r = 0; r < rows; r++) {
-            if (mom_rng_sample(rng, idx, k, cols) != MOM_OK)
-                return -1;
-            for (size_t i = 0; i < k; i++)
-                p[off + r * cols + idx[i]] = (float)mom_rng_normal(rng);
-        }
-    }
-    return 0;
-}
-
 typedef struct bench_result {
     double lg, gv, bare, fwd_bare;
 } bench_result;
@@ -92,7 +67,8 @@ static int run(const char *name, size_t L, const size_t *sizes, size_t code_laye
     float **act = malloc((L + 1) * sizeof *act);
     float *d0 = malloc(n * maxw * sizeof *d0), *d1 = malloc(n * maxw * sizeof *d1);
     float *gw = malloc(P * sizeof *gw);
-    if (!x || !g || !v || !gv || !act || !d0 || !d1 || !gw || sparse_init(net, rng) != 0) {
+    if (!x || !g || !v || !gv || !act || !d0 || !d1 || !gw ||
+        mom_init_preset_ff(net, 2013) != MOM_OK) {
         fprintf(stderr, "%s: out of memory\n", name);
         return 1;
     }

@@ -179,31 +179,6 @@ fail:
     return status;
 }
 
-/* Sparse initialization (15 incoming N(0,1) weights per unit, biases 0), written here so the
- * benchmark does not depend on the init module. */
-static int sparse_init(mom_net *net, mom_rng *rng)
-{
-    float *p = mom_net_params(net);
-    memset(p, 0, mom_net_num_params(net) * sizeof *p);
-    size_t idx[15];
-    for (size_t b = 0; b < mom_net_num_blocks(net); b++) {
-        int kind;
-        size_t layer, rows, cols, off;
-        if (mom_net_block(net, b, &kind, &layer, &rows, &cols, &off) != MOM_OK)
-            return -1;
-        if (kind != MOM_BLOCK_WEIGHTS)
-            continue;
-        size_t k = cols < 15 ? cols : 15;
-        for (size_t r = 0; r < rows; r++) {
-            if (mom_rng_sample(rng, idx, k, cols) != MOM_OK)
-                return -1;
-            for (size_t i = 0; i < k; i++)
-                p[off + r * cols + idx[i]] = (float)mom_rng_normal(rng);
-        }
-    }
-    return 0;
-}
-
 static int bench_curves(int reps)
 {
     const size_t sizes[] = {784, 400, 200, 100, 50, 25, 6, 25, 50, 100, 200, 400, 784};
@@ -219,7 +194,7 @@ static int bench_curves(int reps)
         goto fail;
     CHECK(mom_net_create_ff(&net, L, sizes, acts, MOM_OUT_LOGISTIC_XENT, NULL));
     CHECK(mom_rng_create(&rng, 1, 0, NULL));
-    if (sparse_init(net, rng) != 0)
+    if (mom_init_preset_ff(net, 1) != MOM_OK)
         goto fail;
     CHECK(mom_rng_fill_uniform(rng, x, batch * 784, 0.0, 1.0));
     mom_batch b = {0};
