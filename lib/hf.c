@@ -438,6 +438,9 @@ static int eval_at(double *f, hf_run *run, const float *p, float alpha, int curv
     run->loss_evals++;
     if (rc != MOM_OK)
         return cb_failed(o, run->s, rc, which);
+    rc = mom__optim_reduce_loss(o, &l, curv ? MOM_REDUCE_CURV_LOSS : MOM_REDUCE_LOSS);
+    if (rc != MOM_OK)
+        return rc;
     *f = l + 0.5 * run->eta * sq;
     return MOM_OK;
 }
@@ -615,6 +618,9 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     rc = m->loss_grad(&l0, g, theta, ud);
     if (rc != MOM_OK)
         return cb_failed(o, s, rc, CB_LOSS_GRAD);
+    if ((rc = mom__optim_reduce_loss(o, &l0, MOM_REDUCE_LOSS)) != MOM_OK ||
+        (rc = mom__optim_reduce_vec(o, g, MOM_REDUCE_GRADIENT)) != MOM_OK)
+        return rc;
     if (loss_out != NULL)
         *loss_out = l0;
     if (!isfinite(l0))
@@ -643,6 +649,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         rc = m->fisher_diag(minv, theta, ud);
         if (rc != MOM_OK)
             return cb_failed(o, s, rc, CB_FISHER);
+        if ((rc = mom__optim_reduce_vec(o, minv, MOM_REDUCE_FISHER)) != MOM_OK)
+            return rc;
         const double shift = lambda + eta, e = h->precond_exp;
         for (size_t k = 0; k < n; k++) {
             double b = minv[k];
@@ -679,6 +687,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         run.products++;
         if (rc != MOM_OK)
             return cb_failed(o, s, rc, CB_GV);
+        if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
+            return rc;
     }
     if (pc)
         cg_start(n, damp, x, ad, g, minv, r, 1, x_zero, &ry, &xrg);
@@ -698,6 +708,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         run.products++;
         if (rc != MOM_OK)
             return cb_failed(o, s, rc, CB_GV);
+        if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
+            return rc;
         const double dad = damped_curvature(n, damp, d, ad);
         if (!isfinite(dad))
             return diverged(o, "the curvature product", i);
@@ -742,6 +754,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         run.loss_evals++;
         if (rc != MOM_OK)
             return cb_failed(o, s, rc, CB_CURV_LOSS);
+        if ((rc = mom__optim_reduce_loss(o, &lc, MOM_REDUCE_CURV_LOSS)) != MOM_OK)
+            return rc;
         fc0 = lc + 0.5 * eta * th_sq;
         if (!isfinite(fc0))
             return mom__fail(&o->base, MOM_E_DIVERGED,
@@ -779,6 +793,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         run.products++;
         if (rc != MOM_OK)
             return cb_failed(o, s, rc, CB_GV);
+        if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
+            return rc;
         const double pgp = mom__dot(n, p, ad);
         if (!isfinite(pgp) || !isfinite(gp))
             return diverged(o, "the product for rho", last);

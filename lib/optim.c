@@ -594,6 +594,19 @@ static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mo
         opt->begun_params = NULL;
         return mom__fail(&opt->base, rc, "mom_net_loss_grad failed: %s", mom_net_errmsg(net));
     }
+    if (opt->reduce != NULL) {
+        /* combine across workers before anything looks at the values; the network's maximum
+         * was of this worker's gradient only */
+        max_g = NO_MAX_G;
+        if ((rc = mom__optim_reduce_loss(opt, &l, MOM_REDUCE_LOSS)) != MOM_OK ||
+            (rc = mom__optim_reduce_vec(opt, opt->grad, MOM_REDUCE_GRADIENT)) != MOM_OK) {
+            if (loss != NULL)
+                *loss = l;
+            opt->begun = 0;
+            opt->begun_params = NULL;
+            return rc;
+        }
+    }
     if (loss != NULL)
         *loss = l;
     rc = end_impl(opt, theta, l, opt->grad, max_g);
@@ -625,6 +638,41 @@ int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_bat
     int rc = step_first_order(loss, opt, net, batch);
     mom__fpenv_leave(&fe);
     return rc;
+}
+
+static const char *reduce_what_name(int what)
+{
+    switch (what) {
+    case MOM_REDUCE_LOSS: return "the loss";
+    case MOM_REDUCE_GRADIENT: return "the gradient";
+    case MOM_REDUCE_FISHER: return "the Fisher diagonal";
+    case MOM_REDUCE_CURV_LOSS: return "the curvature-data loss";
+    case MOM_REDUCE_GV: return "a Gauss-Newton product";
+    default: return "a value";
+    }
+}
+
+int mom__optim_reduce(mom_optim *o, void *values, size_t count, int type, int what)
+{
+    if (o->reduce == NULL)
+        return MOM_OK;
+    int rc = o->reduce(values, count, type, what, o->reduce_ud);
+    if (rc == 0)
+        return MOM_OK;
+    return mom__fail(&o->base, rc < 0 ? rc : MOM_E_INVALID,
+                     "the reduction hook failed on %s (returned %d); state unchanged",
+                     reduce_what_name(what), rc);
+}
+
+int mom_optim_set_reduce(mom_optim *opt, mom_reduce_fn fn, void *user_data)
+{
+    ENTER(opt);
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "a step is begun; end or cancel it before changing the reduction hook");
+    opt->reduce = fn;
+    opt->reduce_ud = fn != NULL ? user_data : NULL;
+    return MOM_OK;
 }
 
 uint64_t mom_optim_steps(const mom_optim *opt) { return opt ? opt->t : 0; }

@@ -38,6 +38,10 @@ struct mom_optim {
     /* MOM_OPTIM_FLUSH_SUBNORMALS: run steps with flush-to-zero set (fpenv.h); default 1 */
     int flush;
 
+    /* mom_optim_set_reduce(): the caller's reduction hook across workers (NULL = none) */
+    mom_reduce_fn reduce;
+    void *reduce_ud;
+
     /* MOM_OPTIM_HF only (NULL for the other kinds): settings, report and buffers, defined in
      * hf_internal.h. For HF, `velocity` points to the warm start inside hf's buffers (not a
      * separate allocation), `grad` to its gradient buffer, `point` is NULL, `lr` is the fixed step
@@ -45,5 +49,20 @@ struct mom_optim {
      * start, lambda and the settings. */
     struct mom__hf *hf;
 };
+
+/* Hand `count` values of `type` (mom_reduce_type) to the reduction hook as `what`; MOM_OK when
+ * no hook is installed. A failing hook sets the optimizer's message and returns its status
+ * (MOM_E_INVALID for a positive return). */
+int mom__optim_reduce(mom_optim *o, void *values, size_t count, int type, int what);
+
+/* mom__optim_reduce() of a mean loss (double) or of an n-float vector. */
+static inline int mom__optim_reduce_loss(mom_optim *o, double *loss, int what)
+{
+    return o->reduce ? mom__optim_reduce(o, loss, 1, MOM_REDUCE_DOUBLE, what) : MOM_OK;
+}
+static inline int mom__optim_reduce_vec(mom_optim *o, float *v, int what)
+{
+    return o->reduce ? mom__optim_reduce(o, v, o->n, MOM_REDUCE_FLOAT, what) : MOM_OK;
+}
 
 #endif

@@ -403,6 +403,70 @@ MOM_API size_t mom_optim_num_params(const mom_optim *opt);
  *  @return MOM_OK, MOM_E_INVALID, MOM_E_STATE. @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_optim_reset(mom_optim *opt);
 
+/* ---- Reduction across workers (data-parallel training) ------------------------------------ */
+
+/**
+ * What a reduction hook is asked to combine (the `what` argument of mom_reduce_fn). Each value is
+ * this worker's mean over its own cases; the hook must replace it with the mean over the cases of
+ * all workers. Pinned values. @since 0.2.0
+ */
+typedef enum mom_reduce_what {
+    MOM_REDUCE_LOSS = 1,      /**< 1 double: mean loss on the gradient data */
+    MOM_REDUCE_GRADIENT = 2,  /**< n_params floats: mean gradient on the gradient data */
+    MOM_REDUCE_FISHER = 3,    /**< n_params floats: HF's Fisher diagonal on the gradient data */
+    MOM_REDUCE_CURV_LOSS = 4, /**< 1 double: mean loss on HF's curvature data */
+    MOM_REDUCE_GV = 5         /**< n_params floats: a Gauss-Newton product on the curvature data */
+} mom_reduce_what;
+
+/** Element type of the values handed to a reduction hook. Pinned values. @since 0.2.0 */
+typedef enum mom_reduce_type {
+    MOM_REDUCE_FLOAT = 1, /**< float (4 bytes) */
+    MOM_REDUCE_DOUBLE = 2 /**< double (8 bytes) */
+} mom_reduce_type;
+
+/**
+ * A reduction hook: combine `count` values of type `type` (mom_reduce_type) across the workers of
+ * a data-parallel job, in place. On entry `values` holds this worker's value of `what`
+ * (mom_reduce_what): a mean over the worker's share of the minibatch. On return it must hold the
+ * same value on every worker: the mean over the union of the shares, i.e. the sum over workers of
+ * (worker's cases / all cases) * (worker's value). With an MPI communicator this is one
+ * MPI_Allreduce (or MPI_Reduce + MPI_Bcast, which guarantees bit-identical results on all ranks)
+ * of the weighted values; docs/distributed.md has a complete hook.
+ *
+ * The hook runs synchronously inside the optimizer's step, on the calling thread, with the
+ * library's floating-point mode (subnormals may be flushed). It must not call the optimizer.
+ * Return 0 on success, or a negative mom_status (a positive value counts as MOM_E_INVALID) to
+ * make the step fail with that status: parameters, velocity, t and the HF state are then
+ * unchanged, as for any failed step.
+ * @since 0.2.0
+ */
+typedef int (*mom_reduce_fn)(void *values, size_t count, int type, int what, void *user_data);
+
+/**
+ * Install (or with fn NULL remove) a reduction hook, through which the optimizer combines what it
+ * needs across workers before using it; with no hook (the default) nothing changes. The hook is
+ * called, in this order, at these points:
+ *  - mom_optim_step_net() (SGD, CM, NAG): MOM_REDUCE_LOSS, then MOM_REDUCE_GRADIENT, right after
+ *    the gradient at the step's point is computed and before anything uses it (the finiteness
+ *    checks and the update see the combined values, so every worker makes the same decision).
+ *  - HF (mom_optim_step_hf(), mom_optim_step_hf_model(), mom_optim_step_net() on HF): LOSS and
+ *    GRADIENT after the loss and gradient at theta; FISHER after the Fisher diagonal (when
+ *    preconditioning); GV after every Gauss-Newton product (warm start, each CG iteration, the
+ *    product for rho); CURV_LOSS after every loss on the curvature data (at theta, at the
+ *    CG-backtracking candidates); LOSS after every loss on the gradient data at a trial point
+ *    (line search, fixed step). A trial point with a non-finite entry is rejected without a model
+ *    call and without a hook call.
+ * mom_optim_end() does not call the hook: on the begin/end path the caller computes the gradient
+ * and combines it itself before handing it over.
+ * Given equal parameters and hook results, every worker makes the same calls in the same order
+ * and computes the same update, bit for bit, so the workers' parameters stay equal.
+ * The hook is not part of a checkpoint; mom_optim_reset() keeps it.
+ * @param user_data passed back to every call; borrowed.
+ * @return MOM_OK, MOM_E_INVALID (opt NULL), MOM_E_STATE (inside begin/end).
+ * @since 0.2.0
+ */
+MOM_API MOM_NODISCARD int mom_optim_set_reduce(mom_optim *opt, mom_reduce_fn fn, void *user_data);
+
 #ifdef __cplusplus
 }
 #endif
