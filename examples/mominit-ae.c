@@ -14,6 +14,7 @@
 #include "data.h"
 #include "png.h"
 #include "train.h"
+#include "dist.h"
 
 static const char *prog = "mominit-ae";
 
@@ -231,6 +232,8 @@ int main(int argc, char **argv)
 {
     options o;
     parse(&o, argc, argv);
+    dist d;
+    dist_start(&d, prog, &argc, &argv, o.tf.mpi);
 
     dataset train, test;
     char err[512];
@@ -325,17 +328,32 @@ int main(int argc, char **argv)
     if ((o.tf.optim == TRAIN_HF || o.tf.optim == TRAIN_MHF) && (gbatch > train.n || cbatch > train.n))
         cli_usage_error(prog, "HF batches of %zu and %zu cases exceed the %zu training images",
                         gbatch, cbatch, train.n);
+    /* Data-parallel (--mpi): every rank holds the data set and draws the same case order, and
+     * trains on its block of each minibatch (cases glo..ghi-1 of the gradient batch, clo..chi-1 of
+     * the curvature batch), so the union of the blocks is the single-process batch. */
+    size_t glo = 0, ghi = gbatch, clo = 0, chi = cbatch;
+    if (d.on) {
+        dist_block(&d, prog, "minibatch", gbatch, &glo, &ghi);
+        if (cbatch)
+            dist_block(&d, prog, "curvature minibatch", cbatch, &clo, &chi);
+    }
+    dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
     if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, 1)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
     uint64_t first = 1;
     if (o.tf.resume) {
         train_resume(prog, o.tf.resume, net, opt, NULL);
         first = mom_optim_steps(opt) + 1;
-        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
-                (unsigned long long)(first - 1));
+        if (dist_root(&d))
+            fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
+                    (unsigned long long)(first - 1));
     }
 
-    fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
+    if (d.on && dist_root(&d))
+        fprintf(stderr, "%s: data-parallel over %d MPI ranks (%zu cases each or one more)\n",
+                prog, d.size, gbatch / (size_t)d.size);
+    if (dist_root(&d))
+        fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
                     "mu_max %g, batch %zu, %llu updates, seed %llu\n",
             prog, o.data, train.n, test.n, o.arch, mom_net_num_params(net),
             train_optim_name(o.tf.optim), o.lr, o.mu_max, gbatch, (unsigned long long)o.steps, (unsigned long long)o.seed);
@@ -343,9 +361,9 @@ int main(int argc, char **argv)
     /* Minibatches: epoch e visits the training set in the order of a permutation drawn from
      * stream (seed, 1000 + e); the k-th case of the run is position k mod n of epoch k / n. The
      * order is thus a function of the update number, and resuming needs no extra state. */
-    size_t per_step = gbatch + cbatch;
+    size_t per_step = gbatch + cbatch, g_local = ghi - glo, c_local = chi - clo;
     size_t *perm = malloc(train.n * sizeof *perm);
-    float *xb = malloc(per_step * train.d * sizeof *xb);
+    float *xb = malloc((g_local + c_local + 1) * train.d * sizeof *xb);
     if (perm == NULL || xb == NULL)
         die_lib("allocating the batch", MOM_E_NOMEM, NULL);
     mom_rng *order;
@@ -356,7 +374,7 @@ int main(int argc, char **argv)
 
     size_t eval_n = o.eval_size < train.n ? o.eval_size : train.n;
     train_monitor mon;
-    train_monitor_start(&mon, prog, &o.tf, first, o.steps);
+    train_monitor_start(&mon, prog, &o.tf, first, o.steps, !dist_root(&d));
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
         for (size_t k = 0; k < per_step && !full; k++, case_no++) {
@@ -371,34 +389,48 @@ int main(int argc, char **argv)
                     perm[j] = tmp;
                 }
             }
-            memcpy(xb + k * train.d, train.x + perm[case_no % train.n] * train.d,
+            /* this rank's cases only: position k of the step goes to slot j of xb */
+            size_t j;
+            if (k >= glo && k < ghi)
+                j = k - glo;
+            else if (k >= gbatch + clo && k < gbatch + chi)
+                j = g_local + (k - gbatch - clo);
+            else
+                continue;
+            memcpy(xb + j * train.d, train.x + perm[case_no % train.n] * train.d,
                    train.d * sizeof *xb);
         }
-        const float *gx = full ? train.x : xb;
-        mom_batch b = {gbatch, 0, gx, gx, NULL, NULL};
-        mom_batch cb = {cbatch, 0, xb + gbatch * train.d, xb + gbatch * train.d, NULL, NULL};
+        const float *gx = full ? train.x + glo * train.d : xb;
+        mom_batch b = {g_local, 0, gx, gx, NULL, NULL};
+        mom_batch cb = {c_local, 0, xb + g_local * train.d, xb + g_local * train.d, NULL, NULL};
         double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
         rc = train_step(&loss, opt, net, &b, cbatch ? &cb : NULL);
         if ((diverged = train_monitor_step(&mon, rc, step, loss, opt)))
             break;
-        if (train_monitor_due(&mon, step, o.eval_every))
-            train_monitor_eval(&mon, step, mu_now, lr_now,
-                               eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR), net,
-                               opt, NULL);
-        else
+        if (train_monitor_due(&mon, step, o.eval_every)) {
+            dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), step);
+            double e = dist_root(&d) ? eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR)
+                                     : NAN; /* rank 0 evaluates */
+            train_monitor_eval(&mon, step, mu_now, lr_now, e, net, opt, NULL);
+        } else
             train_monitor_tick(&mon, step);
     }
     char title[200];
     snprintf(title, sizeof title, "%s %s, lr %g, mu_max %g, seed %llu", o.data, o.arch, o.lr,
              o.mu_max, (unsigned long long)o.seed);
     train_monitor_end(&mon, diverged, net, opt, NULL, title, "training squared error");
-    double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
-    double test_err = test.n ? eval_set(net, &test, test.n, 1000, MOM_METRIC_SQUARED_ERROR) : NAN;
-    double seconds = train_monitor_seconds(&mon);
-    if (o.recon)
-        write_recon(o.recon, net, test.n ? &test : &train);
-    printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
-           (unsigned long long)mom_optim_steps(opt), mon.mean_loss, train_full, test_err, seconds);
+    dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), mom_optim_steps(opt));
+    if (dist_root(&d)) {
+        double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
+        double test_err =
+            test.n ? eval_set(net, &test, test.n, 1000, MOM_METRIC_SQUARED_ERROR) : NAN;
+        double seconds = train_monitor_seconds(&mon);
+        if (o.recon)
+            write_recon(o.recon, net, test.n ? &test : &train);
+        printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
+               (unsigned long long)mom_optim_steps(opt), mon.mean_loss, train_full, test_err,
+               seconds);
+    }
     mom_rng_destroy(order);
     mom_optim_destroy(opt);
     mom_net_destroy(net);
@@ -406,5 +438,6 @@ int main(int argc, char **argv)
     dataset_free(&test);
     free(perm);
     free(xb);
+    dist_finish(&d);
     return diverged ? 3 : 0;
 }

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "tasks.h"
 #include "train.h"
+#include "dist.h"
 
 static const char *prog = "mominit-rnn";
 
@@ -209,6 +210,8 @@ int main(int argc, char **argv)
     task t;
     if (task_init(&t, (task_kind)o.task, o.T, o.target, o.center) != 0)
         cli_usage_error(prog, "--T %zu is too small for task %s", o.T, task_name((task_kind)o.task));
+    dist d;
+    dist_start(&d, prog, &argc, &argv, o.tf.mpi);
 
     mom_net *net = NULL;
     mom_rng *data_rng = NULL, *eval_rng = NULL;
@@ -218,12 +221,25 @@ int main(int argc, char **argv)
     int hf = o.tf.optim == TRAIN_HF || o.tf.optim == TRAIN_MHF;
     size_t gbatch = hf && o.tf.hf.grad_batch ? o.tf.hf.grad_batch : o.batch;
     size_t cbatch = hf ? o.tf.hf.curv_batch : 0;
-    task_batch train, evalb, curv;
+    task_batch train, evalb, curv, ltrain, lcurv;
     int rc;
     memset(&curv, 0, sizeof curv);
+    memset(&ltrain, 0, sizeof ltrain);
+    memset(&lcurv, 0, sizeof lcurv);
+    /* Data-parallel (--mpi): every rank draws the whole minibatch from the same stream (so the
+     * union of the shares is the single-process batch, and the stream state is the same on every
+     * rank for checkpoints) and trains on its block of it. */
+    size_t glo = 0, ghi = gbatch, clo = 0, chi = cbatch;
+    if (d.on) {
+        dist_block(&d, prog, "minibatch", gbatch, &glo, &ghi);
+        if (cbatch)
+            dist_block(&d, prog, "curvature minibatch", cbatch, &clo, &chi);
+    }
     if (task_batch_alloc(&train, &t, gbatch) != 0 ||
         task_batch_alloc(&evalb, &t, o.eval_size < 1000 ? o.eval_size : 1000) != 0 ||
-        (cbatch && task_batch_alloc(&curv, &t, cbatch) != 0)) {
+        (cbatch && task_batch_alloc(&curv, &t, cbatch) != 0) ||
+        (d.on && task_batch_alloc(&ltrain, &t, ghi - glo) != 0) ||
+        (d.on && cbatch && task_batch_alloc(&lcurv, &t, chi - clo) != 0)) {
         fprintf(stderr, "%s: out of memory for the batches\n", prog);
         return 1;
     }
@@ -277,15 +293,21 @@ int main(int argc, char **argv)
         die_lib("setting gradient clipping", rc, mom_optim_errmsg(opt));
     mom_sched_destroy(lr);
     mom_sched_destroy(mu);
+    dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
 
     uint64_t first = 1;
     if (o.tf.resume) {
         train_resume(prog, o.tf.resume, net, opt, data_rng);
         first = mom_optim_steps(opt) + 1;
-        fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
-                (unsigned long long)(first - 1));
+        if (dist_root(&d))
+            fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
+                    (unsigned long long)(first - 1));
     }
-    fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
+    if (d.on && dist_root(&d))
+        fprintf(stderr, "%s: data-parallel over %d MPI ranks (%zu sequences each or one more)\n",
+                prog, d.size, gbatch / (size_t)d.size);
+    if (dist_root(&d))
+        fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
                     "batch %zu, %llu updates, seed %llu\n",
             prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net),
             train_optim_name(o.tf.optim), o.lr,
@@ -293,24 +315,31 @@ int main(int argc, char **argv)
             (unsigned long long)o.steps, (unsigned long long)o.seed);
 
     train_monitor mon;
-    train_monitor_start(&mon, prog, &o.tf, first, o.steps);
+    train_monitor_start(&mon, prog, &o.tf, first, o.steps, !dist_root(&d));
     double last_loss = NAN, test_err = NAN, train_err = NAN;
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
         task_generate(&t, &train, data_rng);
-        mom_batch v = task_loss_view(&train), cv = v;
+        if (d.on)
+            task_batch_slice(&t, &ltrain, &train, glo);
+        mom_batch v = task_loss_view(d.on ? &ltrain : &train), cv = v;
         if (cbatch) {
             task_generate(&t, &curv, data_rng);
-            cv = task_loss_view(&curv);
+            if (d.on)
+                task_batch_slice(&t, &lcurv, &curv, clo);
+            cv = task_loss_view(d.on ? &lcurv : &curv);
         }
         double mu_now = mom_optim_momentum(opt), lr_now = mom_optim_lr(opt), loss;
         rc = train_step(&loss, opt, net, &v, cbatch ? &cv : NULL);
         if ((diverged = train_monitor_step(&mon, rc, step, loss, opt)))
             break;
         if (train_monitor_due(&mon, step, o.eval_every)) {
-            if ((rc = task_error(&train_err, net, &t, &train, y)))
-                die_lib("training error", rc, mom_net_errmsg(net));
-            test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
+            dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), step);
+            if (dist_root(&d)) { /* rank 0 evaluates (on the whole minibatch) */
+                if ((rc = task_error(&train_err, net, &t, &train, y)))
+                    die_lib("training error", rc, mom_net_errmsg(net));
+                test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
+            }
             train_monitor_eval(&mon, step, mu_now, lr_now, test_err, net, opt, data_rng);
         } else {
             train_monitor_tick(&mon, step);
@@ -321,7 +350,7 @@ int main(int argc, char **argv)
              task_name((task_kind)o.task), o.T, o.lr, o.mu0, (unsigned long long)o.seed);
     train_monitor_end(&mon, diverged, net, opt, data_rng, title, "test error");
     last_loss = mon.mean_loss;
-    if (o.steps == 0) {
+    if (o.steps == 0 && dist_root(&d)) {
         /* No training: the initialized network, whose output biases hold the mean target; the
          * paper's "biases" baseline. */
         task_generate(&t, &train, data_rng);
@@ -332,7 +361,9 @@ int main(int argc, char **argv)
         test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
     }
     double seconds = train_monitor_seconds(&mon);
-    printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
+    dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), mom_optim_steps(opt));
+    if (dist_root(&d))
+        printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
            (unsigned long long)mom_optim_steps(opt), last_loss, train_err, test_err, seconds);
     mom_optim_destroy(opt);
     mom_net_destroy(net);
@@ -341,6 +372,9 @@ int main(int argc, char **argv)
     task_batch_free(&train);
     task_batch_free(&evalb);
     task_batch_free(&curv);
+    task_batch_free(&ltrain);
+    task_batch_free(&lcurv);
     free(y);
+    dist_finish(&d);
     return diverged ? 3 : 0;
 }

@@ -304,6 +304,22 @@ double task_symbol_errors(const task *t, const task_batch *b, const float *y)
     return wrong;
 }
 
+void task_batch_slice(const task *t, task_batch *dst, const task_batch *src, size_t lo)
+{
+    const size_t n = dst->n, sn = src->n;
+    dst->steps = src->steps;
+    for (size_t st = 0; st < src->steps; st++) {
+        const size_t from = st * sn + lo, to = st * n;
+        memcpy(dst->inputs + to * t->n_in, src->inputs + from * t->n_in,
+               n * t->n_in * sizeof *dst->inputs);
+        memcpy(dst->targets + to * t->n_out, src->targets + from * t->n_out,
+               n * t->n_out * sizeof *dst->targets);
+        memcpy(dst->loss_mask + to, src->loss_mask + from, n * sizeof *dst->loss_mask);
+        memcpy(dst->eval_mask + to, src->eval_mask + from, n * sizeof *dst->eval_mask);
+    }
+    memcpy(dst->lengths, src->lengths + lo, n * sizeof *dst->lengths);
+}
+
 mom_batch task_loss_view(const task_batch *b)
 {
     mom_batch v = {b->n, b->steps, b->inputs, b->targets, b->loss_mask, b->lengths};

@@ -70,6 +70,10 @@ void task_generate(const task *t, task_batch *b, mom_rng *rng);
  * return -1: use the library metric t->metric instead. */
 double task_symbol_errors(const task *t, const task_batch *b, const float *y);
 
+/* Copy sequences [lo, lo + dst->n) of src into dst (allocated for task t with dst->n sequences):
+ * one rank's share of a minibatch in data-parallel training. */
+void task_batch_slice(const task *t, task_batch *dst, const task_batch *src, size_t lo);
+
 /* Views for the library: the loss view (loss_mask) and the evaluation view (eval_mask). */
 mom_batch task_loss_view(const task_batch *b);
 mom_batch task_eval_view(const task_batch *b);

@@ -60,6 +60,8 @@ int train_parse_flag(const char *prog, int argc, char **argv, int *i, train_flag
         f->checkpoint_every = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, (size_t)1 << 40);
     } else if (strcmp(a, "--resume") == 0) {
         f->resume = cli_value(prog, argc, argv, i);
+    } else if (strcmp(a, "--mpi") == 0) {
+        f->mpi = 1;
     } else {
         return hf_parse_flag(prog, argc, argv, i, &f->hf);
     }
@@ -88,6 +90,10 @@ void train_usage(FILE *f)
 "  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
 "  --resume FILE       continue the run saved in FILE (give the same flags as the first run)\n"
 "  --threads N         BLAS threads (default: the BLAS default)\n"
+"  --mpi               data-parallel training over the ranks of an MPI job (mpirun -np N\n"
+"                      PROGRAM --mpi ...): each rank computes on its block of every\n"
+"                      minibatch, the gradients are averaged, rank 0 alone writes the log,\n"
+"                      checkpoints and summary (docs/distributed.md; needs an MPI build)\n"
 "  --help              this text\n");
 }
 
@@ -258,14 +264,15 @@ void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *o
 }
 
 void train_monitor_start(train_monitor *m, const char *prog, const train_flags *tf,
-                         uint64_t first, uint64_t steps)
+                         uint64_t first, uint64_t steps, int quiet)
 {
     memset(m, 0, sizeof *m);
     m->prog = prog;
     m->tf = tf;
+    m->quiet = quiet;
     m->steps = steps;
     m->mean_loss = m->last_err = NAN;
-    if (tf->log && (m->log = cli_log_open(tf->log, tf->resume != NULL)) == NULL) {
+    if (tf->log && !quiet && (m->log = cli_log_open(tf->log, tf->resume != NULL)) == NULL) {
         fprintf(stderr, "%s: cannot write the log %s\n", prog, tf->log);
         exit(1);
     }
@@ -300,10 +307,12 @@ void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, d
 {
     m->mean_loss = m->loss_sum / (double)m->count;
     m->last_err = err;
-    cli_log_row(m->log, step, mu, lr, m->mean_loss, err, train_monitor_seconds(m));
-    cli_progress_update(&m->bar, step, m->mean_loss, err, 1);
     m->loss_sum = 0;
     m->count = 0;
+    if (m->quiet)
+        return;
+    cli_log_row(m->log, step, mu, lr, m->mean_loss, err, train_monitor_seconds(m));
+    cli_progress_update(&m->bar, step, m->mean_loss, err, 1);
     if (m->tf->checkpoint && step % m->tf->checkpoint_every == 0 &&
         train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)
         exit(1);
@@ -311,12 +320,15 @@ void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, d
 
 void train_monitor_tick(train_monitor *m, uint64_t step)
 {
-    cli_progress_update(&m->bar, step, m->mean_loss, m->last_err, 0);
+    if (!m->quiet)
+        cli_progress_update(&m->bar, step, m->mean_loss, m->last_err, 0);
 }
 
 void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *opt,
                        mom_rng *data, const char *title, const char *err_label)
 {
+    if (m->quiet)
+        return;
     cli_progress_end(&m->bar);
     if (m->tf->checkpoint && !diverged && m->steps % m->tf->checkpoint_every != 0 &&
         train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)

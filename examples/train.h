@@ -30,13 +30,14 @@ typedef struct hf_settings {
 } hf_settings;
 
 /* Flags both trainers share: --optim, the HF flags, --log, --plot, --threads, --checkpoint,
- * --checkpoint-every, --resume. */
+ * --checkpoint-every, --resume, --mpi. */
 typedef struct train_flags {
     int optim;
     hf_settings hf;
     const char *log, *plot, *checkpoint, *resume;
     uint64_t checkpoint_every;
     int threads;
+    int mpi; /* --mpi: data-parallel over the ranks of an MPI job (dist.h) */
 } train_flags;
 
 /* Defaults: NAG, hf_defaults(net_kind), nothing else set. */
@@ -82,6 +83,7 @@ void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *o
  * interval, CSV log rows, progress display, periodic and final checkpoints, the plot. */
 typedef struct train_monitor {
     const char *prog;
+    int quiet; /* a rank other than 0 of an MPI job: no log, progress, checkpoints or plot */
     const train_flags *tf;
     uint64_t steps;
     FILE *log;
@@ -91,9 +93,10 @@ typedef struct train_monitor {
 } train_monitor;
 
 /* Open the log (appending when resuming; exits 1 if it cannot be written) and start the progress
- * display at update first - 1 of steps. */
+ * display at update first - 1 of steps. quiet: keep the bookkeeping but write nothing (the ranks
+ * other than 0 of a data-parallel job). */
 void train_monitor_start(train_monitor *m, const char *prog, const train_flags *tf,
-                         uint64_t first, uint64_t steps);
+                         uint64_t first, uint64_t steps, int quiet);
 
 /* Check the status of a training step: returns 0 when it succeeded (and records its loss), 1 when
  * it diverged (message printed; the caller stops training); exits 1 on any other error. */

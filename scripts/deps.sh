@@ -3,7 +3,7 @@
 # Idempotent: does nothing when every package is installed. Extra package names may be given as
 # arguments (for example clang valgrind for the CI checks).
 set -eu
-pkgs="gcc g++ meson ninja-build pkgconf libopenblas-dev liblapack-dev libcmocka-dev zlib1g-dev python3-numpy abigail-tools $*"
+pkgs="gcc g++ meson ninja-build pkgconf libopenblas-dev liblapack-dev libcmocka-dev zlib1g-dev python3-numpy abigail-tools openmpi-bin libopenmpi-dev $*"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -7,10 +7,12 @@
 #            [--lrs "0.05 0.01 0.005 0.001 0.0005 0.0001"]
 #            [--configs "sgd:0 nag:0.9 nag:0.99 nag:0.995 nag:0.999 cm:0.9 cm:0.99 cm:0.995 cm:0.999"]
 #            [--jobs 2] [--out DIR]
+#            [--grid FILE]   (write the runs to FILE for scripts/grid.sh instead of running them)
 # The paper trains 750,000 updates; the default here is that budget, far beyond a 2-core machine.
 # docs/results.md states the budget behind every number.
 set -eu
 cd "$(dirname "$0")/.."
+grid=""
 steps=750000 data="curves fashion" seeds=1 lrs="0.05 0.01 0.005 0.001 0.0005 0.0001"
 configs="sgd:0 nag:0.9 nag:0.99 nag:0.995 nag:0.999 cm:0.9 cm:0.99 cm:0.995 cm:0.999"
 jobs=2 out=out/repro-ae
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
     --configs) configs=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --grid) grid=$2; shift 2 ;;
     *) echo "repro-ae.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -58,6 +61,14 @@ for d in $data; do
     done
 done
 n=$(wc -l < "$list")
+if [ -n "$grid" ]; then
+    # Only write the trials, for scripts/grid.sh to spread over MPI ranks or job-array tasks.
+    cp "$list" "$grid"
+    echo "repro-ae: $n runs written to $grid; run them from $(pwd) with" >&2
+    echo "  mpirun -np N sh scripts/grid.sh run $grid $out   (or a job array, docs/distributed.md)" >&2
+    echo "then: python3 scripts/results.py" >&2
+    exit 0
+fi
 echo "repro-ae: $n runs to do, $jobs at a time, results in $out" >&2
 sh scripts/run-jobs.sh "$list" "$out" "$jobs"
 python3 scripts/results.py

@@ -6,11 +6,13 @@
 # usage: scripts/repro-rnn.sh [--steps N] [--seeds "1 2"] [--lrs "3e-4 1e-4"]
 #            [--tasks "addition multiplication mem5 mem20"]
 #            [--configs "nag:0.995 nag:0.9 cm:0.995 cm:0.9 nag:0 bias"] [--jobs 2] [--out DIR]
+#            [--grid FILE]   (write the runs to FILE for scripts/grid.sh instead of running them)
 #            [--eval-size N]
 # Defaults run the full paper budget (50,000 updates), which takes days on 2 cores; docs/results.md
 # says which budget produced each number.
 set -eu
 cd "$(dirname "$0")/.."
+grid=""
 steps=50000 seeds="1 2 3 4" lrs="3e-4 1e-4" tasks="addition multiplication mem5 mem20"
 configs="nag:0.995 nag:0.9 cm:0.995 cm:0.9 nag:0 bias" jobs=2 out=out/repro-rnn evalsize=10000
 while [ $# -gt 0 ]; do
@@ -22,6 +24,7 @@ while [ $# -gt 0 ]; do
     --configs) configs=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --grid) grid=$2; shift 2 ;;
     --eval-size) evalsize=$2; shift 2 ;;
     *) echo "repro-rnn.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -54,6 +57,14 @@ for task in $tasks; do
     done
 done
 n=$(wc -l < "$list")
+if [ -n "$grid" ]; then
+    # Only write the trials, for scripts/grid.sh to spread over MPI ranks or job-array tasks.
+    cp "$list" "$grid"
+    echo "repro-rnn: $n runs written to $grid; run them from $(pwd) with" >&2
+    echo "  mpirun -np N sh scripts/grid.sh run $grid $out   (or a job array, docs/distributed.md)" >&2
+    echo "then: python3 scripts/results.py" >&2
+    exit 0
+fi
 echo "repro-rnn: $n runs to do, $jobs at a time, results in $out" >&2
 sh scripts/run-jobs.sh "$list" "$out" "$jobs"
 python3 scripts/results.py
