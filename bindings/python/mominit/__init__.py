@@ -19,7 +19,8 @@ from . import _lib
 from ._base import live_handles
 from .allocator import Allocator, CountingAllocator
 from .enums import (Act, BlockKind, FinalMode, InitKind, InitOption, Metric, NetKind, NetOption,
-                    OptimKind, OptimOption, Output, RNG_STATE_WORDS, SchedKind, Status)
+                    OptimKind, OptimOption, Output, ReduceWhat, RNG_STATE_WORDS, SchedKind,
+                    Status)
 from .errors import (DivergedError, FormatError, InternalError, InvalidError, MomError,
                      MomIOError, NoMemError, ShapeError, StateError, UnsupportedError, ERRORS)
 from .init import Initializer, output_bias, preset_ff, preset_rnn, spectral_radius
@@ -28,7 +29,7 @@ from .optim import Optimizer
 from .rng import Rng
 from .sched import Sched
 
-#: version of the loaded C library ("0.1.0") and as a number (MAJOR*10000 + MINOR*100 + PATCH)
+#: version of the loaded C library ("0.2.0") and as a number (MAJOR*10000 + MINOR*100 + PATCH)
 version = _lib.version_string
 version_number = _lib.version_number
 #: path or name the library was loaded from
@@ -51,7 +52,7 @@ __all__ = [
     "ERRORS", "FinalMode", "FormatError", "Initializer", "InitKind", "InitOption",
     "InternalError", "InvalidError", "Metric", "MomError", "MomIOError", "Net", "NetKind",
     "NetOption", "NoMemError", "Optimizer", "OptimKind", "OptimOption", "Output",
-    "RNG_STATE_WORDS", "Rng", "Sched", "SchedKind", "ShapeError", "StateError", "Status",
+    "ReduceWhat", "RNG_STATE_WORDS", "Rng", "Sched", "SchedKind", "ShapeError", "StateError", "Status",
     "UnsupportedError", "library_path", "live_handles", "output_bias", "preset_ff",
     "preset_rnn", "spectral_radius", "status_name", "strerror", "version", "version_number",
 ]

@@ -50,6 +50,7 @@ class mom_batch(ctypes.Structure):
 
 #: mom_sched_fn: double (*)(uint64_t t, void *user_data)
 SCHED_FN = ctypes.CFUNCTYPE(c_double, c_uint64, c_void_p)
+REDUCE_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_size_t, c_int, c_int, c_void_p)
 
 _h = c_void_p          # any opaque handle
 _p = c_void_p          # any array (address of the first element)
@@ -155,6 +156,7 @@ PROTOTYPES = {
     "mom_optim_velocity": (c_void_p, [_h]),
     "mom_optim_num_params": (c_size_t, [_h]),
     "mom_optim_reset": (c_int, [_h]),
+    "mom_optim_set_reduce": (c_int, [_h, REDUCE_FN, c_void_p]),
 }
 
 

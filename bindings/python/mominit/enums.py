@@ -106,6 +106,15 @@ class OptimOption(enum.IntEnum):
     CLIP_NORM = 2
 
 
+class ReduceWhat(enum.IntEnum):
+    """What a reduction hook combines (Optimizer.set_reduce)."""
+    LOSS = 1
+    GRADIENT = 2
+    FISHER = 3
+    CURV_LOSS = 4
+    GV = 5
+
+
 #: flag of Net.recurrent(learn_h0=True)
 RNN_LEARN_H0 = 0x1
 #: words of a serialized RNG state

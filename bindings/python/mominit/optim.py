@@ -10,7 +10,8 @@ import math
 
 from ._base import Handle, L, check_size, f32_address, locked, make_error, no_overlap
 from .allocator import c_allocator
-from .enums import OptimKind, OptimOption, coerce
+from ._lib import REDUCE_FN
+from .enums import OptimKind, OptimOption, ReduceWhat, coerce
 from .errors import DivergedError
 from .net import Net
 from .sched import as_sched, pop_pending
@@ -105,6 +106,49 @@ class Optimizer(Handle):
                          lambda self, v: self.set(OptimOption.CLIP_NORM, v),
                          doc="gradient norm bound, 0 for none")
 
+    # -- several workers ------------------------------------------------------------------------
+    def set_reduce(self, fn):
+        """Install a reduction hook for data-parallel training (docs/distributed.md), or remove
+        it with None. step_net() then calls ``fn(values, what)`` with this worker's loss (a
+        float64 array of 1) and gradient (a float32 array of num_params), what being a
+        ReduceWhat, before using them; fn must overwrite ``values`` in place with the mean over
+        all workers' cases, the same on every worker. With mpi4py and equal shares::
+
+            def mean(values, what):
+                comm.Allreduce(MPI.IN_PLACE, values)
+                values /= comm.size
+
+        If fn raises, the step fails (nothing changes) and step_net() raises a MominitError
+        chained from fn's exception. The arrays are views valid during the call only."""
+        if fn is not None and not callable(fn):
+            raise TypeError(f"fn must be callable or None, got {type(fn).__name__}")
+        if fn is None:
+            with self._lock:
+                self._check(L.mom_optim_set_reduce(self._ptr, REDUCE_FN(), None),
+                            "mom_optim_set_reduce")
+                self._owner.keep.pop("reduce", None)
+                self._reduce_exc = None
+            return
+        import numpy as np
+        owner = self
+
+        def trampoline(values, count, ctype, what, _user):
+            try:
+                dtype = np.float32 if ctype == 1 else np.float64
+                buf = (ctypes.c_char * (count * np.dtype(dtype).itemsize)).from_address(values)
+                fn(np.frombuffer(buf, dtype=dtype, count=count), ReduceWhat(what))
+                return 0
+            except BaseException as e:  # reported by the step that called the hook
+                owner._reduce_exc = e
+                return -1  # MOM_E_INVALID
+
+        cfn = REDUCE_FN(trampoline)
+        with self._lock:
+            self._check(L.mom_optim_set_reduce(self._ptr, cfn, None), "mom_optim_set_reduce")
+            # the C optimizer calls cfn from now on: keep it alive as long as the C object
+            self._owner.keep["reduce"] = (cfn, fn)
+            self._reduce_exc = None
+
     # -- queries --------------------------------------------------------------------------------
     def _sched_needs(self):
         keep = self._owner.keep if self._owner is not None else {}
@@ -162,6 +206,9 @@ class Optimizer(Handle):
         """Raise for rc (chained from a callback schedule's exception, if one is pending), or
         the pending exception alone when rc is 0."""
         pending = pop_pending(self._sched_needs())
+        hook_exc, self._reduce_exc = getattr(self, "_reduce_exc", None), None
+        if pending is None:
+            pending = hook_exc
         if rc:
             exc = make_error(rc, fname, self, *others)
             if isinstance(exc, DivergedError):

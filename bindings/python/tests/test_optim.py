@@ -1,5 +1,6 @@
 """Optimizers: the any-model begin/end path (bit-exact update rules), step_net, state errors,
 divergence, options and zero-copy views."""
+import threading
 import unittest
 
 import numpy as np
@@ -215,6 +216,115 @@ class TestStepNet(unittest.TestCase):
             np.testing.assert_array_equal(net.params, p0)
             self.assertEqual(opt.steps, 1)
             self.assertFalse(opt.begun)
+
+
+class TestReduceHook(unittest.TestCase):
+    """Optimizer.set_reduce: two workers on halves of a batch, combined through the hook, take
+    the steps of one optimizer on the whole batch."""
+
+    def test_two_workers_equal_one_process(self):
+        """Two threads, each with its own net and optimizer on its share of every batch (8 and
+        12 of 20 cases), combining through the hook with a barrier, end where one optimizer on
+        the whole batches ends (to float rounding), and equal to each other bit for bit."""
+        gen = np.random.default_rng(5)
+        batches = [classification_batch(gen, 20, 4, 3) for _ in range(30)]
+        cuts = [(0, 8), (8, 20)]
+        nets = [mi.Net.feedforward([4, 6, 3], "tanh", "softmax_xent") for _ in range(3)]
+        opts = [mi.Optimizer("nag", n, lr=0.1, momentum=0.9) for n in nets]
+        for n in nets:
+            mi.preset_ff(n, 3)
+        barrier = threading.Barrier(2, timeout=20)
+        slots = [None, None]
+
+        def hook(rank):
+            share = (cuts[rank][1] - cuts[rank][0]) / 20
+
+            def fn(values, what):
+                slots[rank] = values.astype(np.float64) * share
+                barrier.wait()
+                total = slots[0] + slots[1]
+                barrier.wait()  # both have read the slots
+                values[:] = total.astype(values.dtype)
+            return fn
+
+        errors = []
+
+        def worker(rank):
+            try:
+                lo, hi = cuts[rank]
+                for x, t in batches:
+                    opts[rank + 1].step_net(nets[rank + 1], (x[lo:hi], t[lo:hi]))
+            except BaseException as e:  # reported below
+                errors.append(e)
+                barrier.abort()
+
+        try:
+            opts[1].set_reduce(hook(0))
+            opts[2].set_reduce(hook(1))
+            threads = [threading.Thread(target=worker, args=(r,)) for r in (0, 1)]
+            for th in threads:
+                th.start()
+            for x, t in batches:
+                opts[0].step_net(nets[0], (x, t))
+            for th in threads:
+                th.join()
+            self.assertEqual(errors, [])
+            np.testing.assert_array_equal(nets[1].params, nets[2].params)
+            ref = nets[0].params
+            rel = np.max(np.abs(nets[1].params - ref)) / np.max(np.abs(ref))
+            self.assertLess(rel, 1e-5)
+            with mi.Net.feedforward([4, 6, 3], "tanh", "softmax_xent") as fresh:
+                mi.preset_ff(fresh, 3)
+                self.assertGreater(np.max(np.abs(fresh.params - ref)), 1e-3)  # it trained
+        finally:
+            for o in opts:
+                o.close()
+            for n in nets:
+                n.close()
+
+    def test_hook_contract_and_values_are_used(self):
+        gen = np.random.default_rng(6)
+        x, t = classification_batch(gen, 12, 4, 3)
+        with mi.Net.feedforward([4, 5, 3], "tanh", "softmax_xent") as a, \
+                mi.Net.feedforward([4, 5, 3], "tanh", "softmax_xent") as b, \
+                mi.Optimizer("nag", a, lr=0.05, momentum=0.9) as oa, \
+                mi.Optimizer("nag", b, lr=0.1, momentum=0.9) as ob:
+            mi.preset_ff(a, 4)
+            mi.preset_ff(b, 4)
+            calls = []
+
+            def double(values, what):
+                calls.append((what, values.dtype, values.size))
+                if what == mi.ReduceWhat.GRADIENT:
+                    values *= 2  # exact in float32: the same as a doubled learning rate
+
+            oa.set_reduce(double)
+            for _ in range(4):
+                oa.step_net(a, (x, t))
+                ob.step_net(b, (x, t))
+            np.testing.assert_array_equal(a.params, b.params)
+            self.assertEqual(calls[:2], [(mi.ReduceWhat.LOSS, np.float64, 1),
+                                         (mi.ReduceWhat.GRADIENT, np.float32, a.num_params)])
+            self.assertEqual(len(calls), 8)
+            # a hook that raises fails the step, changes nothing, and is chained
+            p0, v0, s0 = a.params.copy(), oa.velocity.copy(), oa.steps
+
+            def broken(values, what):
+                raise RuntimeError("allreduce failed")
+
+            oa.set_reduce(broken)
+            with self.assertRaises(mi.MomError) as cm:
+                oa.step_net(a, (x, t))
+            self.assertIsInstance(cm.exception.__cause__, RuntimeError)
+            np.testing.assert_array_equal(a.params, p0)
+            np.testing.assert_array_equal(oa.velocity, v0)
+            self.assertEqual(oa.steps, s0)
+            # removed: plain steps again
+            oa.set_reduce(None)
+            oa.step_net(a, (x, t))
+            self.assertEqual(oa.steps, s0 + 1)
+            with self.assertRaises(TypeError):
+                oa.set_reduce(42)
 
 
 if __name__ == "__main__":
