@@ -340,18 +340,7 @@ int main(int argc, char **argv)
     dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
     if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, 1)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
-    uint64_t first = 1;
-    if (o.tf.resume) {
-        train_resume(prog, o.tf.resume, net, opt, NULL);
-        first = mom_optim_steps(opt) + 1;
-        if (dist_root(&d))
-            fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
-                    (unsigned long long)(first - 1));
-    }
-
-    if (d.on && dist_root(&d))
-        fprintf(stderr, "%s: data-parallel over %d MPI ranks (%zu cases each or one more)\n",
-                prog, d.size, gbatch / (size_t)d.size);
+    uint64_t first = train_begin(prog, &o.tf, net, opt, NULL, &d, gbatch, "cases");
     if (dist_root(&d))
         fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
                     "mu_max %g, batch %zu, %llu updates, seed %llu\n",

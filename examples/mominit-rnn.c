@@ -295,17 +295,7 @@ int main(int argc, char **argv)
     mom_sched_destroy(mu);
     dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
 
-    uint64_t first = 1;
-    if (o.tf.resume) {
-        train_resume(prog, o.tf.resume, net, opt, data_rng);
-        first = mom_optim_steps(opt) + 1;
-        if (dist_root(&d))
-            fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, o.tf.resume,
-                    (unsigned long long)(first - 1));
-    }
-    if (d.on && dist_root(&d))
-        fprintf(stderr, "%s: data-parallel over %d MPI ranks (%zu sequences each or one more)\n",
-                prog, d.size, gbatch / (size_t)d.size);
+    uint64_t first = train_begin(prog, &o.tf, net, opt, data_rng, &d, gbatch, "sequences");
     if (dist_root(&d))
         fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
                     "batch %zu, %llu updates, seed %llu\n",

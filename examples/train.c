@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "train.h"
 
 int train_parse_optim(const char *name)
@@ -261,6 +262,23 @@ void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *o
         exit(1);
     }
     mom_ckpt_destroy(ck);
+}
+
+uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_optim *opt,
+                     mom_rng *data, const struct dist *d, size_t batch, const char *unit)
+{
+    uint64_t first = 1;
+    if (tf->resume) {
+        train_resume(prog, tf->resume, net, opt, data);
+        first = mom_optim_steps(opt) + 1;
+        if (d->rank == 0)
+            fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, tf->resume,
+                    (unsigned long long)(first - 1));
+    }
+    if (d->on && d->rank == 0)
+        fprintf(stderr, "%s: data-parallel over %d MPI ranks (%zu %s each or one more)\n", prog,
+                d->size, batch / (size_t)d->size, unit);
+    return first;
 }
 
 void train_monitor_start(train_monitor *m, const char *prog, const train_flags *tf,

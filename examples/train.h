@@ -72,6 +72,14 @@ mom_optim *train_optim_create(const char *prog, int optim, size_t n_params, mom_
 int train_step(double *loss, mom_optim *opt, mom_net *net, const mom_batch *grad,
                const mom_batch *curv);
 
+struct dist;
+
+/* Before the loop: --resume (when given) into net, opt and the data stream, and the note of a
+ * data-parallel run (`unit`: "cases" or "sequences" of the global batch), both on rank 0 only.
+ * Returns the first update to run. */
+uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_optim *opt,
+                     mom_rng *data, const struct dist *d, size_t batch, const char *unit);
+
 /* Save net + optimizer + the data stream (may be NULL) atomically to path; message on failure. */
 int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data);
 

@@ -10,7 +10,8 @@
 #     HF's warm start moves by 1e-3 relative either way);
 #   - the ranks hold bit-identical parameters after every update (--eval-every 1 makes the
 #     trainers compare a hash of them across ranks after each update and abort on a mismatch);
-#   - only rank 0 prints the summary and writes the checkpoint and log.
+#   - only rank 0 prints the summary and writes the checkpoint and log;
+#   - a 2-rank run resumed from rank 0's checkpoint continues bit for bit.
 # Skipped (77) with a message when mpirun is missing or the trainers were built without MPI.
 # usage: check-mpi.sh MPI_FOUND(0|1) MOMINIT_RNN MOMINIT_AE CKPT_DIFF
 set -u
@@ -95,6 +96,20 @@ compare_hf ae-hf $AE --optim hf --steps 3 --hf-grad-batch 120 --hf-curv-batch 41
 compare_hf ae-mhf $AE --optim mhf --steps 5 --hf-grad-batch 60 --hf-curv-batch 30 --hf-fixed-cg 10
 # shellcheck disable=SC2086
 compare_hf rnn-hf $RNN --optim hf --steps 3 --batch 50 --hf-curv-batch 25 --hf-max-cg 30
+
+# resuming a data-parallel run from rank 0's checkpoint continues it exactly: 50 + 50 updates give
+# the bits of the 100 straight ones (rnn-nag above)
+# shellcheck disable=SC2086
+if mpirun_np2 $RNN --mpi --optim nag --steps 50 --batch 50 --lr 1e-3 --checkpoint "$tmp/res.ckpt" \
+        > "$tmp/res1.out" 2>&1 &&
+        mpirun_np2 $RNN --mpi --optim nag --steps 100 --batch 50 --lr 1e-3 \
+            --resume "$tmp/res.ckpt" --checkpoint "$tmp/res.ckpt" > "$tmp/res2.out" 2>&1 &&
+        "$diff" "$tmp/rnn-nag-2.ckpt" "$tmp/res.ckpt" 0 > "$tmp/res.diff" 2>&1; then
+    ok "a 2-rank run resumed after 50 updates ends bit-identical to 100 straight updates"
+else
+    cat "$tmp/res1.out" "$tmp/res2.out" "$tmp/res.diff" > "$tmp/res.all" 2>/dev/null
+    notok "resuming a 2-rank run" "$tmp/res.all"
+fi
 
 # a global batch smaller than the ranks is refused before any work
 if mpirun_np2 $rnn --mpi --task addition --T 10 --steps 1 --batch 1 > "$tmp/small.out" 2>&1; then
