@@ -20,6 +20,7 @@ typedef struct options {
     int task, target, center;
     size_t T, hidden, batch, eval_size;
     uint64_t steps, eval_every, seed, warm_steps;
+    uint64_t init_seed; /* --init-seed; UINT64_MAX: the same as --seed */
     double mu0, warm_mu, lr, input_scale, clip;
     int have_input_scale, bias_only;
     train_flags tf;
@@ -42,6 +43,8 @@ static void usage(FILE *f)
 "  --steps N          updates (default 50000; 0 evaluates the initialized network)\n"
 "  --batch N          fresh sequences per update (default 100)\n"
 "  --seed N           seed of initialization and data (default 1)\n"
+"  --init-seed N      seed of the initialization alone (default: --seed), to vary the\n"
+"                     initial network and the data stream independently\n"
 "  --input-scale X    std of the input->hidden weights (default 0.001 for addition,\n"
 "                     multiplication and xor, 0.1 otherwise)\n"
 "  --eval-every N     evaluate every N updates (default 1000)\n"
@@ -88,6 +91,7 @@ static void parse(options *o, int argc, char **argv)
     o->steps = 50000;
     o->eval_every = 1000;
     o->seed = 1;
+    o->init_seed = UINT64_MAX;
     o->mu0 = 0.995;
     o->warm_mu = 0.9;
     o->warm_steps = 1000;
@@ -121,6 +125,8 @@ static void parse(options *o, int argc, char **argv)
             o->batch = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1000000);
         } else if (strcmp(a, "--seed") == 0) {
             o->seed = cli_u64(prog, a, cli_value(prog, argc, argv, &i));
+        } else if (strcmp(a, "--init-seed") == 0) {
+            o->init_seed = cli_u64(prog, a, cli_value(prog, argc, argv, &i));
         } else if (strcmp(a, "--input-scale") == 0) {
             o->input_scale = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 100.0);
             o->have_input_scale = 1;
@@ -260,7 +266,8 @@ int main(int argc, char **argv)
         mom_rng_reseed(eval_rng, o.seed, 3);
         task_generate(&t, &evalb, eval_rng);
         mom_batch v = task_loss_view(&evalb);
-        if ((rc = mom_init_preset_rnn(net, o.input_scale, o.seed, &v)))
+        uint64_t init_seed = o.init_seed == UINT64_MAX ? o.seed : o.init_seed;
+        if ((rc = mom_init_preset_rnn(net, o.input_scale, init_seed, &v)))
             die_lib("initializing the network", rc, mom_net_errmsg(net));
     }
     if (o.bias_only) {
