@@ -17,7 +17,7 @@
 static const char *prog = "mominit-rnn";
 
 typedef struct options {
-    int task, target, center;
+    int task, target, center, recall_loss;
     size_t T, hidden, batch, eval_size;
     uint64_t steps, eval_every, seed, warm_steps;
     uint64_t init_seed; /* --init-seed; UINT64_MAX: the same as --seed */
@@ -50,6 +50,8 @@ static void usage(FILE *f)
 "  --eval-every N     evaluate every N updates (default 1000)\n"
 "  --eval-size N      fresh test sequences per evaluation (default 10000)\n"
 "  --center           subtract input means and the mean target\n"
+"  --loss-steps all|recall  memorization: count every step in the loss (default), or only\n"
+"                     the recall steps (the steps the error counts)\n"
 "  --bias-only        evaluate the paper's baseline: a network whose outputs are its output\n"
 "                     biases (the mean target), without training\n"
 "  --target NAME      addition target: mean (default), sum, hs\n"
@@ -138,6 +140,14 @@ static void parse(options *o, int argc, char **argv)
             o->bias_only = 1;
         } else if (strcmp(a, "--center") == 0) {
             o->center = 1;
+        } else if (strcmp(a, "--loss-steps") == 0) {
+            const char *v = cli_value(prog, argc, argv, &i);
+            if (strcmp(v, "all") == 0)
+                o->recall_loss = 0;
+            else if (strcmp(v, "recall") == 0)
+                o->recall_loss = 1;
+            else
+                cli_usage_error(prog, "unknown --loss-steps '%s' (all, recall)", v);
         } else if (strcmp(a, "--target") == 0) {
             const char *v = cli_value(prog, argc, argv, &i);
             if (strcmp(v, "mean") == 0)
@@ -156,6 +166,8 @@ static void parse(options *o, int argc, char **argv)
     }
     if (o->T == 0)
         o->T = o->task == TASK_MEM5 ? 200 : 80;
+    if (o->recall_loss && o->task != TASK_MEM5 && o->task != TASK_MEM20)
+        cli_usage_error(prog, "--loss-steps recall applies to the memorization tasks (mem5, mem20)");
     train_flags_finish(prog, &o->tf, o->eval_every);
     if (o->lr < 0)
         o->lr = default_lr(o->task);
@@ -216,6 +228,7 @@ int main(int argc, char **argv)
     task t;
     if (task_init(&t, (task_kind)o.task, o.T, o.target, o.center) != 0)
         cli_usage_error(prog, "--T %zu is too small for task %s", o.T, task_name((task_kind)o.task));
+    t.recall_loss = o.recall_loss;
     dist d;
     dist_start(&d, prog, &argc, &argv, o.tf.mpi);
 

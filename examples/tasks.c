@@ -247,7 +247,7 @@ static void gen_memory(const task *t, task_batch *b, size_t s, mom_rng *rng)
         } else {
             TG(k, s, blank_out) = 1.0f;
         }
-        b->loss_mask[CELL(k, s)] = 1.0f;
+        b->loss_mask[CELL(k, s)] = (!t->recall_loss || k >= c + t->T) ? 1.0f : 0.0f;
     }
 }
 

@@ -37,6 +37,8 @@ typedef struct task {
     size_t max_steps;  /* longest sequence */
     int target;        /* task_target (addition) */
     int center;        /* subtract input means and the mean target */
+    int recall_loss;   /* memorization: the loss counts the recall steps only (default 0: every
+                        * step, the blanks included); set after task_init() */
     double target_mean; /* mean target subtracted when centering (0 otherwise) */
     double input_mean;  /* mean of the value channel subtracted when centering */
 } task;

@@ -219,6 +219,18 @@ static void test_memorization_tasks(void **state)
                 assert_true(b.loss_mask[tt * b.n + s] == 1.0f);
             }
         }
+        /* --loss-steps recall: the same sequences, the loss on the recall steps only */
+        t.recall_loss = 1;
+        mom_rng_destroy(r);
+        r = new_rng(8);
+        task_batch b2;
+        assert_int_equal(task_batch_alloc(&b2, &t, 30), 0);
+        task_generate(&t, &b2, r);
+        size_t cells = b.n * b.steps;
+        assert_memory_equal(b2.inputs, b.inputs, cells * t.n_in * sizeof(float));
+        assert_memory_equal(b2.eval_mask, b.eval_mask, cells * sizeof(float));
+        assert_memory_equal(b2.loss_mask, b.eval_mask, cells * sizeof(float));
+        task_batch_free(&b2);
         mom_rng_destroy(r);
         task_batch_free(&b);
     }
