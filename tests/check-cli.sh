@@ -30,7 +30,8 @@ expect() { # expect STATUS PATTERN -- command...
 
 for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
             --input-scale --eval-every --eval-size --center --log --plot --threads --checkpoint \
-            --checkpoint-every --resume --hf-lambda --hf-fixed-cg --hf-struct; do
+            --checkpoint-every --resume --hf-lambda --hf-fixed-cg --hf-struct --init-seed \
+            --loss-steps --mpi; do
     expect 0 "$flag" -- "$rnn" --help
 done
 for flag in --data --arch --optim --mu-max --lr --steps --batch --final-phase --si-scale --seed \
@@ -45,6 +46,9 @@ expect 2 "must be in" -- "$rnn" --mu0 1.5
 expect 2 "needs a value" -- "$rnn" --steps
 expect 2 "too small" -- "$rnn" --task addition --T 3
 expect 2 "VALUE:STEPS" -- "$rnn" --mu-warmup 0.9
+expect 2 "applies to the memorization tasks" -- "$rnn" --task addition --loss-steps recall
+expect 2 "unknown --loss-steps" -- "$rnn" --task mem20 --loss-steps some
+expect 2 "needs an integer" -- "$rnn" --init-seed x
 expect 2 "unknown optimizer" -- "$ae" --optim adam
 expect 2 "curves or idx" -- "$ae" --data mnist
 expect 2 "arch" -- "$ae" --arch 784-x-6
