@@ -26,6 +26,8 @@ if ! command -v mpirun >/dev/null 2>&1; then
 fi
 # Open MPI refuses to run as root without these, and counts slots by cores: allow 2 ranks anywhere.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# containers often forbid the cross-memory attach of Open MPI's shared-memory transport
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 export OPENBLAS_NUM_THREADS=1
 mpirun_np2() {
     if mpirun --version 2>/dev/null | grep -q "Open MPI"; then
