@@ -17,16 +17,48 @@ plot '$ae/curves-sgd0-lr0.05-s1-n4000.csv' every ::1 using 1:5 with linespoints 
      '$ae/curves-cm0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'CM mu_max 0.99 lr 0.01'
 GP
 fi
-if [ -f "$rnn/addition-nag0.995-lr3e-4-s1-n50000.csv" ]; then
+# addition: every seed at the default learning rate, seed 1 at 1e-3, and seed 1's data with another
+# initial network (--init-seed, out/explore)
+plots=""
+for f in "$rnn"/addition-nag0.995-lr3e-4-s*-n50000.csv; do
+    [ -f "$f" ] || continue
+    s=${f##*-s}; s=${s%%-*}
+    plots="$plots '$f' every ::1 using 1:5 with lines lw 2 title 'seed $s, lr 3e-4',"
+done
+for extra in "$rnn/addition-nag0.995-lr1e-3-s1-n50000.csv:seed 1, lr 1e-3" \
+             "out/explore/addition-s1-init1001.csv:seed 1 data, --init-seed 1001, lr 3e-4"; do
+    f=${extra%%:*} t=${extra#*:}
+    [ -f "$f" ] && plots="$plots '$f' every ::1 using 1:5 with lines dt 2 lw 2 title '$t',"
+done
+if [ -n "$plots" ]; then
 gnuplot <<GP
-set terminal pngcairo size 800,480 noenhanced
+set terminal pngcairo size 900,520 noenhanced
 set output 'docs/img/addition-80.png'
 set datafile separator ','
-set title 'addition T=80, NAG mu0 0.995 (test error on 10000 sequences)'
-set xlabel 'update'; set ylabel 'test error'; set grid; set key bottom left; set logscale y
-plot '$rnn/addition-nag0.995-lr3e-4-s1-n50000.csv' every ::1 using 1:5 with lines lw 2 title 'seed 1, lr 3e-4', \
-     '$rnn/addition-nag0.995-lr3e-4-s2-n50000.csv' every ::1 using 1:5 with lines lw 2 title 'seed 2, lr 3e-4', \
-     '$rnn/addition-nag0.995-lr1e-3-s1-n50000.csv' every ::1 using 1:5 with lines lw 2 title 'seed 1, lr 1e-3'
+set title 'addition T=80, NAG mu0 0.995: test error (10000 sequences; the init-seed run: 1000)'
+set xlabel 'update'; set ylabel 'test error'; set grid; set key bottom left font ',9'
+set logscale y; set xtics 10000
+plot ${plots%,}
+GP
+fi
+# mem20: the loss over every step against the recall steps only
+plots=""
+for extra in "$rnn/mem20-nag0.995-lr3e-5-s1-n50000.csv:every step, lr 3e-5" \
+             "out/explore/mem20-all-lr1e-5-s1.csv:every step, lr 1e-5" \
+             "out/explore/mem20-recall-lr3e-5-s1.csv:recall steps, lr 3e-5" \
+             "out/explore/mem20-recall-lr1e-5-s1.csv:recall steps, lr 1e-5"; do
+    f=${extra%%:*} t=${extra#*:}
+    [ -f "$f" ] && plots="$plots '$f' every ::1 using 1:5 with lines lw 2 title '$t',"
+done
+if [ -n "$plots" ]; then
+gnuplot <<GP
+set terminal pngcairo size 900,520 noenhanced
+set output 'docs/img/mem20-80.png'
+set datafile separator ','
+set title 'mem20 T=80, NAG mu0 0.995, seed 1: wrong symbols per sequence (chance 8)'
+set xlabel 'update'; set ylabel 'test error'; set grid; set key top right font ',9'
+set xtics 10000; set yrange [0:9]
+plot ${plots%,}
 GP
 fi
 ls -l docs/img
