@@ -56,7 +56,7 @@ set terminal pngcairo size 900,520 noenhanced
 set output 'docs/img/mem20-80.png'
 set datafile separator ','
 set title 'mem20 T=80, NAG mu0 0.995, seed 1: wrong symbols per sequence (chance 8)'
-set xlabel 'update'; set ylabel 'test error'; set grid; set key top right font ',9'
+set xlabel 'update'; set ylabel 'test error'; set grid; set key at graph 0.98, 0.62 font ',9'
 set xtics 10000; set yrange [0:9]
 plot ${plots%,}
 GP
