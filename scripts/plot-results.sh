@@ -17,48 +17,47 @@ plot '$ae/curves-sgd0-lr0.05-s1-n4000.csv' every ::1 using 1:5 with linespoints 
      '$ae/curves-cm0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'CM mu_max 0.99 lr 0.01'
 GP
 fi
+# curve PNG TITLE SETTINGS: plot the log curves collected in $plots (test error, column 5, against
+# the update) into docs/img/PNG; nothing when $plots is empty
+curve() {
+    [ -n "$plots" ] || return 0
+    gnuplot <<GP
+set terminal pngcairo size 900,520 noenhanced
+set output 'docs/img/$1'
+set datafile separator ','
+set title '$2'
+set xlabel 'update'; set ylabel 'test error'; set grid; set xtics 10000
+$3
+plot ${plots%,}
+GP
+}
+# add FILE:TITLE STYLE...: one more curve when the log exists
+add() {
+    f=${1%%:*} t=${1#*:}
+    shift
+    [ -f "$f" ] && plots="$plots '$f' every ::1 using 1:5 with lines $* title '$t',"
+    return 0
+}
+
 # addition: every seed at the default learning rate, seed 1 at 1e-3, and seed 1's data with another
 # initial network (--init-seed, out/explore)
 plots=""
 for f in "$rnn"/addition-nag0.995-lr3e-4-s*-n50000.csv; do
-    [ -f "$f" ] || continue
-    s=${f##*-s}; s=${s%%-*}
-    plots="$plots '$f' every ::1 using 1:5 with lines lw 2 title 'seed $s, lr 3e-4',"
+    s=${f##*-s}
+    add "$f:seed ${s%%-*}, lr 3e-4" lw 2
 done
-for extra in "$rnn/addition-nag0.995-lr1e-3-s1-n50000.csv:seed 1, lr 1e-3" \
-             "out/explore/addition-s1-init1001.csv:seed 1 data, --init-seed 1001, lr 3e-4"; do
-    f=${extra%%:*} t=${extra#*:}
-    [ -f "$f" ] && plots="$plots '$f' every ::1 using 1:5 with lines dt 2 lw 2 title '$t',"
-done
-if [ -n "$plots" ]; then
-gnuplot <<GP
-set terminal pngcairo size 900,520 noenhanced
-set output 'docs/img/addition-80.png'
-set datafile separator ','
-set title 'addition T=80, NAG mu0 0.995: test error (10000 sequences; the init-seed run: 1000)'
-set xlabel 'update'; set ylabel 'test error'; set grid; set key bottom left font ',9'
-set logscale y; set xtics 10000
-plot ${plots%,}
-GP
-fi
+add "$rnn/addition-nag0.995-lr1e-3-s1-n50000.csv:seed 1, lr 1e-3" dt 2 lw 2
+add "out/explore/addition-s1-init1001.csv:seed 1 data, --init-seed 1001, lr 3e-4" dt 2 lw 2
+curve addition-80.png \
+    'addition T=80, NAG mu0 0.995: test error (10000 sequences; the init-seed run: 1000)' \
+    "set key bottom left font ',9'; set logscale y"
+
 # mem20: the loss over every step against the recall steps only
 plots=""
-for extra in "$rnn/mem20-nag0.995-lr3e-5-s1-n50000.csv:every step, lr 3e-5" \
-             "out/explore/mem20-all-lr1e-5-s1.csv:every step, lr 1e-5" \
-             "out/explore/mem20-recall-lr3e-5-s1.csv:recall steps, lr 3e-5" \
-             "out/explore/mem20-recall-lr1e-5-s1.csv:recall steps, lr 1e-5"; do
-    f=${extra%%:*} t=${extra#*:}
-    [ -f "$f" ] && plots="$plots '$f' every ::1 using 1:5 with lines lw 2 title '$t',"
-done
-if [ -n "$plots" ]; then
-gnuplot <<GP
-set terminal pngcairo size 900,520 noenhanced
-set output 'docs/img/mem20-80.png'
-set datafile separator ','
-set title 'mem20 T=80, NAG mu0 0.995, seed 1: wrong symbols per sequence (chance 8)'
-set xlabel 'update'; set ylabel 'test error'; set grid; set key at graph 0.98, 0.62 font ',9'
-set xtics 10000; set yrange [0:9]
-plot ${plots%,}
-GP
-fi
+add "$rnn/mem20-nag0.995-lr3e-5-s1-n50000.csv:every step, lr 3e-5" lw 2
+add "out/explore/mem20-all-lr1e-5-s1.csv:every step, lr 1e-5" lw 2
+add "out/explore/mem20-recall-lr3e-5-s1.csv:recall steps, lr 3e-5" lw 2
+add "out/explore/mem20-recall-lr1e-5-s1.csv:recall steps, lr 1e-5" lw 2
+curve mem20-80.png 'mem20 T=80, NAG mu0 0.995, seed 1: wrong symbols per sequence (chance 8)' \
+    "set key at graph 0.98, 0.62 font ',9'; set yrange [0:9]"
 ls -l docs/img
