@@ -320,7 +320,8 @@ static void check_parallel(int kind, const plan *pl, int W, const size_t *gcuts,
     worker wk[MAX_WORKERS];
     run_args args[MAX_WORKERS];
     pthread_t th[MAX_WORKERS];
-    float *outs[MAX_WORKERS];
+    float *outs[MAX_WORKERS] = {NULL};
+    assert_true(W >= 1 && W <= MAX_WORKERS);
     for (int i = 0; i < W; i++) {
         size_t C = pl->C ? pl->C : pl->B;
         const size_t *cc = pl->C ? ccuts : gcuts;
@@ -361,47 +362,31 @@ static void check_parallel(int kind, const plan *pl, int W, const size_t *gcuts,
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
-static void test_nag_ff_two_workers(void **state)
-{
-    (void)state;
-    const plan pl = {MOM_OPTIM_NAG, 100, 20, 0};
-    const size_t even[] = {0, 10, 20}, uneven[] = {0, 7, 20};
-    check_parallel(PROB_FF, &pl, 2, even, NULL, 1e-5);
-    check_parallel(PROB_FF, &pl, 2, uneven, NULL, 1e-5); /* shares weighted by their cases */
-}
+/* The data-parallel cases: W workers with the given block boundaries of the gradient batch (and of
+ * the curvature batch for HF with C > 0) against one process. HF reduces the gradient, the Fisher
+ * diagonal, every product and every loss: if one were left out, the workers would take different
+ * CG paths and line-search decisions. */
+typedef struct parallel_case {
+    int kind;
+    plan pl;
+    int W;
+    size_t g[MAX_WORKERS + 1], c[MAX_WORKERS + 1];
+    double tol;
+} parallel_case;
 
-static void test_nag_ff_three_workers(void **state)
-{
-    (void)state;
-    const plan pl = {MOM_OPTIM_NAG, 100, 21, 0};
-    const size_t cuts[] = {0, 5, 13, 21};
-    check_parallel(PROB_FF, &pl, 3, cuts, NULL, 1e-5);
-}
+static const parallel_case parallel_cases[] = {
+    {PROB_FF, {MOM_OPTIM_NAG, 100, 20, 0}, 2, {0, 10, 20}, {0}, 1e-5},
+    {PROB_FF, {MOM_OPTIM_NAG, 100, 20, 0}, 2, {0, 7, 20}, {0}, 1e-5}, /* weighted by cases */
+    {PROB_FF, {MOM_OPTIM_NAG, 100, 21, 0}, 3, {0, 5, 13, 21}, {0}, 1e-5},
+    {PROB_RNN, {MOM_OPTIM_NAG, 100, 20, 0}, 2, {0, 10, 20}, {0}, 1e-5},
+    {PROB_FF, {MOM_OPTIM_HF, 4, 30, 16}, 2, {0, 14, 30}, {0, 9, 16}, 1e-4},
+    {PROB_RNN, {MOM_OPTIM_HF, 3, 20, 0}, 2, {0, 10, 20}, {0}, 1e-4},
+};
 
-static void test_nag_rnn_two_workers(void **state)
+static void test_parallel(void **state)
 {
-    (void)state;
-    const plan pl = {MOM_OPTIM_NAG, 100, 20, 0};
-    const size_t cuts[] = {0, 10, 20};
-    check_parallel(PROB_RNN, &pl, 2, cuts, NULL, 1e-5);
-}
-
-/* HF reduces the gradient, the Fisher diagonal, every product and every loss: if one were left
- * out, the workers would take different CG paths and line-search decisions. */
-static void test_hf_ff_two_workers(void **state)
-{
-    (void)state;
-    const plan pl = {MOM_OPTIM_HF, 4, 30, 16};
-    const size_t g[] = {0, 14, 30}, c[] = {0, 9, 16};
-    check_parallel(PROB_FF, &pl, 2, g, c, 1e-4);
-}
-
-static void test_hf_rnn_two_workers(void **state)
-{
-    (void)state;
-    const plan pl = {MOM_OPTIM_HF, 3, 20, 0};
-    const size_t g[] = {0, 10, 20};
-    check_parallel(PROB_RNN, &pl, 2, g, NULL, 1e-4);
+    const parallel_case *k = *state;
+    check_parallel(k->kind, &k->pl, k->W, k->g, k->pl.C ? k->c : NULL, k->tol);
 }
 
 /* ---- call order, counts and failures --------------------------------------------------------- */
@@ -699,11 +684,12 @@ int main(void)
         cmocka_unit_test(test_failures_first_order),
         cmocka_unit_test(test_order_hf),
         cmocka_unit_test(test_failures_hf),
-        cmocka_unit_test(test_nag_ff_two_workers),
-        cmocka_unit_test(test_nag_ff_three_workers),
-        cmocka_unit_test(test_nag_rnn_two_workers),
-        cmocka_unit_test(test_hf_ff_two_workers),
-        cmocka_unit_test(test_hf_rnn_two_workers),
+        cmocka_unit_test_prestate(test_parallel, (void *)&parallel_cases[0]),
+        cmocka_unit_test_prestate(test_parallel, (void *)&parallel_cases[1]),
+        cmocka_unit_test_prestate(test_parallel, (void *)&parallel_cases[2]),
+        cmocka_unit_test_prestate(test_parallel, (void *)&parallel_cases[3]),
+        cmocka_unit_test_prestate(test_parallel, (void *)&parallel_cases[4]),
+        cmocka_unit_test_prestate(test_parallel, (void *)&parallel_cases[5]),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
