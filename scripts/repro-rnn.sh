@@ -56,15 +56,4 @@ for task in $tasks; do
         done
     done
 done
-n=$(wc -l < "$list")
-if [ -n "$grid" ]; then
-    # Only write the trials, for scripts/grid.sh to spread over MPI ranks or job-array tasks.
-    cp "$list" "$grid"
-    echo "repro-rnn: $n runs written to $grid; run them from $(pwd) with" >&2
-    echo "  mpirun -np N sh scripts/grid.sh run $grid $out   (or a job array, docs/distributed.md)" >&2
-    echo "then: python3 scripts/results.py" >&2
-    exit 0
-fi
-echo "repro-rnn: $n runs to do, $jobs at a time, results in $out" >&2
-sh scripts/run-jobs.sh "$list" "$out" "$jobs"
-python3 scripts/results.py
+exec sh scripts/repro-run.sh repro-rnn "$list" "$out" "$jobs" "$grid"
