@@ -58,6 +58,9 @@ add "$rnn/mem20-nag0.995-lr3e-5-s1-n50000.csv:every step, lr 3e-5" lw 2
 add "out/explore/mem20-all-lr1e-5-s1.csv:every step, lr 1e-5" lw 2
 add "out/explore/mem20-recall-lr3e-5-s1.csv:recall steps, lr 3e-5" lw 2
 add "out/explore/mem20-recall-lr1e-5-s1.csv:recall steps, lr 1e-5" lw 2
-curve mem20-80.png 'mem20 T=80, NAG mu0 0.995, seed 1: wrong symbols per sequence (chance 8)' \
-    "set key at graph 0.98, 0.62 font ',9'; set yrange [0:9]"
+for s in 1 2 3; do
+    add "out/explore/mem20-recall-lr3e-5-clip10-s$s.csv:recall steps, lr 3e-5, clip 10, seed $s" dt 2 lw 2
+done
+curve mem20-80.png 'mem20 T=80, NAG mu0 0.995, seed 1 unless stated: wrong symbols per sequence (chance 8)' \
+    "set key at graph 0.98, 0.7 font ',9'; set logscale y; set yrange [0.0003:10]"
 ls -l docs/img
