@@ -123,22 +123,24 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
 
 /*
  * Backward pass. On entry `cur` holds dLoss/dZ_L (n x s_L) and the bias gradient of layer L is
- * already in out. Writes every weight block and the remaining bias blocks of `out` (all
- * overwritten). `other` is a scratch buffer of n * maxw floats; cur is clobbered.
+ * already in out. Writes every weight block and the remaining bias blocks of `out` (overwritten,
+ * or added to when `add` is set). `other` is a scratch buffer of n * maxw floats; cur is
+ * clobbered.
  * If max_g != NULL it receives the largest |entry| (mom__max_abs_bits) of the blocks written
  * here, each measured right after it is computed, while it is still in cache.
  */
 static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
-                        float *cur, float *other, float *out, uint32_t *max_g)
+                        float *cur, float *other, float *out, uint32_t *max_g, int add)
 {
     const ff_impl *im = impl_of(net);
+    const float beta = add ? 1.0f : 0.0f;
     uint32_t m = 0;
     for (size_t l = im->L; l >= 1; l--) {
         size_t si = width(net, l - 1), so = width(net, l);
         const float *a_prev = l > 1 ? ws_act(im, w, l - 1) : x;
         float *gw = out + net->blocks[2 * (l - 1)].offset;
         /* dW_l = delta_l^T A_{l-1} */
-        mom__gemm(1, 0, so, si, n, 1.0f, cur, so, a_prev, si, 0.0f, gw, si);
+        mom__gemm(1, 0, so, si, n, 1.0f, cur, so, a_prev, si, beta, gw, si);
         if (max_g) {
             uint32_t b = mom__max_abs_bits(gw, so * si);
             m = b > m ? b : m;
@@ -149,7 +151,7 @@ static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, 
         float *gb = out + net->blocks[2 * (l - 2) + 1].offset;
         mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
         mom__act_deriv_mul_colsum_fl(net->layer_act[l - 1], other, a_prev, gb, n, si,
-                                     net->flush_below);
+                                     net->flush_below, add);
         if (max_g) {
             uint32_t b = mom__max_abs_bits(gb, si);
             m = b > m ? b : m;
@@ -207,11 +209,11 @@ static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double
     if (grad != NULL && net->want_grad_max) {
         /* for the optimizer's overflow guard (mom__net_loss_grad_max()) */
         uint32_t m;
-        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, &m);
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, &m, 0);
         uint32_t mb = mom__max_abs_bits(dbias, width(net, L));
         net->grad_max_bits = mb > m ? mb : m;
     } else if (grad != NULL) {
-        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL);
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0);
     }
     return MOM_OK;
 }
@@ -286,7 +288,8 @@ static int ff_gv_begin(mom_net *net, const mom_batch *b, const float *p)
  *     R Z_l = A_{l-1} V_l^T + R A_{l-1} W_l^T + 1 Rb_l^T,   R A_l = f'(Z_l) o R Z_l   (R A_0 = 0),
  * then the output Hessian times R Z_L (divided by n), then the gradient's backward pass.
  */
-static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out)
+static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out,
+                 const mom__gv_acc *acc)
 {
     (void)struct_damping;
     ff_impl *im = impl_of(net);
@@ -305,16 +308,31 @@ static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out
                                    so, net->flush_below);
         } else {
             mom__add_bias_rows(other, b_of(net, v, l), n, so);
-            mom__out_hess_fl(net->output, other, ws_act(im, w, L), other, NULL, 1.0f / (float)n,
-                             n, so, net->flush_below);
+            float scale = 1.0f / (float)n;
+            if (acc != NULL) {
+                /* v^T G v = (R z)^T H (R z) / n while R z is at hand; then out += alpha G v,
+                 * scaling the output-layer term scaling every block */
+                double q = mom__out_quad(net->output, ws_act(im, w, L), other, NULL,
+                                         1.0 / (double)n, n, so);
+                float alpha = acc->scale(q, acc->ctx);
+                if (alpha == 0.0f)
+                    return MOM_OK;
+                scale = (float)((double)alpha / (double)n);
+            }
+            mom__out_hess_fl(net->output, other, ws_act(im, w, L), other, NULL, scale, n, so,
+                             net->flush_below);
         }
         float *tmp = cur;
         cur = other;
         other = tmp;
         prev = ws_act(im, w, l);
     }
-    mom__col_sums(out + net->blocks[2 * (L - 1) + 1].offset, cur, n, width(net, L));
-    ff_backward(net, w, x, n, p, cur, other, out, NULL);
+    float *gb = out + net->blocks[2 * (L - 1) + 1].offset;
+    if (acc != NULL)
+        mom__col_sums_add(gb, cur, n, width(net, L));
+    else
+        mom__col_sums(gb, cur, n, width(net, L));
+    ff_backward(net, w, x, n, p, cur, other, out, NULL, acc != NULL);
     return MOM_OK;
 }
 

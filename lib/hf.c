@@ -17,6 +17,7 @@
 #include "blas.h"
 #include "fpenv.h"
 #include "hf_internal.h"
+#include "net_internal.h"
 
 #define DEFAULT_LAMBDA 1.0
 #define DEFAULT_MAX_CG 250
@@ -358,6 +359,9 @@ int mom__hf_get(double *value, const mom_optim *o, int option)
 typedef struct hf_src {
     const mom_hf_model *m;
     mom_net *net;  /* network path (its detail messages are copied), NULL for models */
+    /* feedforward nets: the accumulating product r += alpha G d (mom__net_gv_acc()), which saves
+     * CG the product's vector and the pass for d^T G d; NULL otherwise */
+    int (*gv_acc)(float *out, const float *v, const mom__gv_acc *acc, void *u);
     int same_data; /* curvature data == gradient data: losses at equal points are reused */
     int pc_auto;   /* preconditioner on in auto mode */
     int use_sd;    /* products take the structural-damping coefficient */
@@ -458,95 +462,145 @@ static int eval_candidate(double *f, size_t j, void *ctx)
     return eval_at(f, run, candidate(run, j), 1.0f, 1);
 }
 
-/* The CG vector loops are memory- and latency-bound. Per iteration there are three passes over
- * the vectors: the two dots of the new direction with its product and the residual; the update of
- * the iterate and the residual with the preconditioned norm r^T M^-1 r; the new direction
- * d = beta d - M^-1 r with d^T r for the next iteration. The preconditioned residual M^-1 r is
- * formed where it is used and never stored. Double accumulations form one dependency chain per
- * sum, so each sum is split over LANES independent accumulators (element k goes to accumulator
- * k % LANES, combined pairwise at the end), which also fixes the summation order independently of
- * the compiler. `pc` arguments are compile-time constants at each call, so that each loop is
- * specialized. */
-#define LANES 4
-
-#define LANES_SUM(a) (((a)[0] + (a)[1]) + ((a)[2] + (a)[3]))
-
-/* Pass 1 (after the product gd = G d): *dad = d^T (Gd + damp d), the curvature along d of the
- * damped system. Gd is left as the product returned it; pass 2 recomputes Gd + damp d with the
- * same float expression. */
-static double damped_curvature(size_t n, float damp, const float *restrict d,
-                               const float *restrict gd)
+/* The CG vector loops. Per iteration there are three passes over the vectors: the curvature
+ * d^T (G d + damp d) of the new direction; the update of the iterate and the residual with the
+ * preconditioned norm r^T M^-1 r; the new direction d = beta d - M^-1 r with d^T r for the next
+ * iteration. The preconditioned residual M^-1 r is formed where it is used and never stored.
+ *
+ * Each double sum is split over MOM__LANES accumulators with vector extensions (internal.h), so
+ * the loops are vectorized whatever the optimization level and the summation order is fixed;
+ * MOM__CLONES compiles them for AVX-512 and AVX2 too, and every version (the scalar fallback
+ * included) gives the same bits. */
+/* Pass 1 (after the product gd = G d): d^T (Gd + damp d), the curvature along d of the damped
+ * system. Gd is left as the product returned it; pass 2 recomputes Gd + damp d with the same float
+ * expression. */
+MOM__CLONES static double damped_curvature(size_t n, float damp, const float *restrict d,
+                                           const float *restrict gd)
 {
-    double s[LANES] = {0};
+    double s[MOM__LANES] = {0};
     size_t k = 0;
-    for (; k + LANES <= n; k += LANES)
-        for (size_t l = 0; l < LANES; l++)
-            s[l] += (double)d[k + l] * (double)(gd[k + l] + damp * d[k + l]);
-    for (; k < n; k++)
-        s[k % LANES] += (double)d[k] * (double)(gd[k] + damp * d[k]);
-    return LANES_SUM(s);
-}
-
-/* Pass 2, one element: x += alpha d, r += alpha (Gd + damp d), accumulating r^T M^-1 r. */
-static inline void cg_update_elem(size_t k, float alpha, float damp, float *restrict x,
-                                  float *restrict r, const float *restrict d,
-                                  const float *restrict gd, const float *restrict minv, int pc,
-                                  double *ry)
-{
-    x[k] = x[k] + alpha * d[k];
-    float rk = r[k] + alpha * (gd[k] + damp * d[k]);
-    r[k] = rk;
-    float yk = pc ? rk * minv[k] : rk;
-    *ry += (double)rk * (double)yk;
-}
-
-/* Pass 2: returns the new r^T M^-1 r. */
-static inline double cg_update(size_t n, float alpha, float damp, float *restrict x,
-                               float *restrict r, const float *restrict d,
-                               const float *restrict gd, const float *restrict minv, int pc)
-{
-    double ry[LANES] = {0};
-    size_t k = 0;
-    for (; k + LANES <= n; k += LANES) {
-        cg_update_elem(k, alpha, damp, x, r, d, gd, minv, pc, &ry[0]);
-        cg_update_elem(k + 1, alpha, damp, x, r, d, gd, minv, pc, &ry[1]);
-        cg_update_elem(k + 2, alpha, damp, x, r, d, gd, minv, pc, &ry[2]);
-        cg_update_elem(k + 3, alpha, damp, x, r, d, gd, minv, pc, &ry[3]);
+#if MOM__VEC
+    mom__vd acc = {0};
+    for (; k + MOM__LANES <= n; k += MOM__LANES) {
+        mom__vf dv, gv;
+        MOM__VLOAD(dv, d + k);
+        MOM__VLOAD(gv, gd + k);
+        acc += MOM__VWIDEN(dv) * MOM__VWIDEN(gv + damp * dv);
     }
+    MOM__VSPILL(acc, s);
+#endif
     for (; k < n; k++)
-        cg_update_elem(k, alpha, damp, x, r, d, gd, minv, pc, &ry[k % LANES]);
-    return LANES_SUM(ry);
+        s[k % MOM__LANES] += (double)d[k] * (double)(gd[k] + damp * d[k]);
+    return MOM__LANES_SUM(s);
 }
 
-/* Pass 3, one element: d = beta d - M^-1 r, or d = -M^-1 r for the first direction (`first`: the
- * old d, scratch from an earlier step, is not read). */
-static inline float cg_direction_elem(size_t k, float beta, const float *restrict d,
-                                      const float *restrict r, const float *restrict minv, int pc,
-                                      int first)
+/* Pass 2: x += alpha d, r += alpha (Gd + damp d), or r += alpha damp d when gd is NULL (the
+ * product has added alpha G d to r already); returns the new r^T M^-1 r (minv NULL: no
+ * preconditioner). */
+MOM__CLONES static double cg_update(size_t n, float alpha, float damp, float *restrict x,
+                                    float *restrict r, const float *restrict d,
+                                    const float *restrict gd, const float *restrict minv)
 {
-    float yk = pc ? r[k] * minv[k] : r[k];
-    return first ? -yk : beta * d[k] - yk;
-}
-
-/* Pass 3: the new direction, returning d^T r. */
-static inline double cg_direction(size_t n, float beta, float *restrict d,
-                                  const float *restrict r, const float *restrict minv, int pc,
-                                  int first)
-{
-    double s[LANES] = {0};
+    double s[MOM__LANES] = {0};
     size_t k = 0;
-    for (; k + LANES <= n; k += LANES)
-        for (size_t l = 0; l < LANES; l++) {
-            float dj = cg_direction_elem(k + l, beta, d, r, minv, pc, first);
-            d[k + l] = dj;
-            s[l] += (double)dj * (double)r[k + l];
+#if MOM__VEC
+    mom__vd acc = {0};
+    for (; k + MOM__LANES <= n; k += MOM__LANES) {
+        mom__vf xv, rv, dv, gv, yv;
+        MOM__VLOAD(xv, x + k);
+        MOM__VLOAD(rv, r + k);
+        MOM__VLOAD(dv, d + k);
+        xv = xv + alpha * dv;
+        if (gd) {
+            MOM__VLOAD(gv, gd + k);
+            rv = rv + alpha * (gv + damp * dv);
+        } else {
+            rv = rv + alpha * (damp * dv);
         }
-    for (; k < n; k++) {
-        float dk = cg_direction_elem(k, beta, d, r, minv, pc, first);
-        d[k] = dk;
-        s[k % LANES] += (double)dk * (double)r[k];
+        MOM__VSTORE(x + k, xv);
+        MOM__VSTORE(r + k, rv);
+        if (minv) {
+            MOM__VLOAD(yv, minv + k);
+            yv = rv * yv;
+        } else {
+            yv = rv;
+        }
+        acc += MOM__VWIDEN(rv) * MOM__VWIDEN(yv);
     }
-    return LANES_SUM(s);
+    MOM__VSPILL(acc, s);
+#endif
+    for (; k < n; k++) {
+        x[k] = x[k] + alpha * d[k];
+        float rk = gd ? r[k] + alpha * (gd[k] + damp * d[k]) : r[k] + alpha * (damp * d[k]);
+        r[k] = rk;
+        float yk = minv ? rk * minv[k] : rk;
+        s[k % MOM__LANES] += (double)rk * (double)yk;
+    }
+    return MOM__LANES_SUM(s);
+}
+
+/* Pass 3: the new direction d = beta d - M^-1 r, or d = -M^-1 r for the first direction (`first`:
+ * the old d, scratch from an earlier step, is not read); returns d^T r and, in *dd, d^T d (for the
+ * curvature when the product comes with d^T G d). */
+MOM__CLONES static double cg_direction(size_t n, float beta, float *restrict d,
+                                       const float *restrict r, const float *restrict minv,
+                                       int first, double *dd)
+{
+    double s[MOM__LANES] = {0}, q[MOM__LANES] = {0};
+    size_t k = 0;
+#if MOM__VEC
+    mom__vd acc = {0}, acc2 = {0};
+    for (; k + MOM__LANES <= n; k += MOM__LANES) {
+        mom__vf dv, rv, yv;
+        MOM__VLOAD(rv, r + k);
+        if (minv) {
+            MOM__VLOAD(yv, minv + k);
+            yv = rv * yv;
+        } else {
+            yv = rv;
+        }
+        if (first) {
+            dv = -yv;
+        } else {
+            MOM__VLOAD(dv, d + k);
+            dv = beta * dv - yv;
+        }
+        MOM__VSTORE(d + k, dv);
+        const mom__vd dw = MOM__VWIDEN(dv);
+        acc += dw * MOM__VWIDEN(rv);
+        acc2 += dw * dw;
+    }
+    MOM__VSPILL(acc, s);
+    MOM__VSPILL(acc2, q);
+#endif
+    for (; k < n; k++) {
+        float yk = minv ? r[k] * minv[k] : r[k];
+        float dk = first ? -yk : beta * d[k] - yk;
+        d[k] = dk;
+        s[k % MOM__LANES] += (double)dk * (double)r[k];
+        q[k % MOM__LANES] += (double)dk * (double)dk;
+    }
+    *dd = MOM__LANES_SUM(q);
+    return MOM__LANES_SUM(s);
+}
+
+/* The CG step length along d: r^T M^-1 r / d^T A d. */
+static float cg_alpha(double ry, double dad) { return (float)(ry / dad); }
+
+/* The accumulating product's choice of alpha: d^T A d = d^T G d + damp d^T d once the product
+ * has d^T G d; 0 (r left alone) when that is not a positive finite number, which the loop then
+ * treats as the other path does. */
+typedef struct cg_scale_ctx {
+    double ry, dd;
+    float damp;
+    double dad;
+} cg_scale_ctx;
+
+static float cg_scale(double quad, void *u)
+{
+    cg_scale_ctx *c = u;
+    c->dad = quad + (double)c->damp * c->dd;
+    return isfinite(c->dad) && c->dad > 0.0 ? cg_alpha(c->ry, c->dad) : 0.0f;
 }
 
 /* The initial residual r = A x + g (ad holds G x, or x is zero and ad is unused), returning
@@ -694,8 +748,9 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         cg_start(n, damp, x, ad, g, minv, r, 1, x_zero, &ry, &xrg);
     else
         cg_start(n, damp, x, ad, g, minv, r, 0, x_zero, &ry, &xrg);
-    double dr = pc ? cg_direction(n, 0.0f, d, r, minv, 1, 1)
-                   : cg_direction(n, 0.0f, d, r, minv, 0, 1);
+    const float *mv = pc ? minv : NULL;
+    double dd;
+    double dr = cg_direction(n, 0.0f, d, r, mv, 1, &dd);
     if (!isfinite(ry) || !isfinite(xrg) || !isfinite(dr))
         return diverged(o, "the residual at the warm start", 0);
     h->phi[0] = 0.5 * xrg;
@@ -703,21 +758,36 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     const size_t n_slots = h->backtrack ? mom__hf_grid_count(iters) : 0;
     size_t next_slot = 0, next_save = n_slots > 0 ? mom__hf_grid_point(0) : 0;
     size_t last = 0;
+    /* The accumulating product adds alpha G d to r itself, unless the product has to be reduced
+     * across workers (the hook sees whole vectors). */
+    const int use_acc = s->gv_acc != NULL && o->reduce == NULL;
     for (size_t i = 1; i <= iters; i++) {
-        rc = m->gv(ad, d, sd, ud);
-        run.products++;
-        if (rc != MOM_OK)
-            return cb_failed(o, s, rc, CB_GV);
-        if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
-            return rc;
-        const double dad = damped_curvature(n, damp, d, ad);
+        double dad;
+        const float *gd = NULL; /* G d, when the product did not go into r */
+        if (use_acc) {
+            cg_scale_ctx c = {ry, dd, damp, NAN};
+            const mom__gv_acc acc = {cg_scale, &c};
+            rc = s->gv_acc(r, d, &acc, ud);
+            run.products++;
+            if (rc != MOM_OK)
+                return cb_failed(o, s, rc, CB_GV);
+            dad = c.dad;
+        } else {
+            rc = m->gv(ad, d, sd, ud);
+            run.products++;
+            if (rc != MOM_OK)
+                return cb_failed(o, s, rc, CB_GV);
+            if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
+                return rc;
+            dad = damped_curvature(n, damp, d, ad);
+            gd = ad;
+        }
         if (!isfinite(dad))
             return diverged(o, "the curvature product", i);
         if (!(dad > 0.0))
             break; /* no positive curvature along d (d = 0 at an exact solution) */
-        const float alpha = (float)(ry / dad);
-        const double ry_new = pc ? cg_update(n, alpha, damp, x, r, d, ad, minv, 1)
-                                 : cg_update(n, alpha, damp, x, r, d, ad, minv, 0);
+        const float alpha = cg_alpha(ry, dad);
+        const double ry_new = cg_update(n, alpha, damp, x, r, d, gd, mv);
         /* phi(x + alpha d) = phi(x) + alpha d^T (A x + g) + alpha^2 / 2 d^T A d, with the step
          * alpha actually applied and r = A x + g before the update (phi_0 is computed directly
          * from x_0) */
@@ -738,7 +808,7 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         if (h->fixed_cg == 0 && i >= min_iters && mom__hf_cg_should_stop(h->phi, i))
             break;
         const float beta = (float)(ry_new / ry);
-        dr = pc ? cg_direction(n, beta, d, r, minv, 1, 0) : cg_direction(n, beta, d, r, minv, 0, 0);
+        dr = cg_direction(n, beta, d, r, mv, 0, &dd);
         if (!isfinite(dr))
             return diverged(o, "a CG quantity", i);
         ry = ry_new;
@@ -897,6 +967,12 @@ static int net_gv(float *out, const float *v, double struct_damping, void *u)
     return mom_net_gv(out, c->net, v, struct_damping);
 }
 
+static int net_gv_acc(float *out, const float *v, const mom__gv_acc *acc, void *u)
+{
+    net_ctx *c = u;
+    return mom__net_gv_acc(out, c->net, v, acc);
+}
+
 static int net_curv_loss(double *loss, const float *params, void *u)
 {
     net_ctx *c = u;
@@ -942,8 +1018,9 @@ int mom_optim_step_hf(double *loss, mom_optim *opt, mom_net *net, const mom_batc
     const mom_hf_model model = {net_loss_grad, net_loss,      net_curv_begin, net_gv,
                                 net_curv_loss, net_fisher,    &ctx};
     const int kind = mom_net_kind_of(net);
-    hf_src src = {&model, net, same_batch(grad_batch, curv_batch), kind == MOM_NET_FEEDFORWARD,
-                  kind == MOM_NET_RECURRENT};
+    hf_src src = {&model, net, kind == MOM_NET_FEEDFORWARD ? net_gv_acc : NULL,
+                  same_batch(grad_batch, curv_batch),
+                  kind == MOM_NET_FEEDFORWARD, kind == MOM_NET_RECURRENT};
     /* subnormals flushed for HF's own vector work too (the network's calls set their mode
      * themselves); mom_optim_step_hf_model() runs the caller's callbacks, so it leaves the
      * caller's mode alone */
@@ -969,6 +1046,6 @@ int mom_optim_step_hf_model(double *loss, mom_optim *opt, float *params,
     if (missing != NULL)
         return mom__fail(&opt->base, MOM_E_INVALID, "model callback %s is NULL (required)",
                          missing);
-    hf_src src = {model, NULL, 0, model->fisher_diag != NULL, 1};
+    hf_src src = {model, NULL, NULL, 0, model->fisher_diag != NULL, 1};
     return hf_step(loss, opt, params, &src);
 }

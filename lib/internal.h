@@ -30,6 +30,31 @@
 #define MOM__CLONES
 #endif
 
+/*
+ * Fixed-width vectors for loops that accumulate in double (GCC and Clang vector extensions): 8
+ * floats widened to 8 doubles, so that the loop is vectorized at any optimization level and the
+ * compiler's own choice of width cannot change the summation order. A sum split this way uses
+ * MOM__LANES independent accumulators, element k going to accumulator k % MOM__LANES, combined by
+ * MOM__LANES_SUM; a scalar fallback (MOM__VEC == 0, or a loop's tail) that follows the same rule
+ * gives the same bits. Loads and stores go through memcpy (no alignment assumed): include
+ * <string.h>.
+ */
+#define MOM__LANES 8
+#define MOM__LANES_SUM(a)                                                                      \
+    ((((a)[0] + (a)[1]) + ((a)[2] + (a)[3])) + (((a)[4] + (a)[5]) + ((a)[6] + (a)[7])))
+#if defined(__GNUC__) && (!defined(__clang__) || __clang_major__ >= 9)
+#define MOM__VEC 1
+typedef float mom__vf __attribute__((vector_size(MOM__LANES * sizeof(float))));
+typedef double mom__vd __attribute__((vector_size(MOM__LANES * sizeof(double))));
+#define MOM__VLOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define MOM__VSTORE(p, v) memcpy((p), &(v), sizeof(v))
+#define MOM__VWIDEN(v) __builtin_convertvector((v), mom__vd)
+/* The vector accumulator into the lane array that a scalar tail continues. */
+#define MOM__VSPILL(acc, lanes) memcpy((lanes), &(acc), sizeof(acc))
+#else
+#define MOM__VEC 0
+#endif
+
 /* Common head of every handle: its allocator and its detail message. */
 typedef struct mom__base {
     mom_allocator alloc;

@@ -373,6 +373,60 @@ void mom__out_hess(int output, float *out, const float *y, const float *u, const
     mom__out_hess_fl(output, out, y, u, w, scale, n, k, 0.0f);
 }
 
+/* One row of mom__out_quad() for the element-wise Hessians (logistic: h = y (1 - y); squared:
+ * h = 1), summed over MOM__LANES accumulators. */
+MOM_CLONES static double quad_row_diag(int logistic, const float *y, const float *u, size_t k)
+{
+    double s[MOM__LANES] = {0};
+    size_t j = 0;
+#if MOM__VEC
+    mom__vd acc = {0};
+    for (; j + MOM__LANES <= k; j += MOM__LANES) {
+        mom__vf uv, yv;
+        MOM__VLOAD(uv, u + j);
+        mom__vf t = uv * uv;
+        if (logistic) {
+            MOM__VLOAD(yv, y + j);
+            t = yv * (1.0f - yv) * t;
+        }
+        acc += MOM__VWIDEN(t);
+    }
+    MOM__VSPILL(acc, s);
+#endif
+    for (; j < k; j++) {
+        float t = u[j] * u[j];
+        if (logistic)
+            t = y[j] * (1.0f - y[j]) * t;
+        s[j % MOM__LANES] += (double)t;
+    }
+    return MOM__LANES_SUM(s);
+}
+
+double mom__out_quad(int output, const float *y, const float *u, const float *w, double scale,
+                     size_t n, size_t k)
+{
+    double total = 0.0;
+    if (output != MOM_OUT_SOFTMAX_XENT && w == NULL)
+        return scale * quad_row_diag(output == MOM_OUT_LOGISTIC_XENT, y, u, n * k);
+    for (size_t r = 0; r < n; r++) {
+        const float *yr = y + r * k, *ur = u + r * k;
+        double q;
+        if (output == MOM_OUT_SOFTMAX_XENT) {
+            /* u^T (diag(y) - y y^T) u = sum y u^2 - (sum y u)^2 */
+            double yu = 0.0, yuu = 0.0;
+            for (size_t j = 0; j < k; j++) {
+                yu += (double)yr[j] * ur[j];
+                yuu += (double)yr[j] * ur[j] * ur[j];
+            }
+            q = yuu - yu * yu;
+        } else {
+            q = quad_row_diag(output == MOM_OUT_LOGISTIC_XENT, yr, ur, k);
+        }
+        total += (w ? (double)w[r] : 1.0) * q;
+    }
+    return scale * total;
+}
+
 double mom__out_sqerr(const float *y, const float *t, const float *w, size_t n, size_t k)
 {
     double total = 0.0;
@@ -472,9 +526,9 @@ void mom__bias_deriv_mul(int act, float *x, const float *b, const float *a, size
 }
 
 MOM_CLONES void mom__act_deriv_mul_colsum_fl(int act, float *d, const float *a, float *sums,
-                                             size_t n, size_t k, float flush)
+                                             size_t n, size_t k, float flush, int add)
 {
-    for (size_t j = 0; j < k; j++)
+    for (size_t j = 0; j < k && !add; j++)
         sums[j] = 0.0f;
     for (size_t r = 0; r < n; r++) {
         float *dr = d + r * k;
@@ -514,7 +568,7 @@ MOM_CLONES void mom__act_deriv_mul_colsum_fl(int act, float *d, const float *a, 
 
 void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums, size_t n, size_t k)
 {
-    mom__act_deriv_mul_colsum_fl(act, d, a, sums, n, k, 0.0f);
+    mom__act_deriv_mul_colsum_fl(act, d, a, sums, n, k, 0.0f, 0);
 }
 
 

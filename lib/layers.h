@@ -65,6 +65,11 @@ void mom__out_hess(int output, float *out, const float *y, const float *u, const
 void mom__out_hess_fl(int output, float *out, const float *y, const float *u, const float *w,
                       float scale, size_t n, size_t k, float flush);
 
+/* The quadratic form sum_r scale * w[r] * u_r^T H(y_r) u_r of mom__out_hess(), in double (H as
+ * there; w may be NULL for weights 1). Gives v^T G v from the R-pass output R z = u. */
+double mom__out_quad(int output, const float *y, const float *u, const float *w, double scale,
+                     size_t n, size_t k);
+
 /* Sum over rows of w[r] * sum_j (y - t)^2 (no 1/2), in double. */
 double mom__out_sqerr(const float *y, const float *t, const float *w, size_t n, size_t k);
 
@@ -79,11 +84,12 @@ void mom__bias_deriv_mul_fl(int act, float *x, const float *b, const float *a, s
                             float flush);
 
 /* Fused backward step: d *= act'(.) through the activation value a (as mom__act_deriv_mul), and
- * sums[j] = sum_r d[r*k + j] of the result (written, not accumulated). n rows of k. */
+ * sums[j] = sum_r d[r*k + j] of the result (written; the _fl version adds to sums instead when
+ * `add` is set). n rows of k. */
 void mom__act_deriv_mul_colsum(int act, float *d, const float *a, float *sums, size_t n,
                                size_t k);
 void mom__act_deriv_mul_colsum_fl(int act, float *d, const float *a, float *sums, size_t n,
-                                  size_t k, float flush);
+                                  size_t k, float flush, int add);
 
 /* Column sums written into `out` (out[j] = sum_r x[r*k + j]), n rows of k. */
 void mom__col_sums(float *out, const float *x, size_t n, size_t k);

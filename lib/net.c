@@ -343,7 +343,8 @@ int mom_net_gv_begin(mom_net *net, const mom_batch *batch, const float *params)
     return rc;
 }
 
-int mom_net_gv(float *out, mom_net *net, const float *v, double struct_damping)
+static int gv_common(float *out, mom_net *net, const float *v, double struct_damping,
+                     const mom__gv_acc *acc)
 {
     ENTER(net);
     if (out == NULL || v == NULL)
@@ -359,9 +360,24 @@ int mom_net_gv(float *out, mom_net *net, const float *v, double struct_damping)
         return mom__fail(&net->base, MOM_E_STATE, "mom_net_gv_begin() must succeed first");
     mom__fpenv fe;
     mom__fpenv_enter(&fe, net->flush);
-    int rc = net->ops->gv(net, v, struct_damping, out);
+    int rc = net->ops->gv(net, v, struct_damping, out, acc);
     mom__fpenv_leave(&fe);
     return rc;
+}
+
+int mom_net_gv(float *out, mom_net *net, const float *v, double struct_damping)
+{
+    return gv_common(out, net, v, struct_damping, NULL);
+}
+
+int mom__net_gv_acc(float *out, mom_net *net, const float *v, const mom__gv_acc *acc)
+{
+    if (net != NULL && net->kind != MOM_NET_FEEDFORWARD) {
+        mom__clear(&net->base);
+        return mom__fail(&net->base, MOM_E_UNSUPPORTED,
+                         "accumulating products are for feedforward nets only");
+    }
+    return gv_common(out, net, v, 0.0, acc);
 }
 
 int mom_net_forward(float *out, mom_net *net, const mom_batch *batch, const float *params,

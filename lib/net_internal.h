@@ -11,6 +11,12 @@
 /* Kind-specific operations. Arguments have been validated by net.c (batch shape, pointers,
  * finiteness when enabled); `p` is never NULL (the net's own vector is substituted). Each returns a
  * status and sets the detail message on failure. */
+/* How an accumulating product scales G v once v^T G v is known (see mom__net_ops.gv). */
+typedef struct mom__gv_acc {
+    float (*scale)(double quad, void *ctx);
+    void *ctx;
+} mom__gv_acc;
+
 typedef struct mom__net_ops {
     void (*destroy_impl)(mom_net *net);
     int (*reserve)(mom_net *net, size_t n, size_t steps);
@@ -20,7 +26,11 @@ typedef struct mom__net_ops {
     int (*loss_grad)(mom_net *net, const mom_batch *b, const float *p, double *loss, float *grad);
     int (*fisher)(mom_net *net, const mom_batch *b, const float *p, float *out);
     int (*gv_begin)(mom_net *net, const mom_batch *b, const float *p);
-    int (*gv)(mom_net *net, const float *v, double struct_damping, float *out);
+    /* out = G v; with acc != NULL (feedforward only) out += alpha G v instead, where
+     * alpha = acc->scale(v^T G v, acc->ctx) is chosen after the R-pass (v^T G v summed in double
+     * from the output layer's R-pass) and alpha = 0 leaves out untouched */
+    int (*gv)(mom_net *net, const float *v, double struct_damping, float *out,
+              const mom__gv_acc *acc);
     /* layer in [0, num_layers) or MOM__LAYER_Z */
     int (*forward)(mom_net *net, const mom_batch *b, const float *p, size_t layer, float *out);
     int (*metric)(mom_net *net, const mom_batch *b, const float *p, int metric, double param,
@@ -64,6 +74,11 @@ int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, si
  * the network computed it on the way, else 0xffffffff (unknown). */
 int mom__net_loss_grad_max(double *loss, float *grad, uint32_t *max_g, mom_net *net,
                            const mom_batch *batch, const float *params);
+
+/* out += alpha G v for CG (feedforward nets; MOM_E_UNSUPPORTED otherwise), with the checks of
+ * mom_net_gv(): alpha = acc->scale(v^T G v, acc->ctx) is asked for between the R-pass and the
+ * backward pass, so a CG iteration can update its residual inside the product's own gemms. */
+int mom__net_gv_acc(float *out, mom_net *net, const float *v, const mom__gv_acc *acc);
 
 /* Weight of step (t, s) of a validated batch: mask value, or 1 at the last step of the sequence
  * when the mask is NULL; 0 past the sequence's length. Feedforward batches: always 1. */

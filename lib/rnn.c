@@ -61,6 +61,7 @@ typedef struct rnn_ws {
     size_t *step_start;  /* T + 1: compact rows of step t are [step_start[t], step_start[t+1]) */
     size_t *seq_last;    /* n: metric scratch */
     float *r;            /* gv: cells x H R-pass states */
+    float *vt;           /* gv: H x H: V_hh transposed (the R-pass products need no transpose) */
     float *tmp;          /* n x H */
     float *colsum;       /* H */
     float *wt;           /* H x H: W_hh transposed (the forward products then need no transpose) */
@@ -125,7 +126,7 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
     size_t half = cc / 2 + 1;
     size_t hh = r->nh, o = r->no;
     size_t total = 0, o_h, o_ds, o_hc, o_z, o_y, o_tc = 0, o_w, o_idx, o_ss, o_sl, o_r = 0, o_tmp,
-           o_cs, o_wt, o_wvt, o_fx = 0, o_ft = 0, o_fm = 0, o_fg = 0;
+           o_cs, o_wt, o_wvt, o_vt = 0, o_fx = 0, o_ft = 0, o_fm = 0, o_fg = 0;
     size_t a, b, nds;
     /* ds: every step for gv (structural damping fills it ahead of BPTT); for lg the BPTT chunk
      * of bptt(), (K + 1) * n * H <= min(RNN_CHUNK_FLOATS + 2 n H, (T + 1) n H) floats */
@@ -151,7 +152,8 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
              mom__mul_size(&a, hh, hh) && lay(&total, &o_wt, a, sizeof(float)) &&
              mom__mul_size(&a, r->ni, hh) && lay(&total, &o_wvt, a, sizeof(float));
     if (ok && is_gv) {
-        ok = lay(&total, &o_r, b, sizeof(float));
+        ok = lay(&total, &o_r, b, sizeof(float)) && mom__mul_size(&a, hh, hh) &&
+             lay(&total, &o_vt, a, sizeof(float));
     } else if (ok) {
         ok = mom__mul_size(&a, half, o) && lay(&total, &o_tc, a, sizeof(float)) &&
              mom__mul_size(&a, ct, r->ni) && lay(&total, &o_fx, a, sizeof(float)) &&
@@ -188,6 +190,7 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
     ws->wvt = (float *)(void *)(base + o_wvt);
     if (is_gv) {
         ws->r = (float *)(void *)(base + o_r);
+        ws->vt = (float *)(void *)(base + o_vt);
     } else {
         ws->tc = (float *)(void *)(base + o_tc);
         ws->fx = (float *)(void *)(base + o_fx);
@@ -1017,8 +1020,11 @@ static int rnn_gv_begin(mom_net *net, const mom_batch *b, const float *p)
     return MOM_OK;
 }
 
-static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *out)
+static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *out,
+                  const mom__gv_acc *acc)
 {
+    if (acc != NULL) /* mom__net_gv_acc() refuses recurrent nets before this */
+        return mom__fail(&net->base, MOM_E_UNSUPPORTED, "no accumulating product");
     rnn_impl *r = net->impl;
     rnn_ws *ws = &r->gv;
     const mom_batch *b = &r->gv_batch;
@@ -1032,31 +1038,31 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     const int damp = struct_damping > 0.0;
     const float cs = (float)(struct_damping / (double)n);
 
-    /* R-pass of the hidden pre-activations: the parts off the recurrence as single gemms (the
-     * input part, with few inputs, per step as in hidden_forward()) */
+    /* R-pass of the hidden pre-activations. The input part is one gemm, or with few inputs added
+     * per step as in hidden_forward(); V_hh h[t-1] and W_hh R h[t-1] are two small gemms per step,
+     * so that R s[t] stays in cache for the element-wise pass that follows. */
     const int fuse = I <= RNN_FUSE_INPUTS;
-    const float beta = fuse ? 0.0f : 1.0f;
     if (fuse)
         transpose_into(ws->wvt, v + r->off_vh, H, I);
     else
         mom__gemm(0, 1, cells, H, I, 1.0f, b->inputs, I, v + r->off_vh, I, 0.0f, R, H);
-    if (r->learn_h0) {
-        mom__gemm(0, 1, cells, H, H, 1.0f, hbuf, H, v_hh, H, beta, R, H);
-        /* step 0 also sees W_hh v_h0 */
+    if (r->learn_h0) /* step 0 also sees W_hh v_h0 */
         mom__gemv(0, H, H, 1.0f, w_hh, H, v + r->off_h0, 0.0f, ws->colsum);
-    } else {
-        if (fuse)
-            memset(R, 0, nH * sizeof *R);
-        if (T > 1)
-            mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hbuf + nH, H, v_hh, H, beta, R + nH, H);
-    }
+    transpose_into(ws->vt, v_hh, H, H);
     for (size_t t = 0; t < T; t++) {
         float *rt = R + t * nH;
         const float *ht = hbuf + (t + 1) * nH;
+        float beta = fuse ? 0.0f : 1.0f; /* rt holds the input part unless it is added below */
+        if (t > 0 || r->learn_h0) { /* h[-1] is h0, or 0 */
+            mom__gemm(0, 0, n, H, H, 1.0f, ht - nH, H, ws->vt, H, beta, rt, H);
+            beta = 1.0f;
+        }
         if (t > 0) /* ws->wt = W_hh^T from gv_begin (params unchanged since, by contract) */
             mom__gemm(0, 0, n, H, H, 1.0f, rt - nH, H, ws->wt, H, 1.0f, rt, H);
         else if (r->learn_h0)
             mom__add_bias_rows(rt, ws->colsum, n, H);
+        else if (beta == 0.0f)
+            memset(rt, 0, nH * sizeof *rt);
         if (fuse)
             add_input_rows(rt, b->inputs + t * n * I, ws->wvt, NULL, n, H, I);
         /* + v_bh, damping term into ds, then R h[t] = act' * R s[t] */

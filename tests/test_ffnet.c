@@ -820,11 +820,94 @@ static int broken_loss_grad(mom_net *net, const mom_batch *b, const float *p, do
     return rc;
 }
 
-static int broken_gv(mom_net *net, const float *v, double damping, float *out)
+static int broken_gv(mom_net *net, const float *v, double damping, float *out,
+                     const mom__gv_acc *acc)
 {
-    int rc = real_ops->gv(net, v, damping, out);
+    int rc = real_ops->gv(net, v, damping, out, acc);
     out[broken_index] += 0.05f * max_abs_f(out, net->n_params);
     return rc;
+}
+
+/* The accumulating product of HF's CG (mom__net_gv_acc): the scale callback sees v^T G v from
+ * the R-pass, and out += alpha G v with the alpha it returns; alpha = 0 leaves out alone; only
+ * feedforward nets have it, and it needs mom_net_gv_begin() like mom_net_gv(). */
+typedef struct acc_probe {
+    double quad;
+    float alpha;
+    int calls;
+} acc_probe;
+
+static float probe_scale(double quad, void *ctx)
+{
+    acc_probe *pr = ctx;
+    pr->quad = quad;
+    pr->calls++;
+    return pr->alpha;
+}
+
+static void test_accumulating_product(void **state)
+{
+    (void)state;
+    for (int out = 0; out < 3; out++) {
+        const size_t sizes[] = {5, 6, 3, 4};
+        const int acts[] = {MOM_ACT_LOGISTIC, MOM_ACT_TANH};
+        problem pb;
+        problem_init(&pb, 3, sizes, acts, out, 9, 2000 + (uint64_t)out, NULL);
+        const size_t P = pb.ref.n_params;
+        float *v = malloc(P * sizeof *v), *gv = malloc(P * sizeof *gv),
+              *r0 = malloc(P * sizeof *r0), *r = malloc(P * sizeof *r);
+        mom_rng *rng;
+        assert_ok(mom_rng_create(&rng, 77, 0, NULL));
+        assert_ok(mom_rng_fill_normal(rng, v, P, 0.0, 1.0));
+        assert_ok(mom_rng_fill_normal(rng, r0, P, 0.0, 1.0));
+        mom_rng_destroy(rng);
+        acc_probe pr = {NAN, 0.37f, 0};
+        const mom__gv_acc acc = {probe_scale, &pr};
+        memcpy(r, r0, P * sizeof *r);
+        /* no Gauss-Newton state yet */
+        assert_status(mom__net_gv_acc(r, pb.net, v, &acc), MOM_E_STATE);
+        assert_int_equal(pr.calls, 0);
+        assert_ok(mom_net_gv_begin(pb.net, &pb.batch, NULL));
+        assert_ok(mom_net_gv(gv, pb.net, v, 0.0));
+        assert_ok(mom__net_gv_acc(r, pb.net, v, &acc));
+        assert_int_equal(pr.calls, 1);
+        double vgv = 0, gmax = 0, err = 0;
+        for (size_t i = 0; i < P; i++) {
+            vgv += (double)v[i] * gv[i];
+            gmax = fmax(gmax, fabs((double)gv[i]));
+            err = fmax(err, fabs((double)r[i] - ((double)r0[i] + 0.37 * (double)gv[i])));
+        }
+        assert_true(vgv > 0);
+        if (!(fabs(pr.quad - vgv) <= 1e-5 * vgv))
+            fail_msg("output %d: v^T G v %.9g from the R-pass, %.9g from the product", out,
+                     pr.quad, vgv);
+        if (!(err <= 1e-5 * (gmax + 1.0)))
+            fail_msg("output %d: r + alpha G v off by %.3g", out, err);
+        /* alpha = 0: untouched */
+        pr.alpha = 0.0f;
+        memcpy(r, r0, P * sizeof *r);
+        assert_ok(mom__net_gv_acc(r, pb.net, v, &acc));
+        assert_int_equal(pr.calls, 2);
+        assert_memory_equal(r, r0, P * sizeof *r);
+        free(v);
+        free(gv);
+        free(r0);
+        free(r);
+        problem_free(&pb);
+    }
+    /* recurrent nets: refused, nothing touched */
+    mom_net *rn;
+    assert_ok(mom_net_create_rnn(&rn, 2, 3, 1, MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0, NULL));
+    const size_t P = mom_net_num_params(rn);
+    float *r = calloc(P, sizeof *r), *v = calloc(P, sizeof *v);
+    acc_probe pr = {NAN, 1.0f, 0};
+    const mom__gv_acc acc = {probe_scale, &pr};
+    assert_status(mom__net_gv_acc(r, rn, v, &acc), MOM_E_UNSUPPORTED);
+    assert_int_equal(pr.calls, 0);
+    assert_non_null(strstr(mom_net_errmsg(rn), "feedforward"));
+    free(r);
+    free(v);
+    mom_net_destroy(rn);
 }
 
 static void test_builtin_checks(void **state)
@@ -1216,6 +1299,7 @@ int main(void)
         cmocka_unit_test(test_fisher_diag),
         cmocka_unit_test(test_forward_layers),
         cmocka_unit_test(test_metrics_by_hand),
+        cmocka_unit_test(test_accumulating_product),
         cmocka_unit_test(test_builtin_checks),
         cmocka_unit_test(test_checks_nomem),
         cmocka_unit_test(test_no_allocation_after_first),

@@ -999,9 +999,20 @@ static mom_net *rnn_net(const mom_allocator *alloc)
     return net;
 }
 
-/* mom_optim_step_net, mom_optim_step_hf and mom_optim_step_hf_model over the same network calls
- * give bit-identical trajectories (the network path reuses the losses it may reuse; the values are
- * the same). */
+/* A reduction hook that leaves every value as it is: it turns off the accumulating product of the
+ * feedforward network path, which the hook could not see. */
+static int identity_reduce(void *values, size_t count, int type, int what, void *user_data)
+{
+    (void)values, (void)count, (void)type, (void)what, (void)user_data;
+    return 0;
+}
+
+/* mom_optim_step_hf with the plain products (an identity reduction hook) and
+ * mom_optim_step_hf_model over the same network calls give bit-identical trajectories (the network
+ * path reuses the losses it may reuse; the values are the same). mom_optim_step_net and
+ * mom_optim_step_hf without a hook are bit-identical to each other; they let the product add
+ * alpha G d to the CG residual inside its gemms and take d^T G d from the R-pass (compared with
+ * the plain products in test_accumulating_products). */
 static void test_net_paths_agree(void **state)
 {
     (void)state;
@@ -1017,28 +1028,39 @@ static void test_net_paths_agree(void **state)
     }
     net_model ctx = {nc, &fx.all, &fx.all, 0, 0, {0}, 0};
     mom_hf_model m = net_hf_model(&ctx, 1);
+    mom_net *nd = ff_net(NULL, 9);
+    mom_optim *od = make_hf(n, NULL);
+    assert_ok(mom_optim_set(od, MOM_OPTIM_WEIGHT_DECAY, 1e-3));
+    assert_ok(mom_optim_set(od, MOM_OPTIM_HF_MAX_CG, 30));
+    assert_ok(mom_optim_set_reduce(ob, identity_reduce, NULL));
     double l0;
     assert_ok(mom_net_loss(&l0, na, &fx.all, NULL));
     for (int t = 0; t < 8; t++) {
-        double la = 1, lb = 2, lc = 3;
+        double la = 1, lb = 2, lc = 3, ld = 4;
         assert_ok(mom_optim_step_net(&la, oa, na, &fx.all));
         assert_ok(mom_optim_step_hf(&lb, ob, nb, &fx.all, NULL));
         assert_ok(mom_optim_step_hf_model(&lc, oc, mom_net_params(nc), &m));
-        assert_memory_equal(&la, &lb, sizeof la);
-        assert_memory_equal(&la, &lc, sizeof la);
-        assert_memory_equal(mom_net_params(na), mom_net_params(nb), n * sizeof(float));
-        assert_memory_equal(mom_net_params(na), mom_net_params(nc), n * sizeof(float));
-        assert_memory_equal(mom_optim_velocity(oa), mom_optim_velocity(oc), n * sizeof(float));
+        assert_ok(mom_optim_step_hf(&ld, od, nd, &fx.all, NULL));
+        /* plain products: the net path is the model path */
+        assert_memory_equal(&lb, &lc, sizeof lb);
+        assert_memory_equal(mom_net_params(nb), mom_net_params(nc), n * sizeof(float));
+        assert_memory_equal(mom_optim_velocity(ob), mom_optim_velocity(oc), n * sizeof(float));
+        /* accumulating products: both entry points agree exactly */
+        assert_memory_equal(&la, &ld, sizeof la);
+        assert_memory_equal(mom_net_params(na), mom_net_params(nd), n * sizeof(float));
+        assert_memory_equal(mom_optim_velocity(oa), mom_optim_velocity(od), n * sizeof(float));
         const int keys[] = {MOM_OPTIM_HF_LAMBDA, MOM_OPTIM_HF_LAST_RHO,
                             MOM_OPTIM_HF_LAST_CG_ITERS, MOM_OPTIM_HF_LAST_CG_CHOSEN,
                             MOM_OPTIM_HF_LAST_ALPHA, MOM_OPTIM_HF_LAST_LOSS_AFTER,
                             MOM_OPTIM_HF_LAST_LS_TRIES, MOM_OPTIM_HF_LAST_GV_PRODUCTS};
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-            double va = get(oa, keys[k]), vc = get(oc, keys[k]);
-            assert_memory_equal(&va, &vc, sizeof va);
+            double va = get(oa, keys[k]), vb = get(ob, keys[k]), vc = get(oc, keys[k]),
+                   vd = get(od, keys[k]);
+            assert_memory_equal(&vb, &vc, sizeof vb);
+            assert_memory_equal(&va, &vd, sizeof va);
         }
         /* the model path evaluates f(theta) and f(theta + p) on the curvature data itself */
-        assert_true(get(oc, MOM_OPTIM_HF_LAST_LOSS_EVALS) >= get(oa, MOM_OPTIM_HF_LAST_LOSS_EVALS));
+        assert_true(get(oc, MOM_OPTIM_HF_LAST_LOSS_EVALS) >= get(ob, MOM_OPTIM_HF_LAST_LOSS_EVALS));
     }
     /* the loss went down */
     double l1;
@@ -1049,9 +1071,66 @@ static void test_net_paths_agree(void **state)
     assert_int_equal(mom_optim_steps(ob), 9);
     for (int k = 0; k < 3; k++)
         mom_optim_destroy(all[k]);
+    mom_optim_destroy(od);
     mom_net_destroy(na);
     mom_net_destroy(nb);
     mom_net_destroy(nc);
+    mom_net_destroy(nd);
+}
+
+/* The feedforward network path lets each Gauss-Newton product add alpha G d to the CG residual
+ * inside its gemms, with d^T G d from the R-pass; an identity reduction hook turns that off. One HF
+ * step from the same point with a fixed number of CG iterations and no backtracking (so no
+ * decision can flip on rounding) lands on the same parameters up to float rounding, with and
+ * without the preconditioner and with weight decay in the damping. */
+static void test_accumulating_products(void **state)
+{
+    (void)state;
+    ff_fixture fx;
+    ff_data(&fx, 4);
+    for (int pc = 0; pc < 2; pc++) {
+        mom_net *na = ff_net(NULL, 11), *nb = ff_net(NULL, 11);
+        const size_t n = mom_net_num_params(na);
+        float *start = malloc(n * sizeof *start);
+        memcpy(start, mom_net_params(na), n * sizeof *start);
+        mom_optim *o[2] = {make_hf(n, NULL), make_hf(n, NULL)};
+        for (int k = 0; k < 2; k++) {
+            assert_ok(mom_optim_set(o[k], MOM_OPTIM_HF_FIXED_CG, 12));
+            assert_ok(mom_optim_set(o[k], MOM_OPTIM_HF_CG_BACKTRACK, 0));
+            assert_ok(mom_optim_set(o[k], MOM_OPTIM_HF_LINE_SEARCH, 0));
+            assert_ok(mom_optim_set(o[k], MOM_OPTIM_HF_PRECOND, pc));
+            assert_ok(mom_optim_set(o[k], MOM_OPTIM_HF_LAMBDA, 0.1));
+            assert_ok(mom_optim_set(o[k], MOM_OPTIM_WEIGHT_DECAY, 1e-3));
+        }
+        assert_ok(mom_optim_set_reduce(o[1], identity_reduce, NULL));
+        /* two steps: the second starts CG from the decayed first solution */
+        for (int t = 0; t < 2; t++) {
+            double la, lb;
+            assert_ok(mom_optim_step_hf(&la, o[0], na, &fx.all, NULL));
+            assert_ok(mom_optim_step_hf(&lb, o[1], nb, &fx.all, NULL));
+            assert_true(get(o[0], MOM_OPTIM_HF_LAST_CG_ITERS) == 12);
+            assert_true(get(o[1], MOM_OPTIM_HF_LAST_CG_ITERS) == 12);
+            double dmax = 0, smax = 0;
+            for (size_t i = 0; i < n; i++) {
+                const double a = mom_net_params(na)[i], b = mom_net_params(nb)[i];
+                dmax = fmax(dmax, fabs(a - b));
+                smax = fmax(smax, fabs(b - start[i]));
+            }
+            if (!(smax > 1e-3 && dmax <= 1e-4 * smax))
+                fail_msg("pc %d, step %d: parameters differ by %.3g, the steps are %.3g", pc, t,
+                         dmax, smax);
+            const double ra = get(o[0], MOM_OPTIM_HF_LAST_RHO),
+                         rb = get(o[1], MOM_OPTIM_HF_LAST_RHO);
+            if (!(fabs(ra - rb) <= 1e-3 * fabs(rb)))
+                fail_msg("pc %d, step %d: rho %.9g and %.9g", pc, t, ra, rb);
+            memcpy(start, mom_net_params(nb), n * sizeof *start);
+        }
+        mom_optim_destroy(o[0]);
+        mom_optim_destroy(o[1]);
+        mom_net_destroy(na);
+        mom_net_destroy(nb);
+        free(start);
+    }
 }
 
 /* A recurrent net: no preconditioner in auto mode, structural damping mu_s * lambda during CG and
@@ -1546,6 +1625,7 @@ int main(void)
         cmocka_unit_test(test_momentum_hf_mode),
         cmocka_unit_test(test_line_search_rejects),
         cmocka_unit_test(test_net_paths_agree),
+        cmocka_unit_test(test_accumulating_products),
         cmocka_unit_test(test_rnn_structural_damping),
         cmocka_unit_test(test_hf_beats_sgd_per_pass),
         cmocka_unit_test(test_divergence_guard),

@@ -1295,9 +1295,9 @@ static int broken_loss_grad(mom_net *net, const mom_batch *b, const float *p, do
     return rc;
 }
 
-static int broken_gv(mom_net *net, const float *v, double c, float *out)
+static int broken_gv(mom_net *net, const float *v, double c, float *out, const mom__gv_acc *acc)
 {
-    int rc = real_ops->gv(net, v, c, out);
+    int rc = real_ops->gv(net, v, c, out, acc);
     if (rc == MOM_OK) {
         double mx = 0;
         for (size_t i = 0; i < net->n_params; i++) mx = fmax(mx, fabs(out[i]));
