@@ -9,7 +9,10 @@
  * scalars, dot products and norms are accumulated in double.
  *
  * The network path wraps a mom_net in the same callback model the caller can give
- * (mom_hf_model), so there is one implementation of the algorithm. */
+ * (mom_hf_model), so there is one implementation of the algorithm. The one difference: on a
+ * feedforward net (and with no reduction hook) CG uses the network's accumulating product, which
+ * adds alpha G d to the residual inside its own gemms (mom__net_gv_acc); the result is the same up
+ * to float rounding. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
