@@ -10,9 +10,9 @@ if [ -n "$grid" ]; then
     cp "$list" "$grid"
     echo "$name: $n runs written to $grid; run them from $(pwd) with" >&2
     echo "  mpirun -np N sh scripts/grid.sh run $grid $out   (or a job array, docs/distributed.md)" >&2
-    echo "then: python3 scripts/results.py" >&2
+    echo "then: python3 scripts/results.py --${name#repro-} $out" >&2
     exit 0
 fi
 echo "$name: $n runs to do, $jobs at a time, results in $out" >&2
 sh scripts/run-jobs.sh "$list" "$out" "$jobs"
-python3 scripts/results.py
+python3 scripts/results.py "--${name#repro-}" "$out"

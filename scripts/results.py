@@ -148,10 +148,17 @@ def replace_block(text, tag, body):
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rnn", default=os.path.join(ROOT, "out", "repro-rnn"),
+                    help="folder of the RNN runs (scripts/repro-rnn.sh --out; default out/repro-rnn)")
+    ap.add_argument("--ae", default=os.path.join(ROOT, "out", "repro-ae"),
+                    help="folder of the autoencoder runs (default out/repro-ae)")
+    args = ap.parse_args()
     with open(DOC, encoding="utf-8") as f:
         text = f.read()
-    rnn = load(os.path.join(ROOT, "out", "repro-rnn"))
-    ae = load(os.path.join(ROOT, "out", "repro-ae"))
+    rnn = load(args.rnn)
+    ae = load(args.ae)
     if rnn:
         text = replace_block(text, "rnn-table", rnn_table(rnn))
     if ae:
