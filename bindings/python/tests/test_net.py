@@ -6,6 +6,11 @@ import weakref
 
 import numpy as np
 
+try:  # an independent implementation to cross-check against (Debian: python3-torch)
+    import torch
+except ImportError:
+    torch = None
+
 from helpers import (addition_batch, classification_batch, finite_difference_grad, mi,
                      relative_error)
 
@@ -95,6 +100,56 @@ class TestGradients(unittest.TestCase):
             fd = finite_difference_grad(net, b)
             self.assertLess(relative_error(grad, fd), 2e-2)
             self.assertLess(np.linalg.norm(grad - fd) / np.linalg.norm(fd), 2e-3)
+
+    @unittest.skipIf(torch is None, "PyTorch is not importable (apt-get install python3-torch)")
+    def test_rnn_gradient_equals_pytorch_autograd(self):
+        """The paper's addition RNN at full size (2-100-1, T' in [80, 88), 100 sequences of
+        different lengths, the paper's initialization) against PyTorch's autograd in double: a
+        check of long BPTT with per-sequence lengths, at the input scales of the tasks (0.001,
+        where the input weights' gradient is exploding, and 0.1)."""
+        gen = np.random.default_rng(5)
+        T, n, H = 88, 100, 100
+        lengths = gen.integers(80, 88, size=n)
+        x, t = addition_batch(gen, n, T)
+        t[:] = 0.0
+        for s, length in enumerate(lengths):  # both marks are before step 44 < length
+            x[length:, s, :] = 0.0
+            marks = np.flatnonzero(x[:, s, 1])
+            self.assertEqual(len(marks), 2)
+            t[length - 1, s, 0] = 0.5 * x[marks, s, 0].sum()
+        for scale in (0.001, 0.1):
+            with self.subTest(input_scale=scale), mi.Net.recurrent(2, H, 1) as net:
+                b = mi.Batch(x, t, lengths=lengths)
+                mi.preset_rnn(net, scale, seed=1, data=b)
+                loss, grad = net.loss_grad(b)
+                blocks = {blk.kind: blk for blk in net.blocks()}
+
+                def block(vec, kind):
+                    blk = blocks[kind]
+                    return vec[blk.offset:blk.offset + blk.rows * blk.cols].reshape(blk.rows,
+                                                                                      blk.cols)
+                kinds = (mi.BlockKind.W_VH, mi.BlockKind.W_HH, mi.BlockKind.B_H,
+                         mi.BlockKind.W_HO, mi.BlockKind.B_O)
+                w = {k: torch.tensor(block(net.params, k), dtype=torch.float64,
+                                     requires_grad=True) for k in kinds}
+                xs = torch.tensor(x, dtype=torch.float64)
+                h = torch.zeros(n, H, dtype=torch.float64)
+                total = torch.zeros((), dtype=torch.float64)
+                for step in range(T):
+                    h = torch.tanh(xs[step] @ w[mi.BlockKind.W_VH].T +
+                                   h @ w[mi.BlockKind.W_HH].T + w[mi.BlockKind.B_H].reshape(-1))
+                    ends = lengths - 1 == step
+                    if ends.any():
+                        out = h[ends] @ w[mi.BlockKind.W_HO].T + w[mi.BlockKind.B_O].reshape(-1)
+                        d = out - torch.tensor(t[step, ends], dtype=torch.float64)
+                        total = total + 0.5 * (d ** 2).sum()
+                (total / n).backward()
+                self.assertAlmostEqual(loss, (total / n).item(), delta=1e-6 * abs(loss))
+                for k in kinds:
+                    with self.subTest(block=k.name):
+                        ref = w[k].grad.numpy()
+                        err = np.abs(block(grad, k) - ref).max() / np.abs(ref).max()
+                        self.assertLess(err, 1e-4)
 
     def test_grad_buffer_in_place_and_other_params(self):
         gen = np.random.default_rng(3)
