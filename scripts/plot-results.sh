@@ -42,9 +42,11 @@ add() {
 # addition: every seed at the default learning rate, seed 1 at 1e-3, and seed 1's data with another
 # initial network (--init-seed, out/explore)
 plots=""
-for f in "$rnn"/addition-nag0.995-lr3e-4-s*-n50000.csv; do
-    s=${f##*-s}
-    add "$f:seed ${s%%-*}, lr 3e-4" lw 2
+set -- '#1f77b4' '#ff7f0e' '#2ca02c' '#d62728' '#9467bd' '#8c564b' '#e377c2' '#7f7f7f' '#bcbd22' \
+    '#17becf' '#000000' '#aec7e8'
+for s in $(ls "$rnn" | sed -n 's/^addition-nag0\.995-lr3e-4-s\([0-9]*\)-n50000\.csv$/\1/p' | sort -n); do
+    add "$rnn/addition-nag0.995-lr3e-4-s$s-n50000.csv:seed $s, lr 3e-4" lw 2 lc rgb "'$1'"
+    [ $# -gt 1 ] && shift
 done
 add "$rnn/addition-nag0.995-lr1e-3-s1-n50000.csv:seed 1, lr 1e-3" dt 2 lw 2
 add "out/explore/addition-s1-init1001.csv:seed 1 data, --init-seed 1001, lr 3e-4" dt 2 lw 2
@@ -63,4 +65,12 @@ for s in 1 2 3; do
 done
 curve mem20-80.png 'mem20 T=80, NAG mu0 0.995, seed 1 unless stated: wrong symbols per sequence (chance 8)' \
     "set key at graph 0.98, 0.7 font ',9'; set logscale y; set yrange [0.0003:10]"
+# mem5: the loss over every step against the recall steps with clipping (errors reach 0: linear axis)
+plots=""
+add "$rnn/mem5-nag0.995-lr3e-5-s1-n50000.csv:every step, lr 3e-5, seed 1" lw 2
+for s in 1 2 3; do
+    add "out/explore/mem5-recall-lr3e-5-clip10-s$s.csv:recall steps, lr 3e-5, clip 10, seed $s" lw 2
+done
+curve mem5-200.png 'mem5 T=200, NAG mu0 0.995: wrong symbols per sequence (chance 2.5)' \
+    "set key top right font ',9'; set yrange [0:3]"
 ls -l docs/img
