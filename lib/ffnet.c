@@ -312,8 +312,8 @@ static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out
             if (acc != NULL) {
                 /* v^T G v = (R z)^T H (R z) / n while R z is at hand; then out += alpha G v,
                  * scaling the output-layer term scaling every block */
-                double q = mom__out_quad(net->output, ws_act(im, w, L), other, NULL,
-                                         1.0 / (double)n, n, so);
+                double q = mom__out_quad(net->output, ws_act(im, w, L), other, 1.0 / (double)n,
+                                         n, so);
                 float alpha = acc->scale(q, acc->ctx);
                 if (alpha == 0.0f)
                     return MOM_OK;

@@ -373,9 +373,9 @@ void mom__out_hess(int output, float *out, const float *y, const float *u, const
     mom__out_hess_fl(output, out, y, u, w, scale, n, k, 0.0f);
 }
 
-/* One row of mom__out_quad() for the element-wise Hessians (logistic: h = y (1 - y); squared:
- * h = 1), summed over MOM__LANES accumulators. */
-MOM_CLONES static double quad_row_diag(int logistic, const float *y, const float *u, size_t k)
+/* mom__out_quad() for the element-wise Hessians (logistic: h = y (1 - y); squared: h = 1) over k
+ * values, sum of h u^2 over MOM__LANES accumulators. */
+MOM_CLONES static double quad_diag(int logistic, const float *y, const float *u, size_t k)
 {
     double s[MOM__LANES] = {0};
     size_t j = 0;
@@ -402,27 +402,21 @@ MOM_CLONES static double quad_row_diag(int logistic, const float *y, const float
     return MOM__LANES_SUM(s);
 }
 
-double mom__out_quad(int output, const float *y, const float *u, const float *w, double scale,
-                     size_t n, size_t k)
+double mom__out_quad(int output, const float *y, const float *u, double scale, size_t n,
+                     size_t k)
 {
+    if (output != MOM_OUT_SOFTMAX_XENT) /* element-wise H: one pass over all rows */
+        return scale * quad_diag(output == MOM_OUT_LOGISTIC_XENT, y, u, n * k);
     double total = 0.0;
-    if (output != MOM_OUT_SOFTMAX_XENT && w == NULL)
-        return scale * quad_row_diag(output == MOM_OUT_LOGISTIC_XENT, y, u, n * k);
     for (size_t r = 0; r < n; r++) {
+        /* u^T (diag(y) - y y^T) u = sum y u^2 - (sum y u)^2 */
         const float *yr = y + r * k, *ur = u + r * k;
-        double q;
-        if (output == MOM_OUT_SOFTMAX_XENT) {
-            /* u^T (diag(y) - y y^T) u = sum y u^2 - (sum y u)^2 */
-            double yu = 0.0, yuu = 0.0;
-            for (size_t j = 0; j < k; j++) {
-                yu += (double)yr[j] * ur[j];
-                yuu += (double)yr[j] * ur[j] * ur[j];
-            }
-            q = yuu - yu * yu;
-        } else {
-            q = quad_row_diag(output == MOM_OUT_LOGISTIC_XENT, yr, ur, k);
+        double yu = 0.0, yuu = 0.0;
+        for (size_t j = 0; j < k; j++) {
+            yu += (double)yr[j] * ur[j];
+            yuu += (double)yr[j] * ur[j] * ur[j];
         }
-        total += (w ? (double)w[r] : 1.0) * q;
+        total += yuu - yu * yu;
     }
     return scale * total;
 }

@@ -65,10 +65,10 @@ void mom__out_hess(int output, float *out, const float *y, const float *u, const
 void mom__out_hess_fl(int output, float *out, const float *y, const float *u, const float *w,
                       float scale, size_t n, size_t k, float flush);
 
-/* The quadratic form sum_r scale * w[r] * u_r^T H(y_r) u_r of mom__out_hess(), in double (H as
- * there; w may be NULL for weights 1). Gives v^T G v from the R-pass output R z = u. */
-double mom__out_quad(int output, const float *y, const float *u, const float *w, double scale,
-                     size_t n, size_t k);
+/* The quadratic form scale * sum_r u_r^T H(y_r) u_r of mom__out_hess() (H as there), in double:
+ * v^T G v from the R-pass output R z = u. */
+double mom__out_quad(int output, const float *y, const float *u, double scale, size_t n,
+                     size_t k);
 
 /* Sum over rows of w[r] * sum_j (y - t)^2 (no 1/2), in double. */
 double mom__out_sqerr(const float *y, const float *t, const float *w, size_t n, size_t k);
