@@ -467,8 +467,10 @@ static int eval_candidate(double *f, size_t j, void *ctx)
 
 /* The CG vector loops. Per iteration there are three passes over the vectors: the curvature
  * d^T (G d + damp d) of the new direction; the update of the iterate and the residual with the
- * preconditioned norm r^T M^-1 r; the new direction d = beta d - M^-1 r with d^T r for the next
- * iteration. The preconditioned residual M^-1 r is formed where it is used and never stored.
+ * preconditioned norm r^T M^-1 r; the new direction d = beta d - M^-1 r with d^T r and d^T d for
+ * the next iteration. The preconditioned residual M^-1 r is formed where it is used and never
+ * stored. With the accumulating product (feedforward nets) the first pass is not needed and the
+ * second adds only alpha damp d to r: the product has added alpha G d already.
  *
  * Each double sum is split over MOM__LANES accumulators with vector extensions (internal.h), so
  * the loops are vectorized whatever the optimization level and the summation order is fixed;
