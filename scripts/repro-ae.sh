@@ -33,7 +33,7 @@ sh scripts/build.sh
 mkdir -p "$out"
 bin=$(pwd)/build/examples/mominit-ae
 fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-list="$out/jobs.txt"
+list=$(mktemp "$out/jobs.XXXXXX") # one per invocation: several may share OUT
 : > "$list"
 for d in $data; do
     case $d in
@@ -60,4 +60,7 @@ for d in $data; do
         done
     done
 done
-exec sh scripts/repro-run.sh repro-ae "$list" "$out" "$jobs" "$grid"
+status=0
+sh scripts/repro-run.sh repro-ae "$list" "$out" "$jobs" "$grid" || status=$?
+rm -f "$list"
+exit $status

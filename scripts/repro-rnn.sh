@@ -32,7 +32,7 @@ done
 sh scripts/build.sh
 mkdir -p "$out"
 bin=$(pwd)/build/examples/mominit-rnn
-list="$out/jobs.txt"
+list=$(mktemp "$out/jobs.XXXXXX") # one per invocation: several may share OUT
 : > "$list"
 for task in $tasks; do
     case $task in mem5) T=200 ;; *) T=80 ;; esac
@@ -56,4 +56,7 @@ for task in $tasks; do
         done
     done
 done
-exec sh scripts/repro-run.sh repro-rnn "$list" "$out" "$jobs" "$grid"
+status=0
+sh scripts/repro-run.sh repro-rnn "$list" "$out" "$jobs" "$grid" || status=$?
+rm -f "$list"
+exit $status
