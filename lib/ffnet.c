@@ -310,8 +310,8 @@ static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out
             mom__add_bias_rows(other, b_of(net, v, l), n, so);
             float scale = 1.0f / (float)n;
             if (acc != NULL) {
-                /* v^T G v = (R z)^T H (R z) / n while R z is at hand; then out += alpha G v,
-                 * scaling the output-layer term scaling every block */
+                /* v^T G v = (R z)^T H (R z) / n while R z is at hand; then out += alpha G v:
+                 * scaling the output-layer term by alpha scales every block */
                 double q = mom__out_quad(net->output, ws_act(im, w, L), other, 1.0 / (double)n,
                                          n, so);
                 float alpha = acc->scale(q, acc->ctx);

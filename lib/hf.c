@@ -465,6 +465,18 @@ static int eval_candidate(double *f, size_t j, void *ctx)
     return eval_at(f, run, candidate(run, j), 1.0f, 1);
 }
 
+/* out = G v (with structural damping sd) through the model, counted, then reduced across
+ * workers when a hook is set. */
+static int plain_product(hf_run *run, float *out, const float *v, double sd)
+{
+    const mom_hf_model *m = run->s->m;
+    int rc = m->gv(out, v, sd, m->user_data);
+    run->products++;
+    if (rc != MOM_OK)
+        return cb_failed(run->o, run->s, rc, CB_GV);
+    return mom__optim_reduce_vec(run->o, out, MOM_REDUCE_GV);
+}
+
 /* The CG vector loops. Per iteration there are three passes over the vectors: the curvature
  * d^T (G d + damp d) of the new direction; the update of the iterate and the residual with the
  * preconditioned norm r^T M^-1 r; the new direction d = beta d - M^-1 r with d^T r and d^T d for
@@ -476,6 +488,7 @@ static int eval_candidate(double *f, size_t j, void *ctx)
  * the loops are vectorized whatever the optimization level and the summation order is fixed;
  * MOM__CLONES compiles them for AVX-512 and AVX2 too, and every version (the scalar fallback
  * included) gives the same bits. */
+
 /* Pass 1 (after the product gd = G d): d^T (Gd + damp d), the curvature along d of the damped
  * system. Gd is left as the product returned it; pass 2 recomputes Gd + damp d with the same float
  * expression. */
@@ -609,16 +622,15 @@ static float cg_scale(double quad, void *u)
 }
 
 /* The initial residual r = A x + g (ad holds G x, or x is zero and ad is unused), returning
- * r^T M^-1 r and x^T (r + g) (twice phi(x)). */
+ * r^T M^-1 r (minv NULL: no preconditioner) and x^T (r + g) (twice phi(x)). */
 static void cg_start(size_t n, float damp, const float *x, const float *ad, const float *g,
-                     const float *minv, float *r, int pc, int x_zero, double *ry_out,
-                     double *xrg_out)
+                     const float *minv, float *r, int x_zero, double *ry_out, double *xrg_out)
 {
     double ry = 0.0, xrg = 0.0;
     for (size_t k = 0; k < n; k++) {
         float rk = x_zero ? g[k] : ad[k] + damp * x[k] + g[k];
         r[k] = rk;
-        float yk = pc ? rk * minv[k] : rk;
+        float yk = minv ? rk * minv[k] : rk;
         ry += (double)rk * (double)yk;
         if (!x_zero)
             xrg += (double)x[k] * ((double)rk + (double)g[k]);
@@ -742,18 +754,11 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
         const float dec = (float)decay;
         for (size_t k = 0; k < n; k++)
             x[k] = dec * h->warm[k];
-        rc = m->gv(ad, x, sd, ud);
-        run.products++;
-        if (rc != MOM_OK)
-            return cb_failed(o, s, rc, CB_GV);
-        if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
+        if ((rc = plain_product(&run, ad, x, sd)) != MOM_OK)
             return rc;
     }
-    if (pc)
-        cg_start(n, damp, x, ad, g, minv, r, 1, x_zero, &ry, &xrg);
-    else
-        cg_start(n, damp, x, ad, g, minv, r, 0, x_zero, &ry, &xrg);
-    const float *mv = pc ? minv : NULL;
+    const float *mv = pc ? minv : NULL; /* NULL: no preconditioner */
+    cg_start(n, damp, x, ad, g, mv, r, x_zero, &ry, &xrg);
     double dd;
     double dr = cg_direction(n, 0.0f, d, r, mv, 1, &dd);
     if (!isfinite(ry) || !isfinite(xrg) || !isfinite(dr))
@@ -778,11 +783,7 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
                 return cb_failed(o, s, rc, CB_GV);
             dad = c.dad;
         } else {
-            rc = m->gv(ad, d, sd, ud);
-            run.products++;
-            if (rc != MOM_OK)
-                return cb_failed(o, s, rc, CB_GV);
-            if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
+            if ((rc = plain_product(&run, ad, d, sd)) != MOM_OK)
                 return rc;
             dad = damped_curvature(n, damp, d, ad);
             gd = ad;
@@ -864,11 +865,7 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
                 return rc;
             have_fc_p = 1;
         }
-        rc = m->gv(ad, p, 0.0, ud);
-        run.products++;
-        if (rc != MOM_OK)
-            return cb_failed(o, s, rc, CB_GV);
-        if ((rc = mom__optim_reduce_vec(o, ad, MOM_REDUCE_GV)) != MOM_OK)
+        if ((rc = plain_product(&run, ad, p, 0.0)) != MOM_OK)
             return rc;
         const double pgp = mom__dot(n, p, ad);
         if (!isfinite(pgp) || !isfinite(gp))
