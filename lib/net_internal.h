@@ -77,7 +77,8 @@ int mom__net_loss_grad_max(double *loss, float *grad, uint32_t *max_g, mom_net *
 
 /* out += alpha G v for CG (feedforward nets; MOM_E_UNSUPPORTED otherwise), with the checks of
  * mom_net_gv(): alpha = acc->scale(v^T G v, acc->ctx) is asked for between the R-pass and the
- * backward pass, so a CG iteration can update its residual inside the product's own gemms. */
+ * backward pass, so a CG iteration can update its residual inside the product's own gemms.
+ * acc and acc->scale must not be NULL (MOM_E_INVALID). */
 int mom__net_gv_acc(float *out, mom_net *net, const float *v, const mom__gv_acc *acc);
 
 /* Weight of step (t, s) of a validated batch: mask value, or 1 at the last step of the sequence

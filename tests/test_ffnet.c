@@ -864,6 +864,11 @@ static void test_accumulating_product(void **state)
         acc_probe pr = {NAN, 0.37f, 0};
         const mom__gv_acc acc = {probe_scale, &pr};
         memcpy(r, r0, P * sizeof *r);
+        /* no scale: refused (it would overwrite r) */
+        const mom__gv_acc no_scale = {NULL, &pr};
+        assert_status(mom__net_gv_acc(r, pb.net, v, NULL), MOM_E_INVALID);
+        assert_status(mom__net_gv_acc(r, pb.net, v, &no_scale), MOM_E_INVALID);
+        assert_non_null(strstr(mom_net_errmsg(pb.net), "acc->scale"));
         /* no Gauss-Newton state yet */
         assert_status(mom__net_gv_acc(r, pb.net, v, &acc), MOM_E_STATE);
         assert_int_equal(pr.calls, 0);
