@@ -372,17 +372,14 @@ int mom_net_gv(float *out, mom_net *net, const float *v, double struct_damping)
 
 int mom__net_gv_acc(float *out, mom_net *net, const float *v, const mom__gv_acc *acc)
 {
-    if (net != NULL && (acc == NULL || acc->scale == NULL)) {
-        /* without a scale the product would overwrite out instead of adding to it */
-        mom__clear(&net->base);
+    ENTER(net);
+    /* without a scale the product would overwrite out instead of adding to it */
+    if (acc == NULL || acc->scale == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "%s is NULL",
                          acc == NULL ? "acc" : "acc->scale");
-    }
-    if (net != NULL && net->kind != MOM_NET_FEEDFORWARD) {
-        mom__clear(&net->base);
+    if (net->kind != MOM_NET_FEEDFORWARD)
         return mom__fail(&net->base, MOM_E_UNSUPPORTED,
                          "accumulating products are for feedforward nets only");
-    }
     return gv_common(out, net, v, 0.0, acc);
 }
 

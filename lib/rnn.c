@@ -1023,8 +1023,7 @@ static int rnn_gv_begin(mom_net *net, const mom_batch *b, const float *p)
 static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *out,
                   const mom__gv_acc *acc)
 {
-    if (acc != NULL) /* mom__net_gv_acc() refuses recurrent nets before this */
-        return mom__fail(&net->base, MOM_E_UNSUPPORTED, "no accumulating product");
+    (void)acc; /* mom__net_gv_acc() refuses recurrent nets */
     rnn_impl *r = net->impl;
     rnn_ws *ws = &r->gv;
     const mom_batch *b = &r->gv_batch;
