@@ -33,8 +33,7 @@ sh scripts/build.sh
 mkdir -p "$out"
 bin=$(pwd)/build/examples/mominit-ae
 fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-list=$(mktemp "$out/jobs.XXXXXX") # one per invocation: several may share OUT
-: > "$list"
+list=$(mktemp "$out/jobs.XXXXXX") # one per invocation (several may share OUT); repro-run.sh removes it
 for d in $data; do
     case $d in
     curves) src=curves ;;
@@ -60,7 +59,4 @@ for d in $data; do
         done
     done
 done
-status=0
-sh scripts/repro-run.sh repro-ae "$list" "$out" "$jobs" "$grid" || status=$?
-rm -f "$list"
-exit $status
+exec sh scripts/repro-run.sh repro-ae "$list" "$out" "$jobs" "$grid"

@@ -32,8 +32,7 @@ done
 sh scripts/build.sh
 mkdir -p "$out"
 bin=$(pwd)/build/examples/mominit-rnn
-list=$(mktemp "$out/jobs.XXXXXX") # one per invocation: several may share OUT
-: > "$list"
+list=$(mktemp "$out/jobs.XXXXXX") # one per invocation (several may share OUT); repro-run.sh removes it
 for task in $tasks; do
     case $task in mem5) T=200 ;; *) T=80 ;; esac
     for cfg in $configs; do
@@ -56,7 +55,4 @@ for task in $tasks; do
         done
     done
 done
-status=0
-sh scripts/repro-run.sh repro-rnn "$list" "$out" "$jobs" "$grid" || status=$?
-rm -f "$list"
-exit $status
+exec sh scripts/repro-run.sh repro-rnn "$list" "$out" "$jobs" "$grid"

@@ -3,8 +3,10 @@
 # machine, JOBS at a time, and rewrite docs/results.md; or, given a grid file, only write the list
 # there for scripts/grid.sh to spread over MPI ranks or job-array tasks (docs/distributed.md).
 # usage: scripts/repro-run.sh NAME LIST OUT JOBS [GRID-FILE]     (from the repository root)
+# LIST is the caller's temporary job list: it is removed on exit.
 set -eu
 name=$1 list=$2 out=$3 jobs=$4 grid=${5:-}
+trap 'rm -f "$list"' EXIT
 n=$(wc -l < "$list")
 if [ -n "$grid" ]; then
     cp "$list" "$grid"
