@@ -136,15 +136,18 @@ static void test_activation_accuracy(void **state)
         mom__bias_act(act, nb, zb, 1, 2);
         assert_true(isnan(nb[0]));
     }
-    /* the logistic cross-entropy over a sweep of z (t = 0 and t = 1): a few ulp of the loss */
+    /* the logistic cross-entropy over a sweep of z, at hard and at soft targets (an image's gray
+     * levels; large |z| against t near 0 or 1 is where a naive max(z,0) - z t cancels): a few
+     * ulp of the loss */
+    const float targets[] = {0.0f, 1.0f, 0.25f, 0.7f, 0.999f, 1e-3f};
     for (int i = 0; i <= 6000; i++) {
         float z = (float)(-30.0 + 0.01 * i), y;
-        for (int tt = 0; tt <= 1; tt++) {
-            float t = (float)tt;
+        for (int tt = 0; tt < (int)(sizeof targets / sizeof targets[0]); tt++) {
+            float t = targets[tt];
             double l = mom__out_forward(MOM_OUT_LOGISTIC_XENT, &z, &y, &t, NULL, 1, 1);
             double zd = z, want = fmax(zd, 0) - zd * t + log1p(exp(-fabs(zd)));
             if (fabs(l - want) > 2e-7 * fmax(want, 1e-30) + 1e-45)
-                fail_msg("logistic loss at z = %.9g, t = %d: %.12g vs %.12g", z, tt, l, want);
+                fail_msg("logistic loss at z = %.9g, t = %.9g: %.12g vs %.12g", z, t, l, want);
         }
         double ywant = 1 / (1 + exp(-(double)z));
         assert_true(fabs(y - ywant) <= 4 * 5.96e-8 * ywant);
