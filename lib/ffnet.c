@@ -28,6 +28,7 @@ typedef struct ff_ws {
 } ff_ws;
 
 typedef struct ff_impl {
+    float *sums;   /* MOM__TEAM_MAX_PARTS x maxw per-part column sums of shared passes */
     size_t L;      /* weight layers */
     size_t *off;   /* L+1 entries: off[l-1] = per-case offset of A_l (l = 1..L); off[L] = sum */
     size_t maxw;   /* widest unit layer (including the input) */
@@ -93,6 +94,115 @@ static int ws_grow(mom_net *net, ff_ws *w, size_t n)
     return MOM_OK;
 }
 
+#include <time.h>
+double dbg_t[3];
+static double dbg_now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6; }
+/* ---- elementwise passes shared with the network's helper threads (team.h) ------------------ */
+
+/* Passes over fewer values than FF_LEAST run on the caller (not worth a helper's wake-up, which
+ * takes 5-20 microseconds); larger ones are cut into parts of about FF_GRAIN values. */
+#define FF_LEAST 32768
+#define FF_GRAIN 4096
+
+typedef struct ff_job {
+    int act, output;
+    float *x;       /* the rows transformed in place (n x k) */
+    const float *a; /* activations (derivative pass) */
+    const float *b; /* biases */
+    float *y;       /* outputs (output pass) */
+    const float *t; /* targets (output pass; may be NULL) */
+    float scale, flush;
+    size_t n, k;
+    float *sums;    /* parts x k per-part column sums, or NULL */
+    double loss[MOM__TEAM_MAX_PARTS];
+} ff_job;
+
+static size_t row0(const ff_job *j, size_t part, size_t parts) { return j->n * part / parts; }
+
+static void job_bias_act(void *arg, size_t part, size_t parts)
+{
+    ff_job *j = arg;
+    size_t r0 = row0(j, part, parts), r1 = row0(j, part + 1, parts);
+    mom__bias_act_fl(j->act, j->x + r0 * j->k, j->b, r1 - r0, j->k, j->flush);
+}
+
+static void job_output(void *arg, size_t part, size_t parts)
+{
+    ff_job *j = arg;
+    size_t r0 = row0(j, part, parts), r1 = row0(j, part + 1, parts), k = j->k;
+    j->loss[part] = mom__out_forward_fused_fl(j->output, j->x + r0 * k, j->b, j->y + r0 * k,
+                                              j->t ? j->t + r0 * k : NULL, j->scale,
+                                              j->sums ? j->sums + part * k : NULL, r1 - r0, k,
+                                              j->flush);
+}
+
+static void job_deriv(void *arg, size_t part, size_t parts)
+{
+    ff_job *j = arg;
+    size_t r0 = row0(j, part, parts), r1 = row0(j, part + 1, parts), k = j->k;
+    mom__act_deriv_mul_colsum_fl(j->act, j->x + r0 * k, j->a + r0 * k, j->sums + part * k,
+                                 r1 - r0, k, j->flush, 0);
+}
+
+/* out[c] = (add ? out[c] : 0) + sums[0][c] + sums[1][c] + ... in part order. */
+static void combine_sums(float *out, const float *sums, size_t parts, size_t k, int add)
+{
+    for (size_t c = 0; c < k; c++) {
+        float v = add ? out[c] : 0.0f;
+        for (size_t q = 0; q < parts; q++)
+            v += sums[q * k + c];
+        out[c] = v;
+    }
+}
+
+/* A = act(A + 1 b^T) on n x k, shared when large. */
+static void ff_bias_act(mom_net *net, int act, float *x, const float *b, size_t n, size_t k)
+{
+    size_t parts = mom__team_parts(n * k, n, FF_LEAST, FF_GRAIN);
+    if (parts == 1) {
+        mom__bias_act_fl(act, x, b, n, k, net->flush_below);
+        return;
+    }
+    ff_job j = {.act = act, .x = x, .b = b, .flush = net->flush_below, .n = n, .k = k};
+    double t0 = dbg_now(); mom__team_run(&net->team, job_bias_act, &j, parts); dbg_t[0] += dbg_now() - t0;
+}
+
+/* mom__out_forward_fused_fl(), shared when large: per-part losses and bias sums, combined in
+ * part order. */
+static double ff_output(mom_net *net, float *z, const float *b, float *y, const float *t,
+                        float scale, float *dbias, size_t n, size_t k)
+{
+    size_t parts = mom__team_parts(n * k, n, FF_LEAST, FF_GRAIN);
+    if (parts == 1)
+        return mom__out_forward_fused_fl(net->output, z, b, y, t, scale, dbias, n, k,
+                                         net->flush_below);
+    ff_job j = {.output = net->output, .x = z, .b = b, .y = y, .t = t, .scale = scale,
+                .flush = net->flush_below, .n = n, .k = k,
+                .sums = dbias ? impl_of(net)->sums : NULL};
+    double t0 = dbg_now(); mom__team_run(&net->team, job_output, &j, parts); dbg_t[1] += dbg_now() - t0;
+    double total = 0.0;
+    for (size_t q = 0; q < parts; q++)
+        total += j.loss[q];
+    if (dbias)
+        combine_sums(dbias, j.sums, parts, k, 0);
+    return total;
+}
+
+/* mom__act_deriv_mul_colsum_fl(), shared when large. */
+static void ff_deriv(mom_net *net, int act, float *d, const float *a, float *sums, size_t n,
+                     size_t k, int add)
+{
+    size_t parts = mom__team_parts(n * k, n, FF_LEAST, FF_GRAIN);
+    if (parts == 1) {
+        mom__act_deriv_mul_colsum_fl(act, d, a, sums, n, k, net->flush_below, add);
+        return;
+    }
+    ff_job j = {.act = act, .x = d, .a = a, .flush = net->flush_below, .n = n, .k = k,
+                .sums = impl_of(net)->sums};
+    double t0 = dbg_now(); mom__team_run(&net->team, job_deriv, &j, parts); dbg_t[2] += dbg_now() - t0;
+    combine_sums(sums, j.sums, parts, k, add);
+}
+
 /*
  * Forward pass on n cases through layers 1..upto (upto <= L). When upto == L, Y goes to A_L and
  * the summed loss against t (NULL: 0) is returned; d0 receives the output pre-activations Z_L, or,
@@ -109,12 +219,11 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
         float *a = ws_act(im, w, l);
         if (l < im->L) {
             mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, a, so);
-            mom__bias_act_fl(net->layer_act[l], a, b_of(net, p, l), n, so, net->flush_below);
+            ff_bias_act(net, net->layer_act[l], a, b_of(net, p, l), n, so);
         } else {
             float *z = ws_d0(im, w);
             mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, z, so);
-            return mom__out_forward_fused_fl(net->output, z, b_of(net, p, l), a, t,
-                                             1.0f / (float)n, dbias, n, so, net->flush_below);
+            return ff_output(net, z, b_of(net, p, l), a, t, 1.0f / (float)n, dbias, n, so);
         }
         prev = a;
     }
@@ -150,8 +259,7 @@ static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, 
         /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
         float *gb = out + net->blocks[2 * (l - 2) + 1].offset;
         mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
-        mom__act_deriv_mul_colsum_fl(net->layer_act[l - 1], other, a_prev, gb, n, si,
-                                     net->flush_below, add);
+        ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
         if (max_g) {
             uint32_t b = mom__max_abs_bits(gb, si);
             m = b > m ? b : m;
@@ -174,6 +282,7 @@ static void ff_destroy(mom_net *net)
     mom__free(&net->base.alloc, im->ws.mem);
     mom__free(&net->base.alloc, im->gws.mem);
     mom__free(&net->base.alloc, im->off);
+    mom__free(&net->base.alloc, im->sums);
     mom__free(&net->base.alloc, im);
     net->impl = NULL;
 }
@@ -512,6 +621,12 @@ int mom_net_create_ff(mom_net **out, size_t n_layers, const size_t *sizes, const
     }
     im->off[n_layers] = act_off;
     im->maxw = maxw;
+    size_t n_sums;
+    if (!mom__mul_size(&n_sums, maxw, MOM__TEAM_MAX_PARTS) ||
+        (im->sums = mom__calloc(&a, n_sums, sizeof *im->sums)) == NULL) {
+        mom_net_destroy(net);
+        return MOM_E_NOMEM;
+    }
     for (size_t l = 0; l <= n_layers; l++)
         net->layer_size[l] = sizes[l];
     net->layer_act[0] = MOM_ACT_LINEAR;

@@ -41,6 +41,16 @@ void mom__fpenv_leave(const mom__fpenv *e)
         _mm_setcsr(((unsigned)e->saved & ~MXCSR_FLAGS) | (_mm_getcsr() & MXCSR_FLAGS));
 }
 
+unsigned long mom__fpenv_control(void) { return _mm_getcsr(); }
+
+void mom__fpenv_adopt(unsigned long control)
+{
+    unsigned cur = _mm_getcsr();
+    unsigned want = ((unsigned)control & ~MXCSR_FLAGS) | (cur & MXCSR_FLAGS);
+    if (want != cur)
+        _mm_setcsr(want);
+}
+
 #elif defined(__aarch64__) && defined(__GNUC__)
 
 #define FPCR_FZ (1ul << 24)
@@ -66,6 +76,19 @@ void mom__fpenv_leave(const mom__fpenv *e)
     }
 }
 
+unsigned long mom__fpenv_control(void)
+{
+    unsigned long cur;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(cur));
+    return cur;
+}
+
+void mom__fpenv_adopt(unsigned long control)
+{
+    if (mom__fpenv_control() != control)
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(control));
+}
+
 #else
 
 void mom__fpenv_enter(mom__fpenv *e, int on)
@@ -76,5 +99,9 @@ void mom__fpenv_enter(mom__fpenv *e, int on)
 }
 
 void mom__fpenv_leave(const mom__fpenv *e) { (void)e; }
+
+unsigned long mom__fpenv_control(void) { return 0; }
+
+void mom__fpenv_adopt(unsigned long control) { (void)control; }
 
 #endif

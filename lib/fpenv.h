@@ -40,4 +40,10 @@ void mom__fpenv_enter(mom__fpenv *e, int on);
  * raised). */
 void mom__fpenv_leave(const mom__fpenv *e);
 
+/* The calling thread's control register (x86 MXCSR, AArch64 FPCR; 0 elsewhere), and setting
+ * another thread's control bits to it (its exception flags are kept): how a helper thread
+ * (team.h) computes in the mode of the thread it helps. */
+unsigned long mom__fpenv_control(void);
+void mom__fpenv_adopt(unsigned long control);
+
 #endif

@@ -23,6 +23,8 @@ int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, si
     net->n_layers = n_layers;
     net->flush = 1;
     net->flush_below = MOM__FLUSH_BELOW;
+    net->threads = 0;
+    mom__team_init(&net->team, a, 0);
     net->params = mom__calloc(a, n_params, sizeof *net->params);
     net->blocks = mom__calloc(a, n_blocks, sizeof *net->blocks);
     net->layer_size = mom__calloc(a, n_layers, sizeof *net->layer_size);
@@ -40,6 +42,7 @@ void mom_net_destroy(mom_net *net)
     if (net == NULL)
         return;
     mom_allocator a = net->base.alloc;
+    mom__team_stop(&net->team);
     if (net->ops && net->ops->destroy_impl)
         net->ops->destroy_impl(net);
     mom__free(&a, net->params);
@@ -119,6 +122,16 @@ int mom_net_set(mom_net *net, int option, double value)
         net->flush = value != 0.0;
         net->flush_below = net->flush ? MOM__FLUSH_BELOW : 0.0f;
         return MOM_OK;
+    case MOM_NET_THREADS:
+        if (!(value >= 0.0 && value <= 1024.0) || value != floor(value))
+            return mom__fail(&net->base, MOM_E_INVALID,
+                             "MOM_NET_THREADS must be a whole number from 0 to 1024 (got %g)",
+                             value);
+        /* stop the helpers; the next pass that can use them starts the new number */
+        mom__team_stop(&net->team);
+        net->threads = (int)value;
+        mom__team_init(&net->team, &net->base.alloc, net->threads);
+        return MOM_OK;
     default:
         return mom__fail(&net->base, MOM_E_INVALID, "unknown network option %d", option);
     }
@@ -134,6 +147,9 @@ int mom_net_get(double *value, const mom_net *net, int option)
         return MOM_OK;
     case MOM_NET_FLUSH_SUBNORMALS:
         *value = net->flush;
+        return MOM_OK;
+    case MOM_NET_THREADS:
+        *value = net->threads;
         return MOM_OK;
     default:
         return mom__fail((mom__base *)&net->base, MOM_E_INVALID, "unknown network option %d",

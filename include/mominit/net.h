@@ -112,7 +112,20 @@ typedef enum mom_net_option {
      *  Gauss-Newton counterparts) of magnitude below 2^-63 (about 1.1e-19) are set to 0 before
      *  they enter a matrix product. Values change only where such tiny numbers arise. 0: compute
      *  in the caller's floating-point mode without flushing. @since 0.1.0 */
-    MOM_NET_FLUSH_SUBNORMALS = 2
+    MOM_NET_FLUSH_SUBNORMALS = 2,
+    /** threads of the elementwise passes between the matrix products (activations, the output
+     *  loss and deltas, derivatives and bias sums) of a feedforward network: 0 (the default)
+     *  uses as many as the BLAS uses (OpenBLAS's openblas_get_num_threads(), asked at each
+     *  call; 1 with a BLAS that does not tell), 1 runs them on the calling thread, k > 1 on the
+     *  calling thread and k - 1 helper threads (at most 8 in all). The helpers belong to the
+     *  network: started by the first pass large enough to be shared (about 32,000 values or
+     *  more), asleep between passes, joined by mom_net_destroy() or when this option is set
+     *  again. Results are bit-identical for every value: a pass is cut into parts by its shape
+     *  alone and per-part sums are combined in a fixed order. If helpers cannot be started the
+     *  network computes on the calling thread. After fork() a child computes on its calling
+     *  thread. Recurrent networks ignore it (their per-step passes are too small to share).
+     *  @since 0.3.0 */
+    MOM_NET_THREADS = 3
 } mom_net_option;
 
 /**

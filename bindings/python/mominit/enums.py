@@ -59,6 +59,8 @@ class Metric(enum.IntEnum):
 
 class NetOption(enum.IntEnum):
     CHECK_FINITE = 1
+    FLUSH_SUBNORMALS = 2
+    THREADS = 3  # library 0.3.0 and later
 
 
 class InitKind(enum.IntEnum):

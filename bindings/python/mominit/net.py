@@ -301,6 +301,15 @@ class Net(Handle):
     def check_finite(self, on):
         self.set(NetOption.CHECK_FINITE, 1.0 if on else 0.0)
 
+    @property
+    def threads(self):
+        """Threads of the elementwise passes (MOM_NET_THREADS): 0 = as many as the BLAS uses."""
+        return int(self.get(NetOption.THREADS))
+
+    @threads.setter
+    def threads(self, k):
+        self.set(NetOption.THREADS, float(k))
+
     def reserve(self, n, steps=1):
         with self._lock:
             self._check(L.mom_net_reserve(self._ptr, check_size(n, "n"),

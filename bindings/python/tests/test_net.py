@@ -293,6 +293,27 @@ class TestMetricsAndOptions(unittest.TestCase):
             with self.assertRaises(mi.InvalidError):
                 net.set(99, 1.0)
 
+    def test_threads_option_same_results(self):
+        # 64 cases x 600 units: the hidden and output passes are shared with helper threads
+        rng = np.random.default_rng(3)
+        x = rng.random((64, 600), dtype=np.float32)
+        results = []
+        for k in (1, 2, 4):
+            with mi.Net.feedforward([600, 600, 20, 600]) as net:
+                mi.preset_ff(net, 7)
+                self.assertEqual(net.threads, 0)  # the default: as many as the BLAS
+                net.threads = k
+                self.assertEqual(net.threads, k)
+                loss, grad = net.loss_grad((x, x))
+                results.append((loss, grad.copy()))
+        for loss, grad in results[1:]:
+            self.assertEqual(loss, results[0][0])
+            self.assertTrue(np.array_equal(grad, results[0][1]))
+        with mi.Net.feedforward([2, 1]) as net:
+            for bad in (-1, 1.5, 1e6):
+                with self.assertRaises(mi.InvalidError):
+                    net.threads = bad
+
     def test_reserve_and_workspace(self):
         with mi.Net.recurrent(2, 8, 1) as net:
             net.reserve(16, 10)

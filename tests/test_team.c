@@ -1,0 +1,388 @@
+/* Helper threads of the elementwise passes (lib/team.c) and the MOM_NET_THREADS option: every
+ * part runs exactly once, in the caller's floating-point mode, also after fork() and when the
+ * helpers cannot be started; a network gives the same bits with any number of threads. */
+#define _POSIX_C_SOURCE 200809L
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/fpenv.h"
+#include "../lib/internal.h"
+#include "../lib/team.h"
+
+/* ---- the team itself --------------------------------------------------------------------- */
+
+typedef struct count_job {
+    _Atomic int runs[MOM__TEAM_MAX_PARTS];
+    _Atomic int by_helper; /* parts run on a thread other than `caller` */
+    pthread_t caller;
+    long sleep_ns;         /* per part, to give the helpers time to join */
+    unsigned long control[MOM__TEAM_MAX_PARTS];
+} count_job;
+
+static void count_part(void *arg, size_t part, size_t parts)
+{
+    count_job *j = arg;
+    assert_true(part < parts);
+    atomic_fetch_add(&j->runs[part], 1);
+    if (!pthread_equal(pthread_self(), j->caller))
+        atomic_fetch_add(&j->by_helper, 1);
+    j->control[part] = mom__fpenv_control();
+    if (j->sleep_ns > 0) {
+        struct timespec ts = {0, j->sleep_ns};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void check_once(count_job *j, size_t parts)
+{
+    for (size_t p = 0; p < MOM__TEAM_MAX_PARTS; p++) {
+        int want = p < parts ? 1 : 0;
+        if (atomic_load(&j->runs[p]) != want)
+            fail_msg("part %zu of %zu ran %d times", p, parts, atomic_load(&j->runs[p]));
+    }
+}
+
+static void test_parts_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(mom__team_parts(1000, 100, 32768, 4096), 1);     /* too small */
+    assert_int_equal(mom__team_parts(32768, 100, 32768, 4096), 8);    /* 8 grains */
+    assert_int_equal(mom__team_parts(40000, 100, 32768, 16384), 2);   /* at least 2 */
+    assert_int_equal(mom__team_parts(1u << 30, 100, 32768, 4096), 8); /* at most 8 */
+    assert_int_equal(mom__team_parts(1u << 30, 3, 32768, 4096), 3);   /* at most the rows */
+    assert_int_equal(mom__team_parts(1u << 30, 1, 32768, 4096), 1);   /* one row: no split */
+}
+
+/* Thousands of jobs of every size in a row: each part exactly once per job, whatever the
+ * helpers' timing (the generation protocol), with 1, 2, 3 and 8 threads. */
+static void test_every_part_once(void **state)
+{
+    (void)state;
+    mom_allocator a = {0};
+    const int threads[] = {1, 2, 3, 8};
+    for (size_t ti = 0; ti < sizeof threads / sizeof threads[0]; ti++) {
+        mom__team t;
+        assert_ok(mom__alloc_init(&a, NULL));
+        mom__team_init(&t, &a, threads[ti]);
+        int helped = 0;
+        for (int job = 0; job < 3000; job++) {
+            size_t parts = 1 + (size_t)job % MOM__TEAM_MAX_PARTS;
+            count_job j;
+            memset(&j, 0, sizeof j);
+            j.caller = pthread_self();
+            j.sleep_ns = job % 100 == 0 ? 2000000 : 0; /* now and then 2 ms per part */
+            mom__team_run(&t, count_part, &j, parts);
+            check_once(&j, parts);
+            helped += atomic_load(&j.by_helper);
+            if (threads[ti] == 1)
+                assert_int_equal(atomic_load(&j.by_helper), 0);
+        }
+        if (threads[ti] > 1 && helped == 0)
+            fail_msg("%d threads: no part ever ran on a helper", threads[ti]);
+        mom__team_stop(&t);
+        mom__team_stop(&t); /* twice is harmless */
+    }
+}
+
+/* Parts run in the caller's floating-point control mode, whichever thread runs them. */
+static void test_caller_fp_mode(void **state)
+{
+    (void)state;
+    mom_allocator a;
+    assert_ok(mom__alloc_init(&a, NULL));
+    mom__team t;
+    mom__team_init(&t, &a, 2);
+    for (int on = 0; on <= 1; on++) {
+        mom__fpenv e;
+        mom__fpenv_enter(&e, on);
+        unsigned long want = mom__fpenv_control();
+        for (int rep = 0; rep < 50; rep++) {
+            count_job j;
+            memset(&j, 0, sizeof j);
+            j.caller = pthread_self();
+            j.sleep_ns = 200000;
+            mom__team_run(&t, count_part, &j, 4);
+            check_once(&j, 4);
+            for (size_t p = 0; p < 4; p++)
+                if (j.control[p] != want)
+                    fail_msg("part %zu ran with control %#lx, caller %#lx", p, j.control[p],
+                             want);
+        }
+        mom__fpenv_leave(&e);
+    }
+    mom__team_stop(&t);
+}
+
+/* A child process after fork() has no helpers: its jobs run on its calling thread. */
+static void test_after_fork(void **state)
+{
+    (void)state;
+    mom_allocator a;
+    assert_ok(mom__alloc_init(&a, NULL));
+    mom__team t;
+    mom__team_init(&t, &a, 2);
+    count_job j;
+    memset(&j, 0, sizeof j);
+    j.caller = pthread_self();
+    mom__team_run(&t, count_part, &j, 8); /* helpers started */
+    check_once(&j, 8);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20); /* a hang fails the test instead of blocking it */
+        int ok = 1;
+        for (int rep = 0; rep < 20 && ok; rep++) {
+            count_job c;
+            memset(&c, 0, sizeof c);
+            c.caller = pthread_self();
+            mom__team_run(&t, count_part, &c, 8);
+            for (size_t p = 0; p < 8; p++)
+                ok = ok && atomic_load(&c.runs[p]) == 1;
+            ok = ok && atomic_load(&c.by_helper) == 0;
+        }
+        mom__team_stop(&t); /* frees without joining threads the child does not have */
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_true(waitpid(pid, &status, 0) == pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    memset(&j, 0, sizeof j);
+    j.caller = pthread_self();
+    mom__team_run(&t, count_part, &j, 8); /* the parent's helpers still work */
+    check_once(&j, 8);
+    mom__team_stop(&t);
+}
+
+/* Without memory for its state the team stays serial, and still runs every part. */
+static void test_no_memory(void **state)
+{
+    (void)state;
+    test_alloc ta;
+    test_alloc_init(&ta, 1);
+    mom__team t;
+    mom__team_init(&t, &ta.a, 2);
+    for (int rep = 0; rep < 3; rep++) {
+        count_job j;
+        memset(&j, 0, sizeof j);
+        j.caller = pthread_self();
+        mom__team_run(&t, count_part, &j, 5);
+        check_once(&j, 5);
+        assert_int_equal(atomic_load(&j.by_helper), 0);
+    }
+    assert_int_equal(ta.failed, 1);
+    assert_int_equal(ta.calls, 1); /* tried once, not at every job */
+    mom__team_stop(&t);
+    assert_int_equal(ta.live, 0);
+}
+
+/* ---- networks ---------------------------------------------------------------------------- */
+
+enum { NB = 256, NIN = 64, NH = 128, NOUT = 128 };
+
+typedef struct fixture {
+    float x[NB * NIN], t[NB * NOUT];
+    mom_batch b;
+} fixture;
+
+static void fill(float *v, size_t n, uint64_t seed, double lo, double hi)
+{
+    mom_rng *r;
+    assert_ok(mom_rng_create(&r, seed, 0, NULL));
+    assert_ok(mom_rng_fill_uniform(r, v, n, lo, hi));
+    mom_rng_destroy(r);
+}
+
+static fixture *make_fixture(void)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill(f->x, NB * NIN, 11, 0.0, 1.0);
+    fill(f->t, NB * NOUT, 12, 0.0, 1.0);
+    f->b = (mom_batch){.n = NB, .inputs = f->x, .targets = f->t};
+    return f;
+}
+
+/* A small net whose 128-wide layers and output still give shared passes (256 x 128 = 32,768
+ * values, cut into 8 parts). */
+static mom_net *make_net(int output, int act, double threads, const mom_allocator *alloc)
+{
+    const size_t sizes[] = {NIN, NH, 16, NH, NOUT};
+    const int acts[] = {act, MOM_ACT_LINEAR, act};
+    mom_net *net;
+    assert_ok(mom_net_create_ff(&net, 4, sizes, acts, output, alloc));
+    assert_ok(mom_init_preset_ff(net, 5));
+    assert_ok(mom_net_set(net, MOM_NET_THREADS, threads));
+    return net;
+}
+
+typedef struct results {
+    double loss, metric;
+    float *grad, *gv, *out, *step;
+} results;
+
+static void compute(results *r, mom_net *net, const mom_batch *b)
+{
+    size_t P = mom_net_num_params(net);
+    r->grad = malloc(P * sizeof *r->grad);
+    r->gv = malloc(P * sizeof *r->gv);
+    r->out = malloc((size_t)NB * NOUT * sizeof *r->out);
+    r->step = malloc(P * sizeof *r->step);
+    float *v = malloc(P * sizeof *v);
+    assert_true(r->grad && r->gv && r->out && r->step && v);
+    fill(v, P, 13, -1.0, 1.0);
+    assert_ok(mom_net_loss_grad(&r->loss, r->grad, net, b, NULL));
+    assert_ok(mom_net_metric(&r->metric, net, b, NULL, MOM_METRIC_SQUARED_ERROR, 0.0));
+    assert_ok(mom_net_forward(r->out, net, b, NULL, mom_net_num_layers(net) - 1));
+    assert_ok(mom_net_gv_begin(net, b, NULL));
+    assert_ok(mom_net_gv(r->gv, net, v, 0.0));
+    /* three NAG steps and one HF step change the parameters */
+    mom_optim *nag, *hf;
+    assert_ok(mom_optim_create(&nag, MOM_OPTIM_NAG, P, NULL));
+    mom_sched *lr;
+    assert_ok(mom_sched_create_const(&lr, 1e-5, NULL));
+    assert_ok(mom_optim_set_lr(nag, lr));
+    mom_sched_destroy(lr);
+    assert_ok(mom_optim_create(&hf, MOM_OPTIM_HF, P, NULL));
+    assert_ok(mom_optim_set(hf, MOM_OPTIM_HF_MAX_CG, 10)); /* a short step (valgrind runs it) */
+    double l;
+    for (int i = 0; i < 3; i++)
+        if (mom_optim_step_net(&l, nag, net, b) != MOM_OK)
+            fail_msg("NAG step %d: %s (loss %g)", i, mom_optim_errmsg(nag), r->loss);
+    if (mom_optim_step_net(&l, hf, net, b) != MOM_OK) fail_msg("HF: %s (loss %g)", mom_optim_errmsg(hf), r->loss);
+    memcpy(r->step, mom_net_params(net), P * sizeof *r->step);
+    mom_optim_destroy(nag);
+    mom_optim_destroy(hf);
+    free(v);
+}
+
+static void free_results(results *r)
+{
+    free(r->grad);
+    free(r->gv);
+    free(r->out);
+    free(r->step);
+}
+
+static void test_net_same_bits(void **state)
+{
+    (void)state;
+    fixture *f = make_fixture();
+    const int outputs[] = {MOM_OUT_LOGISTIC_XENT, MOM_OUT_SOFTMAX_XENT, MOM_OUT_LINEAR_SQUARED};
+    const int acts[] = {MOM_ACT_LOGISTIC, MOM_ACT_RELU, MOM_ACT_TANH};
+    for (int k = 0; k < 3; k++) {
+        if (outputs[k] == MOM_OUT_SOFTMAX_XENT) /* targets: a distribution per case */
+            for (size_t c = 0; c < NB; c++)
+                for (size_t j = 0; j < NOUT; j++)
+                    f->t[c * NOUT + j] = j == c % NOUT ? 1.0f : 0.0f;
+        mom_net *n1 = make_net(outputs[k], acts[k], 1, NULL);
+        results r1;
+        compute(&r1, n1, &f->b);
+        size_t P = mom_net_num_params(n1);
+        const double threads[] = {2, 3, 8, 0};
+        for (size_t ti = 0; ti < sizeof threads / sizeof threads[0]; ti++) {
+            mom_net *n = make_net(outputs[k], acts[k], threads[ti], NULL);
+            results r;
+            compute(&r, n, &f->b);
+            if (r.loss != r1.loss || r.metric != r1.metric)
+                fail_msg("output %d, %g threads: loss %.17g vs %.17g", outputs[k], threads[ti],
+                         r.loss, r1.loss);
+            assert_memory_equal(r.grad, r1.grad, P * sizeof(float));
+            assert_memory_equal(r.gv, r1.gv, P * sizeof(float));
+            assert_memory_equal(r.out, r1.out, (size_t)NB * NOUT * sizeof(float));
+            assert_memory_equal(r.step, r1.step, P * sizeof(float));
+            free_results(&r);
+            mom_net_destroy(n);
+        }
+        free_results(&r1);
+        mom_net_destroy(n1);
+    }
+    free(f);
+}
+
+/* The helpers are started by the first call; later calls allocate nothing, and destroy frees
+ * everything. */
+static void test_net_no_allocation_after_first(void **state)
+{
+    (void)state;
+    fixture *f = make_fixture();
+    test_alloc ta;
+    test_alloc_init(&ta, 0);
+    mom_net *net = make_net(MOM_OUT_LOGISTIC_XENT, MOM_ACT_LOGISTIC, 2, &ta.a);
+    size_t P = mom_net_num_params(net);
+    float *g = malloc(P * sizeof *g);
+    double loss;
+    assert_ok(mom_net_loss_grad(&loss, g, net, &f->b, NULL));
+    long calls = ta.calls;
+    for (int i = 0; i < 20; i++)
+        assert_ok(mom_net_loss_grad(&loss, g, net, &f->b, NULL));
+    assert_int_equal(ta.calls, calls);
+    /* setting the option again joins the helpers; the next call starts them again */
+    assert_ok(mom_net_set(net, MOM_NET_THREADS, 3));
+    assert_ok(mom_net_loss_grad(&loss, g, net, &f->b, NULL));
+    mom_net_destroy(net);
+    assert_int_equal(ta.live, 0);
+    free(g);
+    free(f);
+}
+
+/* The BLAS's thread count, when the library can learn it, is the one the environment set. */
+static void test_blas_threads_detected(void **state)
+{
+    (void)state;
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    int got = mom__blas_threads();
+    if (got == 0 || env == NULL) {
+        print_message("# BLAS thread count not known here (%d) or not set (%s): skipped\n", got,
+                      env ? env : "unset");
+        skip();
+    }
+    assert_int_equal(got, atoi(env));
+}
+
+static void test_net_option(void **state)
+{
+    (void)state;
+    mom_net *net = make_net(MOM_OUT_LOGISTIC_XENT, MOM_ACT_LOGISTIC, 1, NULL);
+    double v = -1;
+    assert_ok(mom_net_get(&v, net, MOM_NET_THREADS));
+    assert_true(v == 1.0);
+    const double bad[] = {-1.0, 1.5, 1025.0, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_status(mom_net_set(net, MOM_NET_THREADS, bad[i]), MOM_E_INVALID);
+        assert_non_null(strstr(mom_net_errmsg(net), "MOM_NET_THREADS"));
+        assert_ok(mom_net_get(&v, net, MOM_NET_THREADS));
+        assert_true(v == 1.0); /* unchanged */
+    }
+    assert_ok(mom_net_set(net, MOM_NET_THREADS, 0));
+    assert_ok(mom_net_get(&v, net, MOM_NET_THREADS));
+    assert_true(v == 0.0);
+    mom_net_destroy(net);
+    /* the default is 0: as many as the BLAS uses */
+    const size_t sizes[] = {3, 2};
+    assert_ok(mom_net_create_ff(&net, 1, sizes, NULL, MOM_OUT_LINEAR_SQUARED, NULL));
+    assert_ok(mom_net_get(&v, net, MOM_NET_THREADS));
+    assert_true(v == 0.0);
+    mom_net_destroy(net);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parts_rule),
+        cmocka_unit_test(test_every_part_once),
+        cmocka_unit_test(test_caller_fp_mode),
+        cmocka_unit_test(test_after_fork),
+        cmocka_unit_test(test_no_memory),
+        cmocka_unit_test(test_net_same_bits),
+        cmocka_unit_test(test_net_no_allocation_after_first),
+        cmocka_unit_test(test_blas_threads_detected),
+        cmocka_unit_test(test_net_option),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
