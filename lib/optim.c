@@ -395,6 +395,88 @@ static float bits_float(uint32_t b)
     return f;
 }
 
+/* ---- NAG's passes shared with a network's helper threads (team.h) ---------------------------
+ * Inside mom_optim_step_net() the network's team may share the two streaming passes of a NAG
+ * step (begin's look-ahead point, end's update) by ranges of parameters. Every element is
+ * computed by the same expression wherever it runs, and the maxima of begin's pass combine
+ * exactly, so the results are the bits of the serial passes (and of mom_optim_begin() / end()).
+ * Ranges start at multiples of 16 floats (a cache line) so that no two threads write one line. */
+
+#define UPD_LEAST 65536 /* parameters: below this the passes stay on the caller */
+#define UPD_GRAIN 65536
+
+typedef struct upd_job {
+    size_t n;
+    float *th, *v, *pt;
+    const float *g;
+    float mu, eps, wd, sc;
+    uint32_t mt[MOM__TEAM_MAX_PARTS], mv[MOM__TEAM_MAX_PARTS], mp[MOM__TEAM_MAX_PARTS];
+} upd_job;
+
+static size_t upd_start(size_t n, size_t part, size_t parts)
+{
+    size_t i = n * part / parts;
+    return part == parts ? n : i & ~(size_t)15;
+}
+
+static void job_point(void *arg, size_t part, size_t parts)
+{
+    upd_job *j = arg;
+    size_t i0 = upd_start(j->n, part, parts), i1 = upd_start(j->n, part + 1, parts);
+    nag_point_kernel(i1 - i0, j->pt + i0, j->th + i0, j->v + i0, j->mu, &j->mt[part],
+                     &j->mv[part], &j->mp[part]);
+}
+
+static void job_write(void *arg, size_t part, size_t parts)
+{
+    upd_job *j = arg;
+    size_t i0 = upd_start(j->n, part, parts), i1 = upd_start(j->n, part + 1, parts);
+    write_pass_nag(i1 - i0, j->th + i0, j->v + i0, j->g + i0, j->pt + i0, j->mu, j->eps, j->wd,
+                   j->sc);
+}
+
+static size_t upd_parts(const mom__team *team, size_t n)
+{
+    return team ? mom__team_parts(n, n / 16, UPD_LEAST, UPD_GRAIN) : 1;
+}
+
+/* begin's NAG pass, on the team's threads when given one. */
+static void nag_point(mom_optim *o, mom__team *team, float *params, float mu)
+{
+    size_t parts = upd_parts(team, o->n);
+    if (parts == 1) {
+        nag_point_kernel(o->n, o->point, params, o->velocity, mu, &o->max_th, &o->max_v,
+                         &o->max_pt);
+        return;
+    }
+    upd_job j = {.n = o->n, .th = params, .v = o->velocity, .pt = o->point, .mu = mu};
+    mom__team_run(team, job_point, &j, parts);
+    uint32_t mt = 0, mv = 0, mp = 0;
+    for (size_t q = 0; q < parts; q++) {
+        mt = j.mt[q] > mt ? j.mt[q] : mt;
+        mv = j.mv[q] > mv ? j.mv[q] : mv;
+        mp = j.mp[q] > mp ? j.mp[q] : mp;
+    }
+    o->max_th = mt;
+    o->max_v = mv;
+    o->max_pt = mp;
+}
+
+/* end's NAG writing pass, on the team's threads when given one. */
+static void nag_write(mom_optim *o, mom__team *team, float *params, const float *grad, float wd,
+                      float sc)
+{
+    size_t parts = upd_parts(team, o->n);
+    if (parts == 1) {
+        write_pass_nag(o->n, params, o->velocity, grad, o->point, o->step_mu, o->step_lr, wd,
+                       sc);
+        return;
+    }
+    upd_job j = {.n = o->n, .th = params, .v = o->velocity, .pt = o->point, .g = grad,
+                 .mu = o->step_mu, .eps = o->step_lr, .wd = wd, .sc = sc};
+    mom__team_run(team, job_write, &j, parts);
+}
+
 /* NAG's overflow guard without a checking pass. With every |th| <= T, |v| <= V, |p| <= Pm and
  * |g| <= G (all finite), each new velocity is at most mu V + eps s (G + w Pm) and each new
  * parameter at most T + that, up to a relative rounding error below 2^-21 (five float
@@ -412,8 +494,9 @@ static int update_surely_finite(const mom_optim *o, uint32_t max_g, float wd, fl
     return bt * 1.0001 < 0.5 * (double)FLT_MAX;
 }
 
-/* begin without the public entry's floating-point setup (mom_optim_step_net() shares it). */
-static int begin_impl(const float **point, mom_optim *opt, float *params)
+/* begin without the public entry's floating-point setup (mom_optim_step_net() shares it, with
+ * its network's team; NULL: no helpers). */
+static int begin_impl(const float **point, mom_optim *opt, float *params, mom__team *team)
 {
     if (opt->kind == MOM_OPTIM_HF)
         return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
@@ -440,8 +523,7 @@ static int begin_impl(const float **point, mom_optim *opt, float *params)
     }
     const float muf = (float)mu;
     if (opt->kind == MOM_OPTIM_NAG) {
-        nag_point_kernel(opt->n, opt->point, params, opt->velocity, muf, &opt->max_th,
-                         &opt->max_v, &opt->max_pt);
+        nag_point(opt, team, params, muf);
         *point = opt->point;
     } else {
         *point = params;
@@ -458,7 +540,7 @@ int mom_optim_begin(const float **point, mom_optim *opt, float *params)
     ENTER(opt);
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    int rc = begin_impl(point, opt, params);
+    int rc = begin_impl(point, opt, params, NULL);
     mom__fpenv_leave(&fe);
     return rc;
 }
@@ -504,9 +586,11 @@ static int diverged(mom_optim *o, const float *th, const float *g, const float *
 }
 
 /* end without the public entry's floating-point setup. max_g: the largest abs_bits of grad when
- * the caller knows it (mom_optim_step_net() gets it from the network), else NO_MAX_G. */
+ * the caller knows it (mom_optim_step_net() gets it from the network), else NO_MAX_G. team: the
+ * network's helpers for the writing pass, or NULL. */
 #define NO_MAX_G 0xffffffffu
-static int end_impl(mom_optim *opt, float *params, double loss, const float *grad, uint32_t max_g)
+static int end_impl(mom_optim *opt, float *params, double loss, const float *grad, uint32_t max_g,
+                    mom__team *team)
 {
     if (opt->kind == MOM_OPTIM_HF)
         return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
@@ -560,7 +644,7 @@ static int end_impl(mom_optim *opt, float *params, double loss, const float *gra
         check_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc) != 0)
         return diverged(opt, params, grad, p, wd, sc);
     if (nag)
-        write_pass_nag(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc);
+        nag_write(opt, team, params, grad, wd, sc);
     else
         write_pass_same(n, params, opt->velocity, grad, opt->step_mu, opt->step_lr, wd, sc);
     opt->t++;
@@ -574,7 +658,7 @@ int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
     ENTER(opt);
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    int rc = end_impl(opt, params, loss, grad, NO_MAX_G);
+    int rc = end_impl(opt, params, loss, grad, NO_MAX_G, NULL);
     mom__fpenv_leave(&fe);
     return rc;
 }
@@ -583,7 +667,7 @@ static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mo
 {
     float *theta = mom_net_params(net);
     const float *point;
-    int rc = begin_impl(&point, opt, theta);
+    int rc = begin_impl(&point, opt, theta, &net->team);
     if (rc != MOM_OK)
         return rc;
     double l = 0.0;
@@ -609,7 +693,7 @@ static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mo
     }
     if (loss != NULL)
         *loss = l;
-    rc = end_impl(opt, theta, l, opt->grad, max_g);
+    rc = end_impl(opt, theta, l, opt->grad, max_g, &net->team);
     if (rc != MOM_OK) {
         /* DIVERGED: parameters, velocity and t are unchanged; unlike the begin/end path no step
          * stays begun, since the caller has no gradient to retry with. */

@@ -184,10 +184,11 @@ void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
         pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     work(s, gen, fn, arg, parts, 0);
-    /* helpers are running the parts they claimed: a short wait */
+    /* helpers are running the parts they claimed: a short wait, spinning briefly, then yielding
+     * the core (which also lets a helper run where threads share cores, as under valgrind) */
     for (unsigned spins = 0; atomic_load_explicit(&s->finished, memory_order_acquire) < parts;
          spins++) {
-        if (spins >= 4096)
+        if (spins >= 64)
             sched_yield();
 #if defined(__x86_64__) || defined(__i386__)
         else

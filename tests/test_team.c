@@ -183,7 +183,7 @@ static void test_no_memory(void **state)
 
 /* ---- networks ---------------------------------------------------------------------------- */
 
-enum { NB = 256, NIN = 64, NH = 128, NOUT = 128 };
+enum { NB = 256, NIN = 8, NH = 128, NOUT = 128 };
 
 typedef struct fixture {
     float x[NB * NIN], t[NB * NOUT];
@@ -208,14 +208,14 @@ static fixture *make_fixture(void)
     return f;
 }
 
-/* A small net whose 128-wide layers and output still give shared passes (256 x 128 = 32,768
- * values, cut into 8 parts). */
+/* A small net (2,200 parameters, cheap under valgrind) whose 128-wide hidden layer and output
+ * still give shared passes: 256 x 128 = 32,768 values, cut into 8 parts. */
 static mom_net *make_net(int output, int act, double threads, const mom_allocator *alloc)
 {
-    const size_t sizes[] = {NIN, NH, 16, NH, NOUT};
-    const int acts[] = {act, MOM_ACT_LINEAR, act};
+    const size_t sizes[] = {NIN, NH, 4, NOUT};
+    const int acts[] = {act, MOM_ACT_LINEAR};
     mom_net *net;
-    assert_ok(mom_net_create_ff(&net, 4, sizes, acts, output, alloc));
+    assert_ok(mom_net_create_ff(&net, 3, sizes, acts, output, alloc));
     assert_ok(mom_init_preset_ff(net, 5));
     assert_ok(mom_net_set(net, MOM_NET_THREADS, threads));
     return net;
@@ -305,6 +305,61 @@ static void test_net_same_bits(void **state)
     free(f);
 }
 
+/* NAG's streaming passes inside mom_optim_step_net() are shared too (>= 65,536 parameters):
+ * the same bits for any thread count, and the same as mom_optim_begin() + loss_grad + end. */
+static void test_nag_update_same_bits(void **state)
+{
+    (void)state;
+    enum { N = 8, W = 256 };
+    const size_t sizes[] = {W, W, W};
+    const int acts[] = {MOM_ACT_TANH};
+    float x[N * W], t[N * W];
+    fill(x, N * W, 21, -1.0, 1.0);
+    fill(t, N * W, 22, -1.0, 1.0);
+    mom_batch b = {.n = N, .inputs = x, .targets = t};
+    float *ref = NULL;
+    size_t P = 0;
+    for (int k = 0; k < 4; k++) {
+        mom_net *net;
+        assert_ok(mom_net_create_ff(&net, 2, sizes, acts, MOM_OUT_LINEAR_SQUARED, NULL));
+        assert_ok(mom_init_preset_ff(net, 3));
+        P = mom_net_num_params(net);
+        assert_true(P >= 65536);
+        mom_optim *opt;
+        mom_sched *lr;
+        assert_ok(mom_optim_create(&opt, MOM_OPTIM_NAG, P, NULL));
+        assert_ok(mom_sched_create_const(&lr, 1e-3, NULL));
+        assert_ok(mom_optim_set_lr(opt, lr));
+        mom_sched_destroy(lr);
+        float *g = malloc(P * sizeof *g);
+        assert_non_null(g);
+        const double threads[] = {1, 2, 8, 2};
+        assert_ok(mom_net_set(net, MOM_NET_THREADS, threads[k]));
+        for (int step = 0; step < 5; step++) {
+            double l;
+            if (k < 3) {
+                assert_ok(mom_optim_step_net(&l, opt, net, &b));
+            } else { /* the caller-driven path */
+                const float *pt;
+                assert_ok(mom_optim_begin(&pt, opt, mom_net_params(net)));
+                assert_ok(mom_net_loss_grad(&l, g, net, &b, pt));
+                assert_ok(mom_optim_end(opt, mom_net_params(net), l, g));
+            }
+        }
+        if (ref == NULL) {
+            ref = malloc(P * sizeof *ref);
+            assert_non_null(ref);
+            memcpy(ref, mom_net_params(net), P * sizeof *ref);
+        } else {
+            assert_memory_equal(ref, mom_net_params(net), P * sizeof *ref);
+        }
+        free(g);
+        mom_optim_destroy(opt);
+        mom_net_destroy(net);
+    }
+    free(ref);
+}
+
 /* The helpers are started by the first call; later calls allocate nothing, and destroy frees
  * everything. */
 static void test_net_no_allocation_after_first(void **state)
@@ -380,9 +435,13 @@ int main(void)
         cmocka_unit_test(test_after_fork),
         cmocka_unit_test(test_no_memory),
         cmocka_unit_test(test_net_same_bits),
+        cmocka_unit_test(test_nag_update_same_bits),
         cmocka_unit_test(test_net_no_allocation_after_first),
         cmocka_unit_test(test_blas_threads_detected),
         cmocka_unit_test(test_net_option),
     };
+    const char *only = getenv("MOM_TEST_FILTER"); /* e.g. "test_net_*" */
+    if (only != NULL)
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,8 +123,9 @@ typedef enum mom_net_option {
      *  again. Results are bit-identical for every value: a pass is cut into parts by its shape
      *  alone and per-part sums are combined in a fixed order. If helpers cannot be started the
      *  network computes on the calling thread. After fork() a child computes on its calling
-     *  thread. Recurrent networks ignore it (their per-step passes are too small to share).
-     *  @since 0.3.0 */
+     *  thread. mom_optim_step_net() also shares a NAG step's two passes over the parameters
+     *  with these threads (networks of 65,536 parameters or more, either kind); a recurrent
+     *  network's own passes (per time step) are too small to share. @since 0.3.0 */
     MOM_NET_THREADS = 3
 } mom_net_option;
 
