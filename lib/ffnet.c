@@ -94,9 +94,6 @@ static int ws_grow(mom_net *net, ff_ws *w, size_t n)
     return MOM_OK;
 }
 
-#include <time.h>
-double dbg_t[3];
-static double dbg_now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6; }
 /* ---- elementwise passes shared with the network's helper threads (team.h) ------------------ */
 
 /* Passes over fewer values than FF_LEAST run on the caller (not worth a helper's wake-up, which
@@ -164,7 +161,7 @@ static void ff_bias_act(mom_net *net, int act, float *x, const float *b, size_t 
         return;
     }
     ff_job j = {.act = act, .x = x, .b = b, .flush = net->flush_below, .n = n, .k = k};
-    double t0 = dbg_now(); mom__team_run(&net->team, job_bias_act, &j, parts); dbg_t[0] += dbg_now() - t0;
+    mom__team_run(&net->team, job_bias_act, &j, parts);
 }
 
 /* mom__out_forward_fused_fl(), shared when large: per-part losses and bias sums, combined in
@@ -179,7 +176,7 @@ static double ff_output(mom_net *net, float *z, const float *b, float *y, const 
     ff_job j = {.output = net->output, .x = z, .b = b, .y = y, .t = t, .scale = scale,
                 .flush = net->flush_below, .n = n, .k = k,
                 .sums = dbias ? impl_of(net)->sums : NULL};
-    double t0 = dbg_now(); mom__team_run(&net->team, job_output, &j, parts); dbg_t[1] += dbg_now() - t0;
+    mom__team_run(&net->team, job_output, &j, parts);
     double total = 0.0;
     for (size_t q = 0; q < parts; q++)
         total += j.loss[q];
@@ -199,7 +196,7 @@ static void ff_deriv(mom_net *net, int act, float *d, const float *a, float *sum
     }
     ff_job j = {.act = act, .x = d, .a = a, .flush = net->flush_below, .n = n, .k = k,
                 .sums = impl_of(net)->sums};
-    double t0 = dbg_now(); mom__team_run(&net->team, job_deriv, &j, parts); dbg_t[2] += dbg_now() - t0;
+    mom__team_run(&net->team, job_deriv, &j, parts);
     combine_sums(sums, j.sums, parts, k, add);
 }
 
