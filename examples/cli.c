@@ -13,6 +13,12 @@
 
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
 void openblas_set_num_threads(int num_threads);
+#elif defined(__GNUC__) && defined(__ELF__)
+/* Debian's libblas.so.3 (OpenBLAS) does not export it, but libopenblas.so.0, which the LAPACK
+ * this program links loads, does: a weak reference finds it at run time, and stays NULL with a
+ * BLAS that has no such function. */
+void openblas_set_num_threads(int num_threads) __attribute__((weak));
+#define WEAK_OPENBLAS_SET_NUM_THREADS 1
 #endif
 
 void cli_usage_error(const char *prog, const char *fmt, ...)
@@ -95,6 +101,11 @@ const char *cli_value(const char *prog, int argc, char **argv, int *i)
 int cli_set_threads(int n)
 {
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    openblas_set_num_threads(n);
+    return 0;
+#elif defined(WEAK_OPENBLAS_SET_NUM_THREADS)
+    if (openblas_set_num_threads == NULL)
+        return -1;
     openblas_set_num_threads(n);
     return 0;
 #else
