@@ -23,7 +23,6 @@ int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, si
     net->n_layers = n_layers;
     net->flush = 1;
     net->flush_below = MOM__FLUSH_BELOW;
-    net->threads = 0;
     mom__team_init(&net->team, a, 0);
     net->params = mom__calloc(a, n_params, sizeof *net->params);
     net->blocks = mom__calloc(a, n_blocks, sizeof *net->blocks);
@@ -129,8 +128,7 @@ int mom_net_set(mom_net *net, int option, double value)
                              value);
         /* stop the helpers; the next pass that can use them starts the new number */
         mom__team_stop(&net->team);
-        net->threads = (int)value;
-        mom__team_init(&net->team, &net->base.alloc, net->threads);
+        mom__team_init(&net->team, &net->base.alloc, (int)value);
         return MOM_OK;
     default:
         return mom__fail(&net->base, MOM_E_INVALID, "unknown network option %d", option);
@@ -149,7 +147,7 @@ int mom_net_get(double *value, const mom_net *net, int option)
         *value = net->flush;
         return MOM_OK;
     case MOM_NET_THREADS:
-        *value = net->threads;
+        *value = net->team.threads;
         return MOM_OK;
     default:
         return mom__fail((mom__base *)&net->base, MOM_E_INVALID, "unknown network option %d",

@@ -62,8 +62,8 @@ struct mom_net {
     uint32_t grad_max_bits; /* see mom__net_loss_grad_max(); reset before every loss_grad */
     int want_grad_max;      /* set during mom__net_loss_grad_max(): kinds measure it then only */
     int gv_ready;        /* set by a successful gv_begin */
-    int threads;         /* MOM_NET_THREADS (default 0: the BLAS's thread count) */
-    mom__team team;      /* helper threads of the elementwise passes (team.h) */
+    mom__team team;      /* helper threads of the elementwise passes (team.h); its `threads`
+                          * is MOM_NET_THREADS (default 0: the BLAS's thread count) */
     void *impl;          /* kind-specific state */
 };
 
