@@ -1,4 +1,4 @@
-/* A handle's helper thread for elementwise passes; see team.h. */
+/* A handle's helper threads for elementwise passes; see team.h. */
 #if defined(__linux__)
 #define _GNU_SOURCE /* sched_getcpu, pthread_attr_setaffinity_np */
 #else
@@ -25,11 +25,12 @@
  * the caller claims from the back (hi) and the helpers from the front (lo), so that each works
  * on a contiguous block of rows. Which end goes to whom matters: OpenBLAS with two threads leaves
  * the last rows of a product in the caller's core (measured: the derivative pass after such a
- * product took 0.16 ms with the caller at the front, 0.115 ms at the back). A claim is a compare-and-swap that succeeds only while the
- * slot still carries the claimer's generation and parts are left, so a helper that wakes late,
- * after the caller has finished the job alone and perhaps published the next one, can never run
- * a part of a job it did not read. `finished` counts the parts done of the current job; the
- * caller returns when it reaches `parts`, so nothing of a job outlives the call.
+ * product took 0.16 ms with the caller at the front, 0.115 ms at the back). A claim is a
+ * compare-and-swap that succeeds only while the slot still carries the claimer's generation and
+ * parts are left, so a helper that wakes late, after the caller has finished the job alone and
+ * perhaps published the next one, can never run a part of a job it did not read. `finished`
+ * counts the parts done of the current job; the caller returns when it reaches `parts`, so
+ * nothing of a job outlives the call.
  */
 struct mom__team_state {
     pthread_t thread[MOM__TEAM_MAX_PARTS - 1];
@@ -97,8 +98,9 @@ static void *helper_main(void *p)
     return NULL;
 }
 
-static int start(mom__team *t, const mom_allocator *a, int threads)
+static int start(mom__team *t, int threads)
 {
+    const mom_allocator *a = &t->alloc;
     mom__team_state *s = mom__malloc(a, sizeof *s);
     if (s == NULL)
         return -1;
@@ -184,8 +186,7 @@ void mom__team_stop(mom__team *t)
 void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
 {
     int threads = t->threads > 0 ? t->threads : mom__blas_threads();
-    if (parts >= 2 && threads > 1 && t->st == NULL && !t->failed &&
-        start(t, &t->alloc, threads) != 0)
+    if (parts >= 2 && threads > 1 && t->st == NULL && !t->failed && start(t, threads) != 0)
         t->failed = 1;
     mom__team_state *s = t->st;
     if (parts < 2 || threads < 2 || s == NULL || s->pid != getpid()) {
