@@ -38,6 +38,14 @@ static void count_part(void *arg, size_t part, size_t parts)
     }
 }
 
+/* A fresh job for the calling thread, each part sleeping sleep_ns. */
+static void job_reset(count_job *j, long sleep_ns)
+{
+    memset(j, 0, sizeof *j);
+    j->caller = pthread_self();
+    j->sleep_ns = sleep_ns;
+}
+
 static void check_once(count_job *j, size_t parts)
 {
     for (size_t p = 0; p < MOM__TEAM_MAX_PARTS; p++) {
@@ -73,9 +81,7 @@ static void test_every_part_once(void **state)
         for (int job = 0; job < 3000; job++) {
             size_t parts = 1 + (size_t)job % MOM__TEAM_MAX_PARTS;
             count_job j;
-            memset(&j, 0, sizeof j);
-            j.caller = pthread_self();
-            j.sleep_ns = job % 100 == 0 ? 2000000 : 0; /* now and then 2 ms per part */
+            job_reset(&j, job % 100 == 0 ? 2000000 : 0); /* now and then 2 ms per part */
             mom__team_run(&t, count_part, &j, parts);
             check_once(&j, parts);
             helped += atomic_load(&j.by_helper);
@@ -103,9 +109,7 @@ static void test_caller_fp_mode(void **state)
         unsigned long want = mom__fpenv_control();
         for (int rep = 0; rep < 50; rep++) {
             count_job j;
-            memset(&j, 0, sizeof j);
-            j.caller = pthread_self();
-            j.sleep_ns = 200000;
+            job_reset(&j, 200000);
             mom__team_run(&t, count_part, &j, 4);
             check_once(&j, 4);
             for (size_t p = 0; p < 4; p++)
@@ -127,8 +131,7 @@ static void test_after_fork(void **state)
     mom__team t;
     mom__team_init(&t, &a, 2);
     count_job j;
-    memset(&j, 0, sizeof j);
-    j.caller = pthread_self();
+    job_reset(&j, 0);
     mom__team_run(&t, count_part, &j, 8); /* helpers started */
     check_once(&j, 8);
     fflush(NULL);
@@ -139,8 +142,7 @@ static void test_after_fork(void **state)
         int ok = 1;
         for (int rep = 0; rep < 20 && ok; rep++) {
             count_job c;
-            memset(&c, 0, sizeof c);
-            c.caller = pthread_self();
+            job_reset(&c, 0);
             mom__team_run(&t, count_part, &c, 8);
             for (size_t p = 0; p < 8; p++)
                 ok = ok && atomic_load(&c.runs[p]) == 1;
@@ -152,8 +154,7 @@ static void test_after_fork(void **state)
     int status = 0;
     assert_true(waitpid(pid, &status, 0) == pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    memset(&j, 0, sizeof j);
-    j.caller = pthread_self();
+    job_reset(&j, 0);
     mom__team_run(&t, count_part, &j, 8); /* the parent's helpers still work */
     check_once(&j, 8);
     mom__team_stop(&t);
@@ -169,8 +170,7 @@ static void test_no_memory(void **state)
     mom__team_init(&t, &ta.a, 2);
     for (int rep = 0; rep < 3; rep++) {
         count_job j;
-        memset(&j, 0, sizeof j);
-        j.caller = pthread_self();
+        job_reset(&j, 0);
         mom__team_run(&t, count_part, &j, 5);
         check_once(&j, 5);
         assert_int_equal(atomic_load(&j.by_helper), 0);
@@ -254,7 +254,8 @@ static void compute(results *r, mom_net *net, const mom_batch *b)
     for (int i = 0; i < 3; i++)
         if (mom_optim_step_net(&l, nag, net, b) != MOM_OK)
             fail_msg("NAG step %d: %s (loss %g)", i, mom_optim_errmsg(nag), r->loss);
-    if (mom_optim_step_net(&l, hf, net, b) != MOM_OK) fail_msg("HF: %s (loss %g)", mom_optim_errmsg(hf), r->loss);
+    if (mom_optim_step_net(&l, hf, net, b) != MOM_OK)
+        fail_msg("HF step: %s (loss %g)", mom_optim_errmsg(hf), r->loss);
     memcpy(r->step, mom_net_params(net), P * sizeof *r->step);
     mom_optim_destroy(nag);
     mom_optim_destroy(hf);
