@@ -211,8 +211,8 @@ MOM_CLONES void mom__col_sums_add(float *out, const float *x, size_t n, size_t k
  * when has_b), y = 1 / (1 + e^-z) into yr, and, when tr != NULL, the row's loss in double,
  *     -[t log y + (1 - t) log(1 - y)] = z w + log(1 + e^-|z|),  w = 1 - t if z > 0, else -t,
  * a sum of two terms >= 0 for targets in [0, 1] (no cancellation; z w is one rounding, or none
- * with the log term in an FMA), each unit's value widened to double and summed in eight double
- * lanes per chunk. With has_d (needs tr) the output delta flush(scale (y - t)) replaces z in zr
+ * with the log term in an FMA), each unit's value widened to double and summed in sixteen double
+ * lanes per chunk (folded to eight, then added pairwise). With has_d (needs tr) the output delta flush(scale (y - t)) replaces z in zr
  * and is added to dbias; otherwise zr keeps z (with the bias when has_b). always_inline with
  * constant flags: each caller gets its own straight loop.
  */
@@ -338,9 +338,9 @@ MOM_CLONES MOM_CONTRACT double mom__out_forward_fused_fl(int output, float *z, c
     for (size_t r = 0; r < n; r++) {
         float *zr = z + r * k, *yr = y + r * k;
         const float *tr = t ? t + r * k : NULL;
-        if (output == MOM_OUT_LOGISTIC_XENT && tr != NULL && b != NULL) {
+        if (output == MOM_OUT_LOGISTIC_XENT && b != NULL) {
             /* the costliest case (autoencoders): bias, output, loss and delta in one pass */
-            if (dbias)
+            if (dbias && tr)
                 total += xent_row(zr, b, yr, tr, k, 1, 1, scale, dbias, flush);
             else
                 total += xent_row(zr, b, yr, tr, k, 1, 0, 0.0f, NULL, 0.0f);
