@@ -55,6 +55,14 @@ static void check_once(count_job *j, size_t parts)
     }
 }
 
+/* A team with the default allocator. */
+static void team_default(mom__team *t, int threads)
+{
+    mom_allocator a;
+    assert_ok(mom__alloc_init(&a, NULL));
+    mom__team_init(t, &a, threads);
+}
+
 static void test_parts_rule(void **state)
 {
     (void)state;
@@ -71,12 +79,10 @@ static void test_parts_rule(void **state)
 static void test_every_part_once(void **state)
 {
     (void)state;
-    mom_allocator a = {0};
     const int threads[] = {1, 2, 3, 8};
     for (size_t ti = 0; ti < sizeof threads / sizeof threads[0]; ti++) {
         mom__team t;
-        assert_ok(mom__alloc_init(&a, NULL));
-        mom__team_init(&t, &a, threads[ti]);
+        team_default(&t, threads[ti]);
         int helped = 0;
         for (int job = 0; job < 3000; job++) {
             size_t parts = 1 + (size_t)job % MOM__TEAM_MAX_PARTS;
@@ -99,10 +105,8 @@ static void test_every_part_once(void **state)
 static void test_caller_fp_mode(void **state)
 {
     (void)state;
-    mom_allocator a;
-    assert_ok(mom__alloc_init(&a, NULL));
     mom__team t;
-    mom__team_init(&t, &a, 2);
+    team_default(&t, 2);
     for (int on = 0; on <= 1; on++) {
         mom__fpenv e;
         mom__fpenv_enter(&e, on);
@@ -126,10 +130,8 @@ static void test_caller_fp_mode(void **state)
 static void test_after_fork(void **state)
 {
     (void)state;
-    mom_allocator a;
-    assert_ok(mom__alloc_init(&a, NULL));
     mom__team t;
-    mom__team_init(&t, &a, 2);
+    team_default(&t, 2);
     count_job j;
     job_reset(&j, 0);
     mom__team_run(&t, count_part, &j, 8); /* helpers started */
