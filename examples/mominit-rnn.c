@@ -23,6 +23,7 @@ typedef struct options {
     uint64_t init_seed; /* --init-seed; UINT64_MAX: the same as --seed */
     double mu0, warm_mu, lr, input_scale, clip;
     int have_input_scale, bias_only;
+    const char *trace; /* --trace FILE.csv, or NULL */
     train_flags tf;
 } options;
 
@@ -58,6 +59,10 @@ static void usage(FILE *f)
 "                     biases (the mean target), without training\n"
 "  --target NAME      addition target: mean (default), sum, hs\n"
 "  --clip X           clip the gradient norm to X (default off)\n"
+"  --trace FILE.csv   the recurrent dynamics before the first update and at every evaluation:\n"
+"                     step, spectral radius of W_hh, the norms of W_vh, W_hh, b_h and W_ho,\n"
+"                     and the gradient norm on the current minibatch (docs/results.md uses\n"
+"                     it to tell failing seeds from learning ones)\n"
 "\n");
     train_usage(f);
     fprintf(f, "\n");
@@ -162,6 +167,8 @@ static void parse(options *o, int argc, char **argv)
                 cli_usage_error(prog, "unknown target '%s' (mean, sum, hs)", v);
         } else if (strcmp(a, "--clip") == 0) {
             o->clip = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1e30);
+        } else if (strcmp(a, "--trace") == 0) {
+            o->trace = cli_value(prog, argc, argv, &i);
         } else {
             cli_usage_error(prog, "unknown option '%s'", a);
         }
@@ -183,6 +190,76 @@ static void die_lib(const char *what, int rc, const char *detail)
     fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, mom_strerror(rc),
             detail && *detail ? ": " : "", detail ? detail : "");
     exit(1);
+}
+
+/* ---- --trace: the recurrent dynamics ---------------------------------------------------------- */
+
+typedef struct trace {
+    FILE *f;
+    float *grad;             /* room for one gradient */
+    size_t off[4], size[4];  /* W_vh, W_hh, b_h, W_ho in the parameter vector */
+    size_t hidden;
+} trace;
+
+static const int trace_block[4] = {MOM_BLOCK_W_VH, MOM_BLOCK_W_HH, MOM_BLOCK_B_H, MOM_BLOCK_W_HO};
+
+static double norm2(const float *x, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * (double)x[i];
+    return sqrt(s);
+}
+
+/* Open FILE (appending when resuming, so one file covers the whole run) and find the blocks. */
+static void trace_open(trace *tr, const char *path, int append, mom_net *net, size_t hidden)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->hidden = hidden;
+    for (int k = 0; k < 4; k++) {
+        size_t blk = 0, rows = 0, cols = 0;
+        int rc = mom_net_find_block(&blk, net, trace_block[k], 0);
+        if (rc == MOM_OK)
+            rc = mom_net_block(net, blk, NULL, NULL, &rows, &cols, &tr->off[k]);
+        if (rc != MOM_OK)
+            die_lib("finding the blocks to trace", rc, mom_net_errmsg(net));
+        tr->size[k] = rows * cols;
+    }
+    tr->grad = malloc(mom_net_num_params(net) * sizeof *tr->grad);
+    tr->f = fopen(path, append ? "a" : "w");
+    if (tr->grad == NULL || tr->f == NULL) {
+        fprintf(stderr, "%s: cannot write the trace %s\n", prog, path);
+        exit(1);
+    }
+    if (!append || ftell(tr->f) == 0)
+        fprintf(tr->f, "step,rho_hh,norm_w_vh,norm_w_hh,norm_b_h,norm_w_ho,grad_norm\n");
+}
+
+/* One row: the network after `step` updates, the gradient on minibatch v. */
+static void trace_row(trace *tr, uint64_t step, mom_net *net, const mom_batch *v)
+{
+    if (tr->f == NULL)
+        return;
+    const float *p = mom_net_params(net);
+    double rho = NAN, loss;
+    int rc = mom_spectral_radius(&rho, p + tr->off[1], tr->hidden, NULL);
+    if (rc != MOM_OK)
+        die_lib("the spectral radius of W_hh", rc, NULL);
+    if ((rc = mom_net_loss_grad(&loss, tr->grad, net, v, NULL)))
+        die_lib("the traced gradient", rc, mom_net_errmsg(net));
+    fprintf(tr->f, "%llu,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", (unsigned long long)step, rho,
+            norm2(p + tr->off[0], tr->size[0]), norm2(p + tr->off[1], tr->size[1]),
+            norm2(p + tr->off[2], tr->size[2]), norm2(p + tr->off[3], tr->size[3]),
+            norm2(tr->grad, mom_net_num_params(net)));
+    fflush(tr->f);
+}
+
+static void trace_close(trace *tr)
+{
+    if (tr->f != NULL && fclose(tr->f) != 0)
+        fprintf(stderr, "%s: error writing the trace\n", prog);
+    free(tr->grad);
+    memset(tr, 0, sizeof *tr);
 }
 
 /* The task's zero-one error on a batch (mean over its sequences): the library metric, or for the
@@ -326,6 +403,20 @@ int main(int argc, char **argv)
             o.warm_mu, (unsigned long long)o.warm_steps, o.mu0, o.batch,
             (unsigned long long)o.steps, (unsigned long long)o.seed);
 
+    trace tr;
+    memset(&tr, 0, sizeof tr);
+    if (o.trace && dist_root(&d)) {
+        trace_open(&tr, o.trace, o.tf.resume != NULL, net, o.hidden);
+        if (o.tf.resume == NULL) {
+            /* the initial network, on a minibatch of its own stream (the training stream is
+             * left as it is, so a traced run trains exactly as an untraced one) */
+            mom_rng_reseed(eval_rng, o.seed, 4);
+            task_generate(&t, &train, eval_rng);
+            mom_batch v0 = task_loss_view(&train);
+            trace_row(&tr, 0, net, &v0);
+        }
+    }
+
     train_monitor mon;
     train_monitor_start(&mon, prog, &o.tf, first, o.steps, !dist_root(&d));
     double last_loss = NAN, test_err = NAN, train_err = NAN;
@@ -351,6 +442,8 @@ int main(int argc, char **argv)
                 if ((rc = task_error(&train_err, net, &t, &train, y)))
                     die_lib("training error", rc, mom_net_errmsg(net));
                 test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
+                mom_batch tv = task_loss_view(&train);
+                trace_row(&tr, step, net, &tv);
             }
             train_monitor_eval(&mon, step, mu_now, lr_now, test_err, net, opt, data_rng);
         } else {
@@ -377,6 +470,7 @@ int main(int argc, char **argv)
     if (dist_root(&d))
         printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
            (unsigned long long)mom_optim_steps(opt), last_loss, train_err, test_err, seconds);
+    trace_close(&tr);
     mom_optim_destroy(opt);
     mom_net_destroy(net);
     mom_rng_destroy(data_rng);

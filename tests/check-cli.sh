@@ -31,7 +31,7 @@ expect() { # expect STATUS PATTERN -- command...
 for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
             --input-scale --eval-every --eval-size --center --log --plot --threads --checkpoint \
             --checkpoint-every --resume --hf-lambda --hf-fixed-cg --hf-struct --init-seed \
-            --loss-steps --mpi; do
+            --loss-steps --mpi --trace; do
     expect 0 "$flag" -- "$rnn" --help
 done
 for flag in --data --arch --optim --mu-max --lr --steps --batch --final-phase --si-scale --seed \
@@ -76,6 +76,27 @@ same_summary() { # same_summary LABEL FILE1 FILE2: equal final lines except the 
     if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "ok $count - $1"
     else echo "not ok $count - $1: '$a' vs '$b'"; fails=$((fails + 1)); fi
 }
+# --trace: a row for the initial network (spectral radius 1.1 by the paper's initialization) and
+# one per evaluation; tracing leaves the training itself unchanged; resuming appends.
+r="--task addition --T 20 --batch 10 --eval-every 10 --eval-size 50"
+"$rnn" $r --steps 30 > "$tmp/untraced" 2>/dev/null
+expect 0 "^final steps=30 " -- "$rnn" $r --steps 30 --trace "$tmp/dyn.csv"
+cp "$tmp/out" "$tmp/traced"
+count=$((count + 1))
+if [ "$(sed -n 1p "$tmp/dyn.csv")" = "step,rho_hh,norm_w_vh,norm_w_hh,norm_b_h,norm_w_ho,grad_norm" ] &&
+   [ "$(wc -l < "$tmp/dyn.csv")" -eq 5 ] && grep -q '^0,1.1,' "$tmp/dyn.csv" &&
+   grep -q '^30,' "$tmp/dyn.csv"; then echo "ok $count - trace: header, steps 0 to 30, rho 1.1 at 0"
+else echo "not ok $count - trace rows"; sed 's/^/#   /' "$tmp/dyn.csv"; fails=$((fails + 1)); fi
+same_summary "tracing leaves the run unchanged" "$tmp/untraced" "$tmp/traced"
+"$rnn" $r --steps 20 --checkpoint "$tmp/tr.ckpt" --trace "$tmp/dyn2.csv" > /dev/null 2>&1
+"$rnn" $r --steps 30 --resume "$tmp/tr.ckpt" --trace "$tmp/dyn2.csv" > /dev/null 2>&1
+count=$((count + 1))
+if [ "$(cut -d, -f1 "$tmp/dyn2.csv" | tr '\n' ' ')" = "step 0 10 20 30 " ]; then
+    echo "ok $count - a resumed trace continues the file"
+else echo "not ok $count - resumed trace: $(cut -d, -f1 "$tmp/dyn2.csv" | tr '\n' ' ')"
+    fails=$((fails + 1)); fi
+expect 1 "cannot write the trace" -- "$rnn" $r --steps 10 --trace "$tmp/no/such/dir.csv"
+
 for opt in nag hf; do
     r="--task addition --T 20 --batch 20 --eval-every 10 --eval-size 100 --optim $opt --hf-max-cg 10"
     "$rnn" $r --steps 40 > "$tmp/straight" 2>/dev/null
