@@ -81,6 +81,22 @@ void *mom__calloc(const mom_allocator *a, size_t n, size_t size)
     return p;
 }
 
+size_t mom__vec_stride(size_t n) { return n > SIZE_MAX - 15 ? 0 : (n + 15) & ~(size_t)15; }
+
+float *mom__vectors_alloc(const mom_allocator *a, size_t n, size_t count, void **mem)
+{
+    size_t stride = mom__vec_stride(n), floats;
+    *mem = NULL;
+    if (stride == 0 || !mom__mul_size(&floats, stride, count) ||
+        !mom__add_size(&floats, floats, 16))
+        return NULL;
+    char *p = mom__calloc(a, floats, sizeof(float));
+    if (p == NULL)
+        return NULL;
+    *mem = p;
+    return (float *)(void *)(p + (64 - (uintptr_t)p % 64) % 64);
+}
+
 void *mom__realloc(const mom_allocator *a, void *ptr, size_t size)
 {
     if (size == 0)

@@ -121,18 +121,14 @@ static void report_clear(mom__hf_report *r)
 int mom__hf_create(mom_optim *o)
 {
     const mom_allocator *a = &o->base.alloc;
-    size_t n_floats;
-    if (!mom__mul_size(&n_floats, o->n, N_VECTORS))
-        return MOM_E_NOMEM;
     mom__hf *h = mom__calloc(a, 1, sizeof *h);
     if (h == NULL)
         return MOM_E_NOMEM;
     o->hf = h;
-    h->mem = mom__calloc(a, n_floats, sizeof(float));
-    if (h->mem == NULL)
+    h->g = mom__vectors_alloc(a, o->n, N_VECTORS, &h->mem);
+    if (h->g == NULL)
         return MOM_E_NOMEM; /* the caller destroys o, which frees h */
-    const size_t n = o->n;
-    h->g = h->mem;
+    const size_t n = mom__vec_stride(o->n);
     h->minv = h->g + n;
     h->x = h->minv + n;
     h->r = h->x + n;

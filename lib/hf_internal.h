@@ -39,7 +39,7 @@ typedef struct mom__hf {
     /* n-float vectors, one allocation made at creation: gradient, inverse preconditioner, CG
      * iterate, residual, direction, G * direction, warm start. After CG the residual serves as
      * the trial point and the direction as scratch. */
-    float *mem;
+    void *mem;
     float *g, *minv, *x, *r, *d, *ad, *warm;
 
     /* Growable scratch, sized at the first step (and by setters after it, never by later steps):

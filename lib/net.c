@@ -24,7 +24,7 @@ int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, si
     net->flush = 1;
     net->flush_below = MOM__FLUSH_BELOW;
     mom__team_init(&net->team, a, 0);
-    net->params = mom__calloc(a, n_params, sizeof *net->params);
+    net->params = mom__vectors_alloc(a, n_params, 1, &net->params_mem);
     net->blocks = mom__calloc(a, n_blocks, sizeof *net->blocks);
     net->layer_size = mom__calloc(a, n_layers, sizeof *net->layer_size);
     net->layer_act = mom__calloc(a, n_layers, sizeof *net->layer_act);
@@ -44,7 +44,7 @@ void mom_net_destroy(mom_net *net)
     mom__team_stop(&net->team);
     if (net->ops && net->ops->destroy_impl)
         net->ops->destroy_impl(net);
-    mom__free(&a, net->params);
+    mom__free(&a, net->params_mem);
     mom__free(&a, net->blocks);
     mom__free(&a, net->layer_size);
     mom__free(&a, net->layer_act);

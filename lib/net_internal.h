@@ -51,6 +51,7 @@ struct mom_net {
     size_t n_in, n_out;
     size_t n_params;
     float *params;
+    void *params_mem;    /* the allocation holding params (64-byte aligned inside it) */
     size_t n_blocks;
     mom__block *blocks;
     size_t n_layers;     /* unit layers visible through forward() */

@@ -64,7 +64,7 @@ void mom_optim_destroy(mom_optim *opt)
     if (opt->kind == MOM_OPTIM_HF)
         mom__hf_destroy(opt); /* velocity points into HF's buffers */
     else
-        mom__free(&a, opt->velocity); /* the one buffer allocation */
+        mom__free(&a, opt->mem); /* the one buffer allocation */
     mom__free(&a, opt);
 }
 
@@ -87,9 +87,7 @@ int mom_optim_create(mom_optim **out, int kind, size_t n_params, const mom_alloc
     mom_allocator a;
     if (mom__alloc_init(&a, alloc) != MOM_OK)
         return MOM_E_INVALID;
-    size_t n_bufs = kind == MOM_OPTIM_NAG ? 3 : 2, n_floats;
-    if (!mom__mul_size(&n_floats, n_params, n_bufs))
-        return MOM_E_NOMEM;
+    const size_t n_bufs = kind == MOM_OPTIM_NAG ? 3 : 2, stride = mom__vec_stride(n_params);
 
     mom_optim *o = mom__calloc(&a, 1, sizeof *o);
     if (o == NULL)
@@ -108,14 +106,14 @@ int mom_optim_create(mom_optim **out, int kind, size_t n_params, const mom_alloc
         *out = o;
         return MOM_OK;
     }
-    o->velocity = mom__calloc(&a, n_floats, sizeof(float));
+    o->velocity = mom__vectors_alloc(&a, n_params, n_bufs, &o->mem);
     if (o->velocity == NULL || mom_sched_create_const(&o->lr, DEFAULT_LR, &a) != MOM_OK ||
         mom_sched_create_const(&o->momentum, DEFAULT_MOMENTUM, &a) != MOM_OK) {
         mom_optim_destroy(o);
         return MOM_E_NOMEM;
     }
-    o->grad = o->velocity + n_params;
-    o->point = kind == MOM_OPTIM_NAG ? o->grad + n_params : NULL;
+    o->grad = o->velocity + stride;
+    o->point = kind == MOM_OPTIM_NAG ? o->grad + stride : NULL;
     *out = o;
     return MOM_OK;
 }

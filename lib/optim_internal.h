@@ -17,11 +17,13 @@ struct mom_optim {
     double weight_decay;  /* L2 coefficient w >= 0 */
     double clip_norm;     /* gradient norm bound, 0 = none */
 
-    /* Buffers, all in one allocation made at creation (so that steps never allocate):
+    /* Buffers, all in one allocation `mem` made at creation (so that steps never allocate),
+     * each starting on a 64-byte boundary (mom__vectors_alloc()):
      * velocity  n floats: v (SGD: the last update -eps g, i.e. CM with mu = 0);
      * grad      n floats: the gradient buffer of mom_optim_step_net();
      * point     n floats: NAG's look-ahead theta + mu_t v (NULL for SGD and CM, whose gradient
      *           point is the parameter vector itself). */
+    void *mem;
     float *velocity;
     float *grad;
     float *point;

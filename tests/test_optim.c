@@ -137,6 +137,64 @@ static void test_create_and_defaults(void **state)
     assert_status(mom_optim_end(NULL, x, 0, g), MOM_E_INVALID);
 }
 
+/* An allocator whose blocks start 16 bytes past a 64-byte boundary (malloc's alignment, but
+ * never a cache line's). */
+static void *off_alloc(void *user, size_t size)
+{
+    (void)user;
+    char *p = aligned_alloc(64, (size + 16 + 63) / 64 * 64);
+    return p ? p + 16 : NULL;
+}
+
+static void *off_realloc(void *user, void *ptr, size_t size)
+{
+    (void)user;
+    char *p = realloc(ptr ? (char *)ptr - 16 : NULL, size + 16);
+    return p ? p + 16 : NULL;
+}
+
+static void off_free(void *user, void *ptr)
+{
+    (void)user;
+    if (ptr)
+        free((char *)ptr - 16);
+}
+
+/* Every vector of the optimizers and the network's parameters starts on a 64-byte boundary, for
+ * any parameter count and allocator (mom__vectors_alloc(): a product reading parameters off a
+ * 16-byte boundary was measurably slower). */
+static void test_buffers_aligned(void **state)
+{
+    (void)state;
+    const mom_allocator off = {off_alloc, off_realloc, off_free, NULL};
+    const int kinds[] = {MOM_OPTIM_SGD, MOM_OPTIM_CM, MOM_OPTIM_NAG, MOM_OPTIM_HF};
+    const size_t counts[] = {1, 7, 13, 10401};
+    for (int use_off = 0; use_off < 2; use_off++)
+        for (size_t k = 0; k < 4; k++)
+            for (size_t c = 0; c < 4; c++) {
+                mom_optim *opt;
+                assert_ok(mom_optim_create(&opt, kinds[k], counts[c], use_off ? &off : NULL));
+                assert_int_equal((uintptr_t)mom_optim_velocity(opt) % 64, 0);
+                const float *v = mom_optim_velocity(opt);
+                for (size_t i = 0; i < counts[c]; i++)
+                    assert_true(v[i] == 0.0f);
+                if (kinds[k] == MOM_OPTIM_NAG) {
+                    float *x = calloc(counts[c], sizeof *x);
+                    const float *pt;
+                    assert_ok(mom_optim_begin(&pt, opt, x));
+                    assert_int_equal((uintptr_t)pt % 64, 0);
+                    assert_ok(mom_optim_cancel(opt));
+                    free(x);
+                }
+                mom_optim_destroy(opt);
+            }
+    mom_net *net;
+    assert_ok(mom_net_create_rnn(&net, 2, 100, 1, MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0, &off));
+    assert_int_equal(mom_net_num_params(net), 10401);
+    assert_int_equal((uintptr_t)mom_net_params(net) % 64, 0);
+    mom_net_destroy(net);
+}
+
 static void test_create_nomem(void **state)
 {
     (void)state;
@@ -905,6 +963,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_defaults),
         cmocka_unit_test(test_create_nomem),
+        cmocka_unit_test(test_buffers_aligned),
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_first_steps_by_hand),
         cmocka_unit_test(test_quadratic_vs_reference),
