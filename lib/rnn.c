@@ -11,7 +11,8 @@
  *   forward:  X W_vh^T for all T*n rows; z = H W_ho^T for the counted rows;
  *   backward: dW_vh = dS^T X, dW_hh = dS[1..]^T H[..T-1], dW_ho = dZ^T H;
  * and only the recurrence itself (h[t-1] W_hh^T forward, dS[t+1] W_hh backward) runs step by step,
- * one n x H x H gemm per step for all sequences together.
+ * one n x H x H gemm per step for all sequences together, or, in large enough batches, for each
+ * group of sequences, the groups side by side on the network's threads (rnn_groups()).
  *
  * Counted rows. Only rows with a nonzero step weight (mom__step_weight()) contribute to the loss.
  * When at most half of the T*n rows count (the usual "last step only" case), their hidden vectors
@@ -63,7 +64,7 @@ typedef struct rnn_ws {
     float *r;            /* gv: cells x H R-pass states */
     float *vt;           /* gv: H x H: V_hh transposed (the R-pass products need no transpose) */
     float *tmp;          /* n x H */
-    float *colsum;       /* H */
+    float *colsum;       /* MOM__TEAM_MAX_PARTS x H: the groups' bias sums in bptt(); else H */
     float *wt;           /* H x H: W_hh transposed (the forward products then need no transpose) */
     float *wvt;          /* I x H: W_vh (gv: V_vh) transposed, for add_input_rows() */
     /* lg only: per-sequence copies for the Fisher diagonal */
@@ -148,7 +149,8 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
              lay(&total, &o_w, cc, sizeof(float)) && lay(&total, &o_idx, cc, sizeof(size_t)) &&
              mom__add_size(&a, ct, 1) && lay(&total, &o_ss, a, sizeof(size_t)) &&
              lay(&total, &o_sl, cn, sizeof(size_t)) && mom__mul_size(&a, cn, hh) &&
-             lay(&total, &o_tmp, a, sizeof(float)) && lay(&total, &o_cs, hh, sizeof(float)) &&
+             lay(&total, &o_tmp, a, sizeof(float)) &&
+             mom__mul_size(&a, hh, MOM__TEAM_MAX_PARTS) && lay(&total, &o_cs, a, sizeof(float)) &&
              mom__mul_size(&a, hh, hh) && lay(&total, &o_wt, a, sizeof(float)) &&
              mom__mul_size(&a, r->ni, hh) && lay(&total, &o_wvt, a, sizeof(float));
     if (ok && is_gv) {
@@ -234,14 +236,21 @@ static size_t rnn_workspace_bytes(const mom_net *net)
 /* ---------------------------------------------------------------------------------------------
  * Elementwise helpers local to the recurrence */
 
-/* Zero the rows of one step (n x k block) whose sequence has ended (t >= length). */
-static void zero_past_length(float *blk, const mom_batch *b, size_t t, size_t k)
+/* Zero the rows of sequences [s0, s1) of one step (n x k block, blk its row 0) whose sequence
+ * has ended (t >= length). */
+static void zero_past_length_rows(float *blk, const mom_batch *b, size_t t, size_t k, size_t s0,
+                                  size_t s1)
 {
     if (b->lengths == NULL)
         return;
-    for (size_t s = 0; s < b->n; s++)
+    for (size_t s = s0; s < s1; s++)
         if (t >= b->lengths[s])
             memset(blk + s * k, 0, k * sizeof *blk);
+}
+
+static void zero_past_length(float *blk, const mom_batch *b, size_t t, size_t k)
+{
+    zero_past_length_rows(blk, b, t, k, 0, b->n);
 }
 
 /* The recurrence spends most of its non-gemm time in three elementwise passes per step, each
@@ -708,12 +717,91 @@ static void transpose_into(float *out, const float *w, size_t H, size_t I)
             out[i * H + j] = w[j * I + i];
 }
 
+/* ---- the recurrence by groups of sequences ---------------------------------------------------
+ *
+ * The sequences of a batch are independent along the recurrence, so the step-by-step work (one
+ * small product and the elementwise passes per step) is cut into groups of consecutive
+ * sequences, each run through all its steps as a part of a team job (team.h): with a
+ * multithreaded BLAS these small products run on one thread each (the BLAS does not split them),
+ * and the groups run side by side. The number of groups depends only on the batch's shape
+ * (rnn_groups()), and every value is computed by the same operations whatever thread runs its
+ * group, so the results do not depend on the thread count. */
+
+#define RNN_GROUP_ROWS 48                /* sequences per group, at least */
+#define RNN_GROUP_LEAST ((size_t)1 << 18) /* recurrent values (T n H) below which: one group */
+
+#define RNN_GROUP_PRODUCT ((size_t)1 << 20) /* largest m H H of a group's per-step product */
+
+/* Groups only where the per-step products are small enough that a BLAS runs each on one thread
+ * (larger ones it shares out itself) and the whole recurrence is worth the helpers' wake-ups. */
+static size_t rnn_groups(size_t n, size_t H, size_t T)
+{
+    size_t g = n / RNN_GROUP_ROWS;
+    g = g < MOM__TEAM_MAX_PARTS ? g : MOM__TEAM_MAX_PARTS;
+    if (g < 2 || n * H * T < RNN_GROUP_LEAST || (n / g) * H * H > RNN_GROUP_PRODUCT)
+        return 1;
+    return g;
+}
+
+/* Sequences [*s0, *s1) of group `part` of `parts`: groups start at multiples of 8 sequences, so
+ * that only the last group's products have a partial block of rows (BLAS kernels work on blocks
+ * of 4 to 16 rows; with 50 + 50 rows instead of 48 + 52 the step's products took 7% longer). */
+static size_t group_start(size_t n, size_t part, size_t parts)
+{
+    return part >= parts ? n : (n * part / parts) & ~(size_t)7;
+}
+
+static void group_rows(size_t n, size_t part, size_t parts, size_t *s0, size_t *s1)
+{
+    *s0 = group_start(n, part, parts);
+    *s1 = group_start(n, part + 1, parts);
+}
+
+typedef struct fwd_job {
+    const rnn_impl *r;
+    const mom_batch *b;
+    const float *b_h, *wt, *wvt;
+    float *hbuf;
+    float fl;
+    int fuse;
+} fwd_job;
+
+/* Every step of the sequences of one group (hidden_forward()). */
+static void fwd_group(void *arg, size_t part, size_t parts)
+{
+    const fwd_job *j = arg;
+    const rnn_impl *r = j->r;
+    const mom_batch *b = j->b;
+    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
+    size_t s0, s1;
+    group_rows(n, part, parts, &s0, &s1);
+    const size_t m = s1 - s0;
+    for (size_t t = 0; t < T; t++) {
+        float *ht = j->hbuf + (t + 1) * nH;
+        float *hr = ht + s0 * H;
+        if (t > 0 || r->learn_h0)
+            mom__gemm(0, 0, m, H, H, 1.0f, hr - nH, H, j->wt, H, j->fuse ? 0.0f : 1.0f, hr, H);
+        else if (j->fuse)
+            memset(hr, 0, m * H * sizeof *hr);
+        if (j->fuse) {
+            /* bias and inputs in one pass, then the activation over the group's m*H values as
+             * one contiguous row (no per-row vector tails) */
+            add_input_rows(hr, b->inputs + (t * n + s0) * I, j->wvt, j->b_h, m, H, I);
+            act_rows(r->act, hr, m * H, j->fl);
+        } else {
+            bias_act_rows(r->act, hr, j->b_h, m, H, j->fl);
+        }
+        zero_past_length_rows(ht, b, t, H, s0, s1);
+    }
+}
+
 /* Hidden states of the whole batch into hbuf (slot 0 = h[-1], slot t+1 = h[t]); wt receives
  * W_hh transposed (and wvt W_vh transposed when the inputs are few). Row-major h[t-1] W_hh^T as a
  * plain product with the transposed copy maps to BLAS's unpacked small-matrix path, which is
- * faster than the transposed form for these sizes. */
-static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p, float *hbuf,
-                           float *wt, float *wvt, float fl)
+ * faster than the transposed form for these sizes. team: the network's helpers for the groups of
+ * sequences. */
+static void hidden_forward(const rnn_impl *r, mom__team *team, const mom_batch *b, const float *p,
+                           float *hbuf, float *wt, float *wvt, float fl)
 {
     const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
     const float *w_vh = p + r->off_vh, *w_hh = p + r->off_hh, *b_h = p + r->off_bh;
@@ -733,22 +821,9 @@ static void hidden_forward(const rnn_impl *r, const mom_batch *b, const float *p
         transpose_into(wvt, w_vh, H, I);
     else /* input projection of every step at once */
         mom__gemm(0, 1, T * n, H, I, 1.0f, b->inputs, I, w_vh, I, 0.0f, hbuf + nH, H);
-    for (size_t t = 0; t < T; t++) {
-        float *ht = hbuf + (t + 1) * nH;
-        if (t > 0 || r->learn_h0)
-            mom__gemm(0, 0, n, H, H, 1.0f, ht - nH, H, wt, H, fuse ? 0.0f : 1.0f, ht, H);
-        else if (fuse)
-            memset(ht, 0, nH * sizeof *ht);
-        if (fuse) {
-            /* bias and inputs in one pass, then the activation over the step's n*H values as
-             * one contiguous row (no per-row vector tails) */
-            add_input_rows(ht, b->inputs + t * n * I, wvt, b_h, n, H, I);
-            act_rows(r->act, ht, nH, fl);
-        } else {
-            bias_act_rows(r->act, ht, b_h, n, H, fl);
-        }
-        zero_past_length(ht, b, t, H);
-    }
+    fwd_job j = {.r = r, .b = b, .b_h = b_h, .wt = wt, .wvt = wvt, .hbuf = hbuf, .fl = fl,
+                 .fuse = fuse};
+    mom__team_run(team, fwd_group, &j, rnn_groups(n, H, T));
 }
 
 /* Step weights of every row into w (cells); decide compact vs dense; in compact mode compact w,
@@ -823,6 +898,61 @@ static double output_forward(const rnn_impl *r, const mom_batch *b, const float 
     return loss;
 }
 
+typedef struct bptt_job {
+    const rnn_impl *r;
+    const mom_batch *b;
+    const float *w_hh, *hbuf, *dout;
+    float *ds, *tmp;
+    float *colsums; /* one row of H per group: its share of g_bh */
+    const size_t *idx, *step_start;
+    size_t t0, t1; /* the chunk */
+    int compact, add_ds, dense_dz;
+    float fl;
+} bptt_job;
+
+/* The steps of one chunk, from its last to its first, for the sequences of one group (bptt()). */
+static void bptt_group(void *arg, size_t part, size_t parts)
+{
+    const bptt_job *j = arg;
+    const rnn_impl *r = j->r;
+    const mom_batch *b = j->b;
+    const size_t n = b->n, T = b->steps, H = r->nh, nH = n * H;
+    size_t s0, s1;
+    group_rows(n, part, parts, &s0, &s1);
+    const size_t m = s1 - s0, off = s0 * H;
+    float *colsum = j->colsums + part * H;
+    for (size_t t = j->t1; t-- > j->t0;) {
+        float *dst = j->ds + (t - j->t0) * nH;
+        float *acc = j->add_ds ? j->tmp : dst;
+        const float *ht = j->hbuf + (t + 1) * nH;
+        float beta = 0.0f;
+        if (!j->compact) {
+            if (!j->dense_dz) {
+                const float *dt = j->dout + t * nH;
+                if (dt != acc)
+                    memcpy(acc + off, dt + off, m * H * sizeof *acc);
+            }
+            beta = 1.0f;
+        }
+        if (t + 1 < T)
+            mom__gemm(0, 0, m, H, H, 1.0f, dst + nH + off, H, j->w_hh, H, beta, acc + off, H);
+        else if (j->compact)
+            memset(acc + off, 0, m * H * sizeof *acc);
+        if (j->compact) {
+            for (size_t k = j->step_start[t]; k < j->step_start[t + 1]; k++) {
+                size_t row = j->idx[k] - t * n;
+                if (row < s0 || row >= s1)
+                    continue;
+                float *a = acc + row * H;
+                const float *d = j->dout + k * H;
+                for (size_t c = 0; c < H; c++)
+                    a[c] += d[c];
+            }
+        }
+        deriv_rows(r->act, dst + off, acc + off, ht + off, j->add_ds, colsum, m, H, j->fl);
+    }
+}
+
 /* Backpropagation through time, with the gradients of the hidden weights formed on the way.
  *
  * The deltas ds[t] = dLoss/ds[t] are kept for `K` consecutive steps at a time (a chunk): ds holds
@@ -841,18 +971,25 @@ static double output_forward(const rnn_impl *r, const mom_batch *b, const float 
  * rows of dout = dz W_ho itself, straight into its slots.
  * add_ds: ds already holds a term with respect to s to add after the act' multiplication
  * (structural damping); tmp (n x H) is then the accumulator.
- * Writes g_bh, g_vh, g_hh (and g_h0) of g; colsum is H floats of scratch; fl the flush threshold.
+ * Writes g_bh, g_vh, g_hh (and g_h0) of g; colsum is MOM__TEAM_MAX_PARTS x H floats of scratch;
+ * fl the flush threshold. team: the network's helpers for the groups of sequences (rnn_groups()).
  */
-static void bptt(const rnn_impl *r, const mom_batch *b, const float *p, const float *hbuf,
-                 float *ds, size_t K, const float *dout, const float *dz, int compact,
-                 const size_t *idx, const size_t *step_start, int add_ds, float *tmp,
-                 float *colsum, float *g, float fl)
+static void bptt(const rnn_impl *r, mom__team *team, const mom_batch *b, const float *p,
+                 const float *hbuf, float *ds, size_t K, const float *dout, const float *dz,
+                 int compact, const size_t *idx, const size_t *step_start, int add_ds,
+                 float *tmp, float *colsum, float *g, float fl)
 {
     const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, O = r->no, nH = n * H;
     const float *w_hh = p + r->off_hh, *w_ho = p + r->off_ho;
     float *g_bh = g + r->off_bh, *g_vh = g + r->off_vh, *g_hh = g + r->off_hh;
     float beta_vh = 0.0f, beta_hh = 0.0f; /* 0 until a chunk has written the block */
-    memset(g_bh, 0, H * sizeof *g_bh);
+    const size_t parts = rnn_groups(n, H, T);
+    /* the groups' shares of g_bh, added in group order at the end (one group: g_bh itself) */
+    float *colsums = parts == 1 ? g_bh : colsum;
+    memset(colsums, 0, parts * H * sizeof *colsums);
+    bptt_job j = {.r = r, .b = b, .w_hh = w_hh, .hbuf = hbuf, .dout = dout, .ds = ds, .tmp = tmp,
+                  .colsums = colsums, .idx = idx, .step_start = step_start, .compact = compact,
+                  .add_ds = add_ds, .dense_dz = dz != NULL, .fl = fl};
     const size_t n_chunks = (T + K - 1) / K;
     for (size_t c = n_chunks; c-- > 0;) {
         const size_t t0 = c * K, t1 = t0 + K < T ? t0 + K : T;
@@ -860,33 +997,9 @@ static void bptt(const rnn_impl *r, const mom_batch *b, const float *p, const fl
             memcpy(ds + K * nH, ds, nH * sizeof *ds); /* step t1, slot 0 of the chunk after */
         if (dz != NULL && !compact)
             mom__gemm(0, 0, (t1 - t0) * n, H, O, 1.0f, dz + t0 * n * O, O, w_ho, H, 0.0f, ds, H);
-        for (size_t t = t1; t-- > t0;) {
-            float *dst = ds + (t - t0) * nH;
-            float *acc = add_ds ? tmp : dst;
-            const float *ht = hbuf + (t + 1) * nH;
-            float beta = 0.0f;
-            if (!compact) {
-                if (dz == NULL) {
-                    const float *dt = dout + t * nH;
-                    if (dt != acc)
-                        memcpy(acc, dt, nH * sizeof *acc);
-                }
-                beta = 1.0f;
-            }
-            if (t + 1 < T)
-                mom__gemm(0, 0, n, H, H, 1.0f, dst + nH, H, w_hh, H, beta, acc, H);
-            else if (compact)
-                memset(acc, 0, nH * sizeof *acc);
-            if (compact) {
-                for (size_t k = step_start[t]; k < step_start[t + 1]; k++) {
-                    float *a = acc + (idx[k] - t * n) * H;
-                    const float *d = dout + k * H;
-                    for (size_t j = 0; j < H; j++)
-                        a[j] += d[j];
-                }
-            }
-            deriv_rows(r->act, dst, acc, ht, add_ds, g_bh, n, H, fl);
-        }
+        j.t0 = t0;
+        j.t1 = t1;
+        mom__team_run(team, bptt_group, &j, parts);
         /* this chunk's share of the weight gradients */
         const size_t nr = (t1 - t0) * n;
         mom__gemm(1, 0, H, I, nr, 1.0f, ds, H, b->inputs + t0 * n * I, I, beta_vh, g_vh, I);
@@ -902,6 +1015,12 @@ static void bptt(const rnn_impl *r, const mom_batch *b, const float *p, const fl
     }
     if (beta_hh == 0.0f)
         memset(g_hh, 0, H * H * sizeof *g_hh);
+    if (parts > 1) {
+        memcpy(g_bh, colsums, H * sizeof *g_bh);
+        for (size_t q = 1; q < parts; q++)
+            for (size_t c = 0; c < H; c++)
+                g_bh[c] += colsums[q * H + c];
+    }
     if (r->learn_h0) {
         /* dLoss/dh0 = W_hh^T (column sums of ds[0]); ds[0] is slot 0 of the first chunk */
         memset(colsum, 0, H * sizeof *colsum);
@@ -937,7 +1056,7 @@ static int lg_core(mom_net *net, const mom_batch *b, const float *p, double *los
     if (rc != MOM_OK)
         return rc;
     const size_t n = b->n, H = r->nh, O = r->no;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
+    hidden_forward(r, &net->team, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
@@ -957,7 +1076,7 @@ static int lg_core(mom_net *net, const mom_batch *b, const float *p, double *los
         mom__gemm(0, 0, rw.m, H, O, 1.0f, dz, O, p + r->off_ho, H, 0.0f, ws->hc, H);
         dout = ws->hc;
     }
-    bptt(r, b, p, ws->hbuf, ws->ds, chunk_steps(n, H, b->steps), dout, compact ? NULL : dz,
+    bptt(r, &net->team, b, p, ws->hbuf, ws->ds, chunk_steps(n, H, b->steps), dout, compact ? NULL : dz,
          compact, ws->idx, ws->step_start, 0, ws->tmp, ws->colsum, grad, net->flush_below);
     return MOM_OK;
 }
@@ -1007,7 +1126,7 @@ static int rnn_gv_begin(mom_net *net, const mom_batch *b, const float *p)
     int rc = ws_ensure(net, ws, 1, b->n, b->steps);
     if (rc != MOM_OK)
         return rc;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
+    hidden_forward(r, &net->team, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;
@@ -1091,7 +1210,7 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     /* backward pass: J^T (H J v) (+ c J_s^T D'' J_s v, already in ds) */
     output_weight_grads(r, &rw, rz, out);
     mom__gemm(0, 0, m, H, O, 1.0f, rz, O, w_ho, H, 0.0f, R, H);
-    bptt(r, b, p, hbuf, ds, T, R, NULL, compact, ws->idx, ws->step_start, damp, ws->tmp,
+    bptt(r, &net->team, b, p, hbuf, ds, T, R, NULL, compact, ws->idx, ws->step_start, damp, ws->tmp,
          ws->colsum, out, net->flush_below);
     return MOM_OK;
 }
@@ -1112,7 +1231,7 @@ static int rnn_forward(mom_net *net, const mom_batch *b, const float *p, size_t 
     int rc = ws_ensure(net, ws, 0, n, T);
     if (rc != MOM_OK)
         return rc;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
+    hidden_forward(r, &net->team, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     if (layer == 1) {
         memcpy(out, ws->hbuf + n * H, n * T * H * sizeof *out);
         return MOM_OK;
@@ -1136,7 +1255,7 @@ static int rnn_metric(mom_net *net, const mom_batch *b, const float *p, int metr
     if (rc != MOM_OK)
         return rc;
     const size_t n = b->n, O = r->no;
-    hidden_forward(r, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
+    hidden_forward(r, &net->team, b, p, ws->hbuf, ws->wt, ws->wvt, net->flush_below);
     int compact;
     size_t m = select_rows(b, ws->w, ws->idx, ws->step_start, &compact);
     rows rw;

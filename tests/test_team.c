@@ -308,6 +308,126 @@ static void test_net_same_bits(void **state)
     free(f);
 }
 
+/* ---- recurrent networks: the recurrence by groups of sequences ------------------------------ */
+
+/* 96 sequences of up to 90 steps, 32 hidden units: two groups of 48 (rnn.c, rnn_groups()). */
+enum { RN = 96, RT = 90, RI = 3, RH = 32, RO = 2 };
+
+typedef struct rnn_fixture {
+    float x[RT * RN * RI], t[RT * RN * RO], mask[RT * RN];
+    size_t len[RN];
+} rnn_fixture;
+
+static rnn_fixture *make_rnn_fixture(void)
+{
+    rnn_fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill(f->x, RT * RN * RI, 21, -1.0, 1.0);
+    fill(f->t, RT * RN * RO, 22, -1.0, 1.0);
+    fill(f->mask, RT * RN, 23, 0.0, 1.0);
+    for (size_t s = 0; s < RN; s++)
+        f->len[s] = RT - (s * 7) % 31; /* 60..90 */
+    return f;
+}
+
+/* Sequences [s0, s0 + n) of the fixture, copied into time-major arrays of their own. */
+static mom_batch rnn_sub(const rnn_fixture *f, rnn_fixture *sub, size_t s0, size_t n, int dense)
+{
+    for (size_t t = 0; t < RT; t++)
+        for (size_t s = 0; s < n; s++) {
+            memcpy(sub->x + (t * n + s) * RI, f->x + (t * RN + s0 + s) * RI, RI * sizeof(float));
+            memcpy(sub->t + (t * n + s) * RO, f->t + (t * RN + s0 + s) * RO, RO * sizeof(float));
+            sub->mask[t * n + s] = f->mask[t * RN + s0 + s];
+        }
+    memcpy(sub->len, f->len + s0, n * sizeof *sub->len);
+    return (mom_batch){.n = n, .steps = RT, .inputs = sub->x, .targets = sub->t,
+                       .mask = dense ? sub->mask : NULL, .lengths = sub->len};
+}
+
+typedef struct rnn_results {
+    double loss;
+    float grad[RH * RI + RH * RH + RH + RO * RH + RO], gv[RH * RI + RH * RH + RH + RO * RH + RO];
+    float out[RT * RN * RO];
+} rnn_results;
+
+static void rnn_compute(rnn_results *r, double threads, const mom_batch *b)
+{
+    mom_net *net;
+    assert_ok(mom_net_create_rnn(&net, RI, RH, RO, MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0, NULL));
+    assert_ok(mom_init_preset_rnn(net, 0.1, 7, NULL));
+    assert_ok(mom_net_set(net, MOM_NET_THREADS, threads));
+    size_t P = mom_net_num_params(net);
+    assert_int_equal(P, sizeof r->grad / sizeof r->grad[0]);
+    float v[sizeof r->grad / sizeof r->grad[0]];
+    fill(v, P, 24, -1.0, 1.0);
+    assert_ok(mom_net_loss_grad(&r->loss, r->grad, net, b, NULL));
+    assert_ok(mom_net_gv_begin(net, b, NULL));
+    assert_ok(mom_net_gv(r->gv, net, v, 0.5)); /* with structural damping */
+    assert_ok(mom_net_forward(r->out, net, b, NULL, mom_net_num_layers(net) - 1));
+    mom_net_destroy(net);
+}
+
+/* Any thread count gives the same bits, in compact (last step counted) and dense (every step
+ * weighted) mode; and the grouped batch of 96 gives what its two halves, computed as batches of
+ * 48 (one group each), give: loss, gradient and G v are means over the sequences. */
+static void test_rnn_groups(void **state)
+{
+    (void)state;
+    rnn_fixture *f = make_rnn_fixture(), *h0 = calloc(1, sizeof *h0), *h1 = calloc(1, sizeof *h1);
+    rnn_results *r1 = malloc(sizeof *r1), *r = malloc(sizeof *r), *a = malloc(sizeof *a),
+                *c = malloc(sizeof *c);
+    assert_true(h0 && h1 && r1 && r && a && c);
+    const size_t P = sizeof r->grad / sizeof r->grad[0];
+    for (int dense = 0; dense < 2; dense++) {
+        rnn_fixture *whole = calloc(1, sizeof *whole);
+        assert_non_null(whole);
+        mom_batch b = rnn_sub(f, whole, 0, RN, dense);
+        rnn_compute(r1, 1, &b);
+        const double threads[] = {2, 8}; /* 8: more threads than groups */
+        for (size_t ti = 0; ti < sizeof threads / sizeof threads[0]; ti++) {
+            rnn_compute(r, threads[ti], &b);
+            if (r->loss != r1->loss)
+                fail_msg("dense %d, %g threads: loss %.17g vs %.17g", dense, threads[ti], r->loss,
+                         r1->loss);
+            assert_memory_equal(r->grad, r1->grad, sizeof r->grad);
+            assert_memory_equal(r->gv, r1->gv, sizeof r->gv);
+            assert_memory_equal(r->out, r1->out, sizeof r->out);
+        }
+        mom_batch b0 = rnn_sub(f, h0, 0, RN / 2, dense), b1 = rnn_sub(f, h1, RN / 2, RN / 2, dense);
+        rnn_compute(a, 2, &b0);
+        rnn_compute(c, 2, &b1);
+        assert_true(fabs(r1->loss - 0.5 * (a->loss + c->loss)) <= 1e-6 * fabs(r1->loss));
+        double gmax = 0.0, vmax = 0.0;
+        for (size_t i = 0; i < P; i++) {
+            gmax = fmax(gmax, fabs(r1->grad[i]));
+            vmax = fmax(vmax, fabs(r1->gv[i]));
+        }
+        assert_true(gmax > 0.0 && vmax > 0.0);
+        for (size_t i = 0; i < P; i++) {
+            double g = 0.5 * ((double)a->grad[i] + c->grad[i]);
+            double gv = 0.5 * ((double)a->gv[i] + c->gv[i]);
+            if (fabs(r1->grad[i] - g) > 1e-5 * gmax || fabs(r1->gv[i] - gv) > 1e-5 * vmax)
+                fail_msg("dense %d, parameter %zu: gradient %g vs halves %g, G v %g vs %g", dense,
+                         i, (double)r1->grad[i], g, (double)r1->gv[i], gv);
+        }
+        for (size_t t = 0; t < RT; t++) /* outputs row by row */
+            for (size_t s = 0; s < RN; s++) {
+                const float *half = s < RN / 2 ? a->out + (t * (RN / 2) + s) * RO
+                                               : c->out + (t * (RN / 2) + s - RN / 2) * RO;
+                for (size_t o = 0; o < RO; o++)
+                    assert_true(fabsf(r1->out[(t * RN + s) * RO + o] - half[o]) <= 1e-6f);
+            }
+        free(whole);
+    }
+    free(f);
+    free(h0);
+    free(h1);
+    free(r1);
+    free(r);
+    free(a);
+    free(c);
+}
+
 /* NAG's streaming passes inside mom_optim_step_net() are shared too (>= 65,536 parameters):
  * the same bits for any thread count, and the same as mom_optim_begin() + loss_grad + end. */
 static void test_nag_update_same_bits(void **state)
@@ -439,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_no_memory),
         cmocka_unit_test(test_net_same_bits),
         cmocka_unit_test(test_nag_update_same_bits),
+        cmocka_unit_test(test_rnn_groups),
         cmocka_unit_test(test_net_no_allocation_after_first),
         cmocka_unit_test(test_blas_threads_detected),
         cmocka_unit_test(test_net_option),

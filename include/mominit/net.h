@@ -113,8 +113,9 @@ typedef enum mom_net_option {
      *  they enter a matrix product. Values change only where such tiny numbers arise. 0: compute
      *  in the caller's floating-point mode without flushing. @since 0.1.0 */
     MOM_NET_FLUSH_SUBNORMALS = 2,
-    /** threads of the elementwise passes between the matrix products (activations, the output
-     *  loss and deltas, derivatives and bias sums) of a feedforward network: 0 (the default)
+    /** threads of the work between the BLAS's products: the elementwise passes (activations,
+     *  the output loss and deltas, derivatives and bias sums) of a feedforward network, the
+     *  recurrence of a recurrent one (below). 0 (the default)
      *  uses as many as the BLAS uses (OpenBLAS's openblas_get_num_threads(), asked at each
      *  call; 1 with a BLAS that does not tell), 1 runs them on the calling thread, k > 1 on the
      *  calling thread and k - 1 helper threads (at most 8 in all). The helpers belong to the
@@ -124,8 +125,11 @@ typedef enum mom_net_option {
      *  alone and per-part sums are combined in a fixed order. If helpers cannot be started the
      *  network computes on the calling thread. After fork() a child computes on its calling
      *  thread. mom_optim_step_net() also shares a NAG step's two passes over the parameters
-     *  with these threads (networks of 65,536 parameters or more, either kind); a recurrent
-     *  network's own passes (per time step) are too small to share. @since 0.3.0 */
+     *  with these threads (networks of 65,536 parameters or more, either kind). A recurrent
+     *  network runs its recurrence in groups of at least 48 sequences on these threads when
+     *  the batch has two groups or more and each group's per-step product is small (the BLAS
+     *  keeps those on one thread); its per-step passes alone are too small to share.
+     *  @since 0.3.0 */
     MOM_NET_THREADS = 3
 } mom_net_option;
 
