@@ -11,6 +11,10 @@
  *   gv        one Gauss-Newton product, mom_net_gv() after mom_net_gv_begin()
  *   bare_lg   the bare products of one loss + gradient (the bound of step and lg)
  *   bare_gv   the bare products of one Gauss-Newton product (the bound of gv)
+ *   floor     bare_lg plus the two streaming passes over the parameters that a NAG step keeping
+ *             the true theta must make (the look-ahead point theta + mu v into its own buffer;
+ *             then v <- mu v - eps g, theta <- theta + v), as plain loops on the calling thread:
+ *             what a step would cost if nothing but those passes came on top of the products
  *
  * Usage: bench_step MODEL [--reps N] [--warmup N]      timings (default 30 rounds, 3 warm-up)
  *        bench_step MODEL --mem                         peak memory of NAG training (40 steps)
@@ -40,8 +44,47 @@
         }                                                                                      \
     } while (0)
 
-enum { M_STEP, M_LG, M_GV, M_BARE_LG, M_BARE_GV, M_COUNT };
-static const char *const m_name[M_COUNT] = {"step", "lg", "gv", "bare_lg", "bare_gv"};
+enum { M_STEP, M_LG, M_GV, M_BARE_LG, M_BARE_GV, M_FLOOR, M_COUNT };
+static const char *const m_name[M_COUNT] = {"step", "lg", "gv", "bare_lg", "bare_gv", "floor"};
+
+/* The floor's passes, vectorized as the library's are (GCC's -O2 cost model would leave loops
+ * with a remainder scalar). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
+static void floor_point(size_t n, float *restrict pt, const float *restrict th,
+                        const float *restrict v, float mu)
+{
+    for (size_t i = 0; i < n; i++)
+        pt[i] = th[i] + mu * v[i];
+}
+
+static void floor_update(size_t n, float *restrict th, float *restrict v,
+                         const float *restrict g, float mu, float eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        float vn = mu * v[i] - eps * g[i];
+        v[i] = vn;
+        th[i] = th[i] + vn;
+    }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+/* Vectors of the floor: its own theta, velocity and point (the gradient is the bare products'). */
+typedef struct floor_vecs {
+    float *th, *v, *pt;
+} floor_vecs;
+
+/* b: bare products that read their weights from f->pt, as a step's products read the point. */
+static void floor_run(const floor_vecs *f, const bu_bare *b, size_t n)
+{
+    floor_point(n, f->pt, f->th, f->v, 0.99f);
+    bu_bare_run(b, 0);
+    floor_update(n, f->th, f->v, b->g, 0.99f, 1e-3f);
+}
 
 static void header(const bu_setup *s)
 {
@@ -58,19 +101,24 @@ static int run_timing(bu_setup *s, int reps, int warmup)
     float *g = malloc(P * sizeof *g), *gvout = malloc(P * sizeof *gvout),
           *gvp = malloc(P * sizeof *gvp);
     double *tw[M_COUNT], *tc[M_COUNT];
-    /* per-round ratios step/bare_lg, lg/bare_lg, gv/bare_gv (wall, cpu): measured a few
-     * milliseconds apart, they cancel most of the load changes that medians of times keep */
-    double *rw[3], *rc[3];
-    for (int k = 0; k < 3; k++) {
+    /* per-round ratios step/bare_lg, lg/bare_lg, gv/bare_gv, floor/bare_lg (wall, cpu): measured
+     * a few milliseconds apart, they cancel most of the load changes that medians of times keep */
+    double *rw[4], *rc[4];
+    floor_vecs fv = {calloc(P, sizeof(float)), calloc(P, sizeof(float)),
+                     calloc(P, sizeof(float))};
+    for (int k = 0; k < 4; k++) {
         rw[k] = malloc((size_t)reps * sizeof(double));
         rc[k] = malloc((size_t)reps * sizeof(double));
         if (!rw[k] || !rc[k])
             return 1;
     }
-    if (!g || !gvout || !gvp || bu_bare_init(&b, s) != 0) {
+    if (!g || !gvout || !gvp || !fv.th || !fv.v || !fv.pt || bu_bare_init(&b, s) != 0) {
         fprintf(stderr, "bench_step: out of memory\n");
         return 1;
     }
+    memcpy(fv.th, mom_net_params(s->net), P * sizeof *fv.th);
+    bu_bare bf = b; /* the same buffers, weights read from the floor's point */
+    bf.p = fv.pt;
     for (int k = 0; k < M_COUNT; k++) {
         tw[k] = malloc((size_t)reps * sizeof(double));
         tc[k] = malloc((size_t)reps * sizeof(double));
@@ -105,6 +153,9 @@ static int run_timing(bu_setup *s, int reps, int warmup)
             case M_GV:
                 CHECK(mom_net_gv(gvout, s->net, b.v, 0.0));
                 break;
+            case M_FLOOR:
+                floor_run(&fv, &bf, P);
+                break;
             default:
                 bu_bare_run(&b, k == M_BARE_GV);
                 break;
@@ -123,10 +174,12 @@ static int run_timing(bu_setup *s, int reps, int warmup)
             rc[1][r] = c[M_LG] / c[M_BARE_LG];
             rw[2][r] = w[M_GV] / w[M_BARE_GV];
             rc[2][r] = c[M_GV] / c[M_BARE_GV];
+            rw[3][r] = w[M_FLOOR] / w[M_BARE_LG];
+            rc[3][r] = c[M_FLOOR] / c[M_BARE_LG];
         }
     }
-    static const char *const r_name[3] = {"step", "lg", "gv"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const r_name[4] = {"step", "lg", "gv", "floor"};
+    for (int k = 0; k < 4; k++) {
         printf("%s_ratio_wall %.4f\n", r_name[k], bu_median(rw[k], (size_t)reps));
         printf("%s_ratio_cpu %.4f\n", r_name[k], bu_median(rc[k], (size_t)reps));
         free(rw[k]);
@@ -143,6 +196,9 @@ static int run_timing(bu_setup *s, int reps, int warmup)
     free(g);
     free(gvout);
     free(gvp);
+    free(fv.th);
+    free(fv.v);
+    free(fv.pt);
     return 0;
 }
 

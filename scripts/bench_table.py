@@ -3,7 +3,7 @@
 
 Usage: bench_table.py RAWDIR [--long FILE]
 
-RAWDIR holds meta.txt, ours_<model>_<threads>_<round>.txt (bench/bench_step),
+RAWDIR holds meta.txt, ours_<model>_<threads>_<round>.txt (bench/bench_step, including its floor),
 torch_<model>_<threads>_<round>.txt (scripts/bench_torch.py), mem_<model>_<threads>.txt and
 membare_<model>_<threads>.txt (bench_step --mem / --mem-bare) and dump_<model>.txt. Every figure
 is the median over rounds of the per-process values (which are themselves medians over the
@@ -202,6 +202,18 @@ def main():
           "(velocity, look-ahead point, gradient) + activations of one batch; BLAS: the buffers "
           "the BLAS itself takes for the same products.")
     print()
+    floors = []
+    for m, label in models:
+        for th in threads:
+            fr, sr = o(m, th, "floor_ratio_wall"), o(m, th, "step_ratio_wall")
+            if fr is not None and sr is not None:
+                floors.append("%s at %d thread(s) %.2f (our step %.2f)" % (label, th, fr, sr))
+    if floors:
+        say("Floor of a NAG step that keeps the true theta, as a ratio to the bound: the bare "
+            "products plus the two streaming passes such a step must make over the parameters "
+            "(the look-ahead point into its own buffer, then the velocity and parameter update), "
+            "as plain loops on one thread, timed in the same rounds: " + "; ".join(floors) + ".")
+        print()
     checks = []
     for m, label in models:
         d = read_kv(os.path.join(raw, "dump_%s.txt" % m))
