@@ -212,7 +212,9 @@ def main():
         say("Floor of a NAG step that keeps the true theta, as a ratio to the bound: the bare "
             "products plus the two streaming passes such a step must make over the parameters "
             "(the look-ahead point into its own buffer, then the velocity and parameter update), "
-            "as plain loops on one thread, timed in the same rounds: " + "; ".join(floors) + ".")
+            "as plain loops on one thread, timed in the same rounds: " + "; ".join(floors) + ". "
+            "(With few parameters, as in the RNN, the passes are negligible and the floor is the "
+            "bound within the noise.)")
         print()
     checks = []
     for m, label in models:

@@ -303,7 +303,8 @@ class Net(Handle):
 
     @property
     def threads(self):
-        """Threads of the elementwise passes (MOM_NET_THREADS): 0 = as many as the BLAS uses."""
+        """Helper threads of the work between products (MOM_NET_THREADS): 0 = as many as the BLAS
+        uses, 1 = none, k = k threads in all."""
         return int(self.get(NetOption.THREADS))
 
     @threads.setter
