@@ -727,10 +727,9 @@ static void transpose_into(float *out, const float *w, size_t H, size_t I)
  * (rnn_groups()), and every value is computed by the same operations whatever thread runs its
  * group, so the results do not depend on the thread count. */
 
-#define RNN_GROUP_ROWS 48                /* sequences per group, at least */
-#define RNN_GROUP_LEAST ((size_t)1 << 18) /* recurrent values (T n H) below which: one group */
-
-#define RNN_GROUP_PRODUCT ((size_t)1 << 20) /* largest m H H of a group's per-step product */
+#define RNN_GROUP_ROWS 48                   /* sequences per group, at least */
+#define RNN_GROUP_LEAST ((size_t)1 << 18)    /* recurrent values (T n H) below which: one group */
+#define RNN_GROUP_PRODUCT ((size_t)1 << 20)  /* largest m H H of a group's per-step product */
 
 /* Groups only where the per-step products are small enough that a BLAS runs each on one thread
  * (larger ones it shares out itself) and the whole recurrence is worth the helpers' wake-ups. */
