@@ -183,15 +183,21 @@ void cli_progress_end(cli_progress *p)
         fputc('\n', stderr);
 }
 
-FILE *cli_log_open(const char *path, int append)
+FILE *cli_csv_open(const char *path, int append, const char *header)
 {
     FILE *f = fopen(path, append ? "a" : "w");
     if (f == NULL)
         return NULL;
-    if (!append || ftell(f) == 0)
-        fprintf(f, "step,mu,lr,train_loss,eval_error,seconds\n");
+    /* where an append stream starts is implementation-defined: look at the end */
+    if (!append || (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0))
+        fprintf(f, "%s\n", header);
     fflush(f);
     return f;
+}
+
+FILE *cli_log_open(const char *path, int append)
+{
+    return cli_csv_open(path, append, "step,mu,lr,train_loss,eval_error,seconds");
 }
 
 void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,

@@ -45,7 +45,10 @@ void cli_progress_end(cli_progress *p);
 /* Monotonic seconds. */
 double cli_now(void);
 
-/* CSV log: header written on open (append mode keeps existing rows when resuming). */
+/* Open a CSV file for writing rows: truncated with `header` as its first line, or (append, when
+ * resuming) continued, with the header only if the file is empty. NULL if it cannot be opened. */
+FILE *cli_csv_open(const char *path, int append, const char *header);
+/* The trainers' CSV log (step, mu, lr, training loss, evaluation error, seconds). */
 FILE *cli_log_open(const char *path, int append);
 void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
                  double seconds);

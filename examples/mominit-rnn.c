@@ -226,13 +226,12 @@ static void trace_open(trace *tr, const char *path, int append, mom_net *net, si
         tr->size[k] = rows * cols;
     }
     tr->grad = malloc(mom_net_num_params(net) * sizeof *tr->grad);
-    tr->f = fopen(path, append ? "a" : "w");
+    tr->f = cli_csv_open(path, append,
+                         "step,rho_hh,norm_w_vh,norm_w_hh,norm_b_h,norm_w_ho,grad_norm");
     if (tr->grad == NULL || tr->f == NULL) {
         fprintf(stderr, "%s: cannot write the trace %s\n", prog, path);
         exit(1);
     }
-    if (!append || ftell(tr->f) == 0)
-        fprintf(tr->f, "step,rho_hh,norm_w_vh,norm_w_hh,norm_b_h,norm_w_ho,grad_norm\n");
 }
 
 /* One row: the network after `step` updates, the gradient on minibatch v. */
