@@ -17,6 +17,18 @@ plot '$ae/curves-sgd0-lr0.05-s1-n4000.csv' every ::1 using 1:5 with linespoints 
      '$ae/curves-cm0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'CM mu_max 0.99 lr 0.01'
 GP
 fi
+if [ -f "$ae/fashion-sgd0-lr0.05-s1-n4000.csv" ]; then
+gnuplot <<GP
+set terminal pngcairo size 800,480 noenhanced
+set output 'docs/img/fashion-4000.png'
+set datafile separator ','
+set title 'Fashion-MNIST autoencoder, 4000 updates, seed 1 (error on 2000 training images)'
+set xlabel 'update'; set ylabel 'training squared error'; set grid; set key top right
+plot '$ae/fashion-sgd0-lr0.05-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'SGD lr 0.05', \
+     '$ae/fashion-nag0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'NAG mu_max 0.99 lr 0.01', \
+     '$ae/fashion-cm0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'CM mu_max 0.99 lr 0.01'
+GP
+fi
 # curve PNG TITLE SETTINGS: plot the log curves collected in $plots (test error, column 5, against
 # the update) into docs/img/PNG; nothing when $plots is empty
 curve() {
