@@ -5,30 +5,23 @@ cd "$(dirname "$0")/.."
 command -v gnuplot >/dev/null || { echo "plot-results: gnuplot is not installed" >&2; exit 1; }
 mkdir -p docs/img
 ae=out/repro-ae rnn=out/repro-rnn
-if [ -f "$ae/curves-sgd0-lr0.05-s1-n4000.csv" ]; then
-gnuplot <<GP
+# ae_curves DATA LABEL: SGD (lr 0.05, its best rate among those run on both data sets) against NAG and CM
+# at mu_max 0.99 (lr 0.01), 4000 updates, seed 1, into docs/img/DATA-4000.png
+ae_curves() {
+    [ -f "$ae/$1-sgd0-lr0.05-s1-n4000.csv" ] || return 0
+    gnuplot <<GP
 set terminal pngcairo size 800,480 noenhanced
-set output 'docs/img/curves-4000.png'
+set output 'docs/img/$1-4000.png'
 set datafile separator ','
-set title 'CURVES autoencoder, 4000 updates, seed 1 (error on 2000 training images)'
+set title '$2 autoencoder, 4000 updates, seed 1 (error on 2000 training images)'
 set xlabel 'update'; set ylabel 'training squared error'; set grid; set key top right
-plot '$ae/curves-sgd0-lr0.05-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'SGD lr 0.05 (best of grid)', \
-     '$ae/curves-nag0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'NAG mu_max 0.99 lr 0.01', \
-     '$ae/curves-cm0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'CM mu_max 0.99 lr 0.01'
+plot '$ae/$1-sgd0-lr0.05-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'SGD lr 0.05 (its best rate here)', \
+     '$ae/$1-nag0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'NAG mu_max 0.99 lr 0.01', \
+     '$ae/$1-cm0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'CM mu_max 0.99 lr 0.01'
 GP
-fi
-if [ -f "$ae/fashion-sgd0-lr0.05-s1-n4000.csv" ]; then
-gnuplot <<GP
-set terminal pngcairo size 800,480 noenhanced
-set output 'docs/img/fashion-4000.png'
-set datafile separator ','
-set title 'Fashion-MNIST autoencoder, 4000 updates, seed 1 (error on 2000 training images)'
-set xlabel 'update'; set ylabel 'training squared error'; set grid; set key top right
-plot '$ae/fashion-sgd0-lr0.05-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'SGD lr 0.05', \
-     '$ae/fashion-nag0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'NAG mu_max 0.99 lr 0.01', \
-     '$ae/fashion-cm0.99-lr0.01-s1-n4000.csv' every ::1 using 1:5 with linespoints title 'CM mu_max 0.99 lr 0.01'
-GP
-fi
+}
+ae_curves curves CURVES
+ae_curves fashion Fashion-MNIST
 # curve PNG TITLE SETTINGS: plot the log curves collected in $plots (test error, column 5, against
 # the update) into docs/img/PNG; nothing when $plots is empty
 curve() {
