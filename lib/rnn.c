@@ -1075,8 +1075,9 @@ static int lg_core(mom_net *net, const mom_batch *b, const float *p, double *los
         mom__gemm(0, 0, rw.m, H, O, 1.0f, dz, O, p + r->off_ho, H, 0.0f, ws->hc, H);
         dout = ws->hc;
     }
-    bptt(r, &net->team, b, p, ws->hbuf, ws->ds, chunk_steps(n, H, b->steps), dout, compact ? NULL : dz,
-         compact, ws->idx, ws->step_start, 0, ws->tmp, ws->colsum, grad, net->flush_below);
+    bptt(r, &net->team, b, p, ws->hbuf, ws->ds, chunk_steps(n, H, b->steps), dout,
+         compact ? NULL : dz, compact, ws->idx, ws->step_start, 0, ws->tmp, ws->colsum, grad,
+         net->flush_below);
     return MOM_OK;
 }
 
@@ -1138,6 +1139,53 @@ static int rnn_gv_begin(mom_net *net, const mom_batch *b, const float *p)
     return MOM_OK;
 }
 
+typedef struct rpass_job {
+    const rnn_impl *r;
+    const mom_batch *b;
+    const float *hbuf, *vt, *wt, *wvt, *h0, *v_bh;
+    float *R, *ds; /* ds: the structural damping's term, or NULL */
+    float cs, fl;
+    int fuse;
+} rpass_job;
+
+/* The R-pass of the hidden states of one group of sequences, every step (rnn_gv()): R s[t] =
+ * V_hh h[t-1] + W_hh R h[t-1] (+ the input part), then R h[t] = act'(s[t]) R s[t]. vt and wt are
+ * V_hh and W_hh transposed (wt from gv_begin: the parameters are unchanged since, by contract);
+ * h0: W_hh v_h0 when h0 is learned. */
+static void rpass_group(void *arg, size_t part, size_t parts)
+{
+    const rpass_job *j = arg;
+    const rnn_impl *r = j->r;
+    const mom_batch *b = j->b;
+    const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
+    size_t s0, s1;
+    group_rows(n, part, parts, &s0, &s1);
+    const size_t m = s1 - s0, off = s0 * H;
+    for (size_t t = 0; t < T; t++) {
+        float *rt = j->R + t * nH, *rr = rt + off;
+        const float *hr = j->hbuf + (t + 1) * nH + off;
+        float beta = j->fuse ? 0.0f : 1.0f; /* rt holds the input part unless it is added below */
+        if (t > 0 || r->learn_h0) { /* h[-1] is h0, or 0 */
+            mom__gemm(0, 0, m, H, H, 1.0f, hr - nH, H, j->vt, H, beta, rr, H);
+            beta = 1.0f;
+        }
+        if (t > 0)
+            mom__gemm(0, 0, m, H, H, 1.0f, rr - nH, H, j->wt, H, 1.0f, rr, H);
+        else if (r->learn_h0)
+            mom__add_bias_rows(rr, j->h0, m, H);
+        else if (beta == 0.0f)
+            memset(rr, 0, m * H * sizeof *rr);
+        if (j->fuse)
+            add_input_rows(rr, b->inputs + (t * n + s0) * I, j->wvt, NULL, m, H, I);
+        /* + v_bh, damping term into ds, then R h[t] = act' * R s[t] */
+        float *dt = j->ds ? j->ds + t * nH : NULL;
+        rpass_rows(r->act, rr, j->v_bh, hr, dt ? dt + off : NULL, j->cs, m, H, j->fl);
+        if (dt)
+            zero_past_length_rows(dt, b, t, H, s0, s1);
+        zero_past_length_rows(rt, b, t, H, s0, s1);
+    }
+}
+
 static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *out,
                   const mom__gv_acc *acc)
 {
@@ -1157,7 +1205,8 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
 
     /* R-pass of the hidden pre-activations. The input part is one gemm, or with few inputs added
      * per step as in hidden_forward(); V_hh h[t-1] and W_hh R h[t-1] are two small gemms per step,
-     * so that R s[t] stays in cache for the element-wise pass that follows. */
+     * so that R s[t] stays in cache for the element-wise pass that follows; by groups of
+     * sequences as the forward pass (rpass_group()). */
     const int fuse = I <= RNN_FUSE_INPUTS;
     if (fuse)
         transpose_into(ws->wvt, v + r->off_vh, H, I);
@@ -1166,29 +1215,10 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     if (r->learn_h0) /* step 0 also sees W_hh v_h0 */
         mom__gemv(0, H, H, 1.0f, w_hh, H, v + r->off_h0, 0.0f, ws->colsum);
     transpose_into(ws->vt, v_hh, H, H);
-    for (size_t t = 0; t < T; t++) {
-        float *rt = R + t * nH;
-        const float *ht = hbuf + (t + 1) * nH;
-        float beta = fuse ? 0.0f : 1.0f; /* rt holds the input part unless it is added below */
-        if (t > 0 || r->learn_h0) { /* h[-1] is h0, or 0 */
-            mom__gemm(0, 0, n, H, H, 1.0f, ht - nH, H, ws->vt, H, beta, rt, H);
-            beta = 1.0f;
-        }
-        if (t > 0) /* ws->wt = W_hh^T from gv_begin (params unchanged since, by contract) */
-            mom__gemm(0, 0, n, H, H, 1.0f, rt - nH, H, ws->wt, H, 1.0f, rt, H);
-        else if (r->learn_h0)
-            mom__add_bias_rows(rt, ws->colsum, n, H);
-        else if (beta == 0.0f)
-            memset(rt, 0, nH * sizeof *rt);
-        if (fuse)
-            add_input_rows(rt, b->inputs + t * n * I, ws->wvt, NULL, n, H, I);
-        /* + v_bh, damping term into ds, then R h[t] = act' * R s[t] */
-        rpass_rows(r->act, rt, v + r->off_bh, ht, damp ? ds + t * nH : NULL, cs, n, H,
-                   net->flush_below);
-        if (damp)
-            zero_past_length(ds + t * nH, b, t, H);
-        zero_past_length(rt, b, t, H);
-    }
+    rpass_job j = {.r = r, .b = b, .hbuf = hbuf, .vt = ws->vt, .wt = ws->wt, .wvt = ws->wvt,
+                   .h0 = ws->colsum, .v_bh = v + r->off_bh, .R = R, .ds = damp ? ds : NULL,
+                   .cs = cs, .fl = net->flush_below, .fuse = fuse};
+    mom__team_run(&net->team, rpass_group, &j, rnn_groups(n, H, T));
 
     /* R-pass of z on the counted rows, then H (the output loss Hessian times weight / n) */
     const int compact = r->gv_compact;
@@ -1209,8 +1239,8 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     /* backward pass: J^T (H J v) (+ c J_s^T D'' J_s v, already in ds) */
     output_weight_grads(r, &rw, rz, out);
     mom__gemm(0, 0, m, H, O, 1.0f, rz, O, w_ho, H, 0.0f, R, H);
-    bptt(r, &net->team, b, p, hbuf, ds, T, R, NULL, compact, ws->idx, ws->step_start, damp, ws->tmp,
-         ws->colsum, out, net->flush_below);
+    bptt(r, &net->team, b, p, hbuf, ds, T, R, NULL, compact, ws->idx, ws->step_start, damp,
+         ws->tmp, ws->colsum, out, net->flush_below);
     return MOM_OK;
 }
 
