@@ -94,7 +94,7 @@ float *mom__vectors_alloc(const mom_allocator *a, size_t n, size_t count, void *
     if (p == NULL)
         return NULL;
     *mem = p;
-    return (float *)(void *)(p + (64 - (uintptr_t)p % 64) % 64);
+    return (float *)(void *)mom__align_ptr(p, 64);
 }
 
 void *mom__realloc(const mom_allocator *a, void *ptr, size_t size)

@@ -128,13 +128,13 @@ int mom__hf_create(mom_optim *o)
     h->g = mom__vectors_alloc(a, o->n, N_VECTORS, &h->mem);
     if (h->g == NULL)
         return MOM_E_NOMEM; /* the caller destroys o, which frees h */
-    const size_t n = mom__vec_stride(o->n);
-    h->minv = h->g + n;
-    h->x = h->minv + n;
-    h->r = h->x + n;
-    h->d = h->r + n;
-    h->ad = h->d + n;
-    h->warm = h->ad + n;
+    const size_t stride = mom__vec_stride(o->n);
+    h->minv = h->g + stride;
+    h->x = h->minv + stride;
+    h->r = h->x + stride;
+    h->d = h->r + stride;
+    h->ad = h->d + stride;
+    h->warm = h->ad + stride;
     h->lambda = DEFAULT_LAMBDA;
     h->max_cg = DEFAULT_MAX_CG;
     h->min_cg = DEFAULT_MIN_CG;

@@ -89,6 +89,13 @@ int mom__fail(mom__base *b, int status, const char *fmt, ...) MOM_PRINTF(3, 4);
 /* Clear the detail message (start of every public call). */
 static inline void mom__clear(mom__base *b) { b->errmsg[0] = '\0'; }
 
+/* p rounded up to the next multiple of `align` (a power of two): the start of an aligned region
+ * carved out of an allocation made `align` bytes larger than it needs. */
+static inline char *mom__align_ptr(void *p, size_t align)
+{
+    return (char *)p + (align - (uintptr_t)p % align) % align;
+}
+
 /* Philox4x32-10 stream; embedded by value in handles that need randomness. */
 struct mom_rng {
     mom__base base;

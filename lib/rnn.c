@@ -176,7 +176,7 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
     ws->cap_n = cn;
     ws->cap_t = ct;
     ws->cap_cells = cc;
-    char *base = mem + (WS_ALIGN - (size_t)((uintptr_t)mem % WS_ALIGN)) % WS_ALIGN;
+    char *base = mom__align_ptr(mem, WS_ALIGN);
     ws->hbuf = (float *)(void *)(base + o_h);
     ws->ds = (float *)(void *)(base + o_ds);
     ws->hc = (float *)(void *)(base + o_hc);
