@@ -185,11 +185,16 @@ void mom__team_stop(mom__team *t)
 
 void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
 {
+    if (parts < 2) { /* the common small case (an RNN's BPTT asks once per chunk) */
+        if (parts == 1)
+            fn(arg, 0, 1);
+        return;
+    }
     int threads = t->threads > 0 ? t->threads : mom__blas_threads();
-    if (parts >= 2 && threads > 1 && t->st == NULL && !t->failed && start(t, threads) != 0)
+    if (threads > 1 && t->st == NULL && !t->failed && start(t, threads) != 0)
         t->failed = 1;
     mom__team_state *s = t->st;
-    if (parts < 2 || threads < 2 || s == NULL || s->pid != getpid()) {
+    if (threads < 2 || s == NULL || s->pid != getpid()) {
         for (size_t p = 0; p < parts; p++)
             fn(arg, p, parts);
         return;
