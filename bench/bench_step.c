@@ -15,6 +15,11 @@
  *             the true theta must make (the look-ahead point theta + mu v into its own buffer;
  *             then v <- mu v - eps g, theta <- theta + v), as plain loops on the calling thread:
  *             what a step would cost if nothing but those passes came on top of the products
+ *   floor1    the one-pass floor: bare_lg whose weights are read from the parameters themselves,
+ *             each layer's v <- mu v - eps g, theta <- theta + v run as soon as the layer's
+ *             backward products are done (its gradient still in cache): the least any momentum
+ *             step adds to the products, in any parameterization (PyTorch's look-ahead form
+ *             included)
  *
  * Usage: bench_step MODEL [--reps N] [--warmup N]      timings (default 30 rounds, 3 warm-up)
  *        bench_step MODEL --mem                         peak memory of NAG training (40 steps)
@@ -44,8 +49,10 @@
         }                                                                                      \
     } while (0)
 
-enum { M_STEP, M_LG, M_GV, M_BARE_LG, M_BARE_GV, M_FLOOR, M_COUNT };
-static const char *const m_name[M_COUNT] = {"step", "lg", "gv", "bare_lg", "bare_gv", "floor"};
+enum { M_STEP, M_LG, M_GV, M_BARE_LG, M_BARE_GV, M_FLOOR, M_FLOOR1, M_COUNT };
+static const char *const m_name[M_COUNT] = {"step", "lg",    "gv",    "bare_lg",
+                                            "bare_gv", "floor", "floor1"};
+#define N_RATIOS 5 /* step, lg, gv, floor, floor1 */
 
 /* The floor's passes, vectorized as the library's are (GCC's -O2 cost model would leave loops
  * with a remainder scalar). */
@@ -86,6 +93,26 @@ static void floor_run(const floor_vecs *f, const bu_bare *b, size_t n)
     floor_update(n, f->th, f->v, b->g, 0.99f, 1e-3f);
 }
 
+/* The one-pass floor: the least that any momentum step must add to the products, whatever the
+ * parameterization (the look-ahead form that keeps Theta = theta + mu v, as PyTorch's does,
+ * included): one read and one write of the parameters and the velocity. The products read their
+ * weights straight from the parameters (no look-ahead pass), and each layer's update runs as
+ * soon as its backward products are done, while its gradient is in cache (bu_bare's after_grad
+ * hook). The RNN's products are per step and chunk, its parameters few: one pass
+ * after the products. */
+static void floor1_layer(void *ctx, size_t off, size_t len)
+{
+    const floor_vecs *f = ctx;
+    floor_update(len, f->th + off, f->v + off, f->pt + off, 0.99f, 1e-3f);
+}
+
+static void floor1_run(const floor_vecs *f, const bu_bare *b, size_t n, int recurrent)
+{
+    bu_bare_run(b, 0);
+    if (recurrent)
+        floor_update(n, f->th, f->v, b->g, 0.99f, 1e-3f);
+}
+
 static void header(const bu_setup *s)
 {
     printf("config %s\n", s->cfg.name);
@@ -103,22 +130,31 @@ static int run_timing(bu_setup *s, int reps, int warmup)
     double *tw[M_COUNT], *tc[M_COUNT];
     /* per-round ratios step/bare_lg, lg/bare_lg, gv/bare_gv, floor/bare_lg (wall, cpu): measured
      * a few milliseconds apart, they cancel most of the load changes that medians of times keep */
-    double *rw[4], *rc[4];
+    double *rw[N_RATIOS], *rc[N_RATIOS];
     floor_vecs fv = {calloc(P, sizeof(float)), calloc(P, sizeof(float)),
                      calloc(P, sizeof(float))};
-    for (int k = 0; k < 4; k++) {
+    /* the one-pass floor's own parameters and velocity; pt: the gradient its updates read */
+    floor_vecs f1 = {calloc(P, sizeof(float)), calloc(P, sizeof(float)), NULL};
+    for (int k = 0; k < N_RATIOS; k++) {
         rw[k] = malloc((size_t)reps * sizeof(double));
         rc[k] = malloc((size_t)reps * sizeof(double));
         if (!rw[k] || !rc[k])
             return 1;
     }
-    if (!g || !gvout || !gvp || !fv.th || !fv.v || !fv.pt || bu_bare_init(&b, s) != 0) {
+    if (!g || !gvout || !gvp || !fv.th || !fv.v || !fv.pt || !f1.th || !f1.v ||
+        bu_bare_init(&b, s) != 0) {
         fprintf(stderr, "bench_step: out of memory\n");
         return 1;
     }
     memcpy(fv.th, mom_net_params(s->net), P * sizeof *fv.th);
     bu_bare bf = b; /* the same buffers, weights read from the floor's point */
     bf.p = fv.pt;
+    memcpy(f1.th, mom_net_params(s->net), P * sizeof *f1.th);
+    f1.pt = b.g;
+    bu_bare b1 = b; /* the same buffers, weights read from the one-pass floor's parameters */
+    b1.p = f1.th;
+    b1.after_grad = floor1_layer;
+    b1.ctx = &f1;
     for (int k = 0; k < M_COUNT; k++) {
         tw[k] = malloc((size_t)reps * sizeof(double));
         tc[k] = malloc((size_t)reps * sizeof(double));
@@ -156,6 +192,9 @@ static int run_timing(bu_setup *s, int reps, int warmup)
             case M_FLOOR:
                 floor_run(&fv, &bf, P);
                 break;
+            case M_FLOOR1:
+                floor1_run(&f1, &b1, P, s->cfg.recurrent);
+                break;
             default:
                 bu_bare_run(&b, k == M_BARE_GV);
                 break;
@@ -176,10 +215,12 @@ static int run_timing(bu_setup *s, int reps, int warmup)
             rc[2][r] = c[M_GV] / c[M_BARE_GV];
             rw[3][r] = w[M_FLOOR] / w[M_BARE_LG];
             rc[3][r] = c[M_FLOOR] / c[M_BARE_LG];
+            rw[4][r] = w[M_FLOOR1] / w[M_BARE_LG];
+            rc[4][r] = c[M_FLOOR1] / c[M_BARE_LG];
         }
     }
-    static const char *const r_name[4] = {"step", "lg", "gv", "floor"};
-    for (int k = 0; k < 4; k++) {
+    static const char *const r_name[N_RATIOS] = {"step", "lg", "gv", "floor", "floor1"};
+    for (int k = 0; k < N_RATIOS; k++) {
         printf("%s_ratio_wall %.4f\n", r_name[k], bu_median(rw[k], (size_t)reps));
         printf("%s_ratio_cpu %.4f\n", r_name[k], bu_median(rc[k], (size_t)reps));
         free(rw[k]);
@@ -199,6 +240,8 @@ static int run_timing(bu_setup *s, int reps, int warmup)
     free(fv.th);
     free(fv.v);
     free(fv.pt);
+    free(f1.th);
+    free(f1.v);
     return 0;
 }
 

@@ -395,6 +395,8 @@ static void bare_ff(const bu_bare *b, int gv)
         mom__gemm(1, 0, so, si, n, 1.0f, b->d0, so, prev, si, 0.0f, b->g + b->off[l], si);
         if (l > 1)
             mom__gemm(0, 0, n, si, so, 1.0f, b->d0, so, b->p + b->off[l], si, 0.0f, b->d1, si);
+        if (b->after_grad != NULL && !gv)
+            b->after_grad(b->ctx, b->off[l], so * si + so);
     }
 }
 

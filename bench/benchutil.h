@@ -102,6 +102,12 @@ typedef struct bu_bare {
     float *hs, *ds, *z;  /* recurrent: T*n x H states and deltas, n x O outputs */
     float *wt;           /* recurrent: W_hh transposed (the forward recurrence uses it) */
     size_t off[17];      /* feedforward: offset of W_l (l = 1..L) in the parameter vector */
+    /* optional (NULL: none): called by the feedforward loss + gradient products as soon as a
+     * layer's weights are no longer needed (after the product that writes their gradient and the
+     * one that passes the deltas down), with the range [off, off + len) of that layer's weights
+     * and biases (bench_step's one-pass floor updates them there, its gradient still in cache) */
+    void (*after_grad)(void *ctx, size_t off, size_t len);
+    void *ctx;
     size_t bytes;        /* bytes of the buffers above that this struct allocated */
 } bu_bare;
 

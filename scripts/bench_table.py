@@ -3,7 +3,7 @@
 
 Usage: bench_table.py RAWDIR [--long FILE]
 
-RAWDIR holds meta.txt, ours_<model>_<threads>_<round>.txt (bench/bench_step, including its floor),
+RAWDIR holds meta.txt, ours_<model>_<threads>_<round>.txt (bench/bench_step, including its floors),
 torch_<model>_<threads>_<round>.txt (scripts/bench_torch.py), mem_<model>_<threads>.txt and
 membare_<model>_<threads>.txt (bench_step --mem / --mem-bare) and dump_<model>.txt. Every figure
 is the median over rounds of the per-process values (which are themselves medians over the
@@ -206,15 +206,21 @@ def main():
     for m, label in models:
         for th in threads:
             fr, sr = o(m, th, "floor_ratio_wall"), o(m, th, "step_ratio_wall")
+            f1 = o(m, th, "floor1_ratio_wall")
             if fr is not None and sr is not None:
-                floors.append("%s at %d thread(s) %.2f (our step %.2f)" % (label, th, fr, sr))
+                floors.append("%s at %d thread(s) %.2f and %s (our step %.2f)"
+                              % (label, th, fr, "%.2f" % f1 if f1 is not None else "-", sr))
     if floors:
-        say("Floor of a NAG step that keeps the true theta, as a ratio to the bound: the bare "
-            "products plus the two streaming passes such a step must make over the parameters "
-            "(the look-ahead point into its own buffer, then the velocity and parameter update), "
-            "as plain loops on one thread, timed in the same rounds: " + "; ".join(floors) + ". "
-            "(With few parameters, as in the RNN, the passes are negligible and the floor is the "
-            "bound within the noise.)")
+        say("Floors of a momentum step, as ratios to the bound, timed in the same rounds, as "
+            "plain loops on one thread: first, the bare products plus the two streaming passes a "
+            "NAG step that keeps the true theta must make over the parameters (the look-ahead "
+            "point into its own buffer, then the velocity and parameter update); second, the "
+            "one-pass floor, the least any momentum step adds in any parameterization (PyTorch's "
+            "look-ahead form included): the products read the parameters themselves and each "
+            "layer's velocity and parameters are updated as soon as its backward products are "
+            "done, its gradient still in cache. " + "; ".join(floors) + ". "
+            "(With few parameters, as in the RNN, the passes are negligible and the floors are "
+            "the bound within the noise.)")
         print()
     checks = []
     for m, label in models:
