@@ -32,6 +32,8 @@ typedef struct ff_impl {
     size_t L;      /* weight layers */
     size_t *off;   /* L+1 entries: off[l-1] = per-case offset of A_l (l = 1..L); off[L] = sum */
     size_t maxw;   /* widest unit layer (including the input) */
+    uint32_t *wmax; /* L entries: largest abs_bits of each layer's weights at the point, recorded
+                     * by a fused NAG step's point hook (mom__nag_fuse) for its gradient bound */
     ff_ws ws;      /* loss / gradient / Fisher / forward / metric */
     ff_ws gws;     /* Gauss-Newton cache */
     /* Gauss-Newton state captured by gv_begin (borrowed pointers, see net.h) */
@@ -210,10 +212,16 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
                          size_t upto, const float *t, float *dbias)
 {
     const ff_impl *im = impl_of(net);
+    const mom__nag_fuse *fz = net->nag_fuse;
     const float *prev = x;
     for (size_t l = 1; l <= upto; l++) {
         size_t si = width(net, l - 1), so = width(net, l);
         float *a = ws_act(im, w, l);
+        if (fz != NULL) {
+            /* a fused NAG step forms this layer's look-ahead point now, just before it is read */
+            im->wmax[l - 1] = fz->point(fz->ctx, net->blocks[2 * (l - 1)].offset, so * si);
+            (void)fz->point(fz->ctx, net->blocks[2 * (l - 1) + 1].offset, so);
+        }
         if (l < im->L) {
             mom__gemm(0, 1, n, so, si, 1.0f, prev, si, w_of(net, p, l), si, 0.0f, a, so);
             ff_bias_act(net, net->layer_act[l], a, b_of(net, p, l), n, so);
@@ -236,7 +244,8 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
  * here, each measured right after it is computed, while it is still in cache.
  */
 static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
-                        float *cur, float *other, float *out, uint32_t *max_g, int add)
+                        float *cur, float *other, float *out, uint32_t *max_g, int add,
+                        const mom__nag_fuse *fz)
 {
     const ff_impl *im = impl_of(net);
     const float beta = add ? 1.0f : 0.0f;
@@ -251,12 +260,16 @@ static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, 
             uint32_t b = mom__max_abs_bits(gw, so * si);
             m = b > m ? b : m;
         }
+        if (fz != NULL) /* final, and still in cache */
+            fz->update(fz->ctx, net->blocks[2 * (l - 1)].offset, so * si);
         if (l == 1)
             break; /* no delta for the input layer */
         /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
         float *gb = out + net->blocks[2 * (l - 2) + 1].offset;
         mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
         ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
+        if (fz != NULL)
+            fz->update(fz->ctx, net->blocks[2 * (l - 2) + 1].offset, si);
         if (max_g) {
             uint32_t b = mom__max_abs_bits(gb, si);
             m = b > m ? b : m;
@@ -280,6 +293,7 @@ static void ff_destroy(mom_net *net)
     mom__free(&net->base.alloc, im->gws.mem);
     mom__free(&net->base.alloc, im->off);
     mom__free(&net->base.alloc, im->sums);
+    mom__free(&net->base.alloc, im->wmax);
     mom__free(&net->base.alloc, im);
     net->impl = NULL;
 }
@@ -300,6 +314,62 @@ static size_t ff_workspace_bytes(const mom_net *net)
     return im->ws.bytes + im->gws.bytes;
 }
 
+/* abs_bits as a magnitude (NaN and inf: +inf). */
+static double bits_magnitude(uint32_t b)
+{
+    if (b >= 0x7f800000u)
+        return INFINITY;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* Largest |A_l| of unit layer l (1 <= l < L) of a workspace: 1 for the bounded units, measured
+ * otherwise. */
+static double act_bound(const mom_net *net, const ff_ws *w, size_t l, size_t n)
+{
+    int act = net->layer_act[l];
+    if (act == MOM_ACT_LOGISTIC || act == MOM_ACT_TANH)
+        return 1.0;
+    return bits_magnitude(mom__max_abs_bits(ws_act(impl_of(net), w, l), n * width(net, l)));
+}
+
+/* Largest |f'| of the hidden units. */
+static double deriv_bound(int act) { return act == MOM_ACT_LOGISTIC ? 0.25 : 1.0; }
+
+/*
+ * For a fused NAG step (mom__nag_fuse.decide): after the forward pass of ff_loss_grad() (output
+ * deltas D_L in d0, the point's largest weight of each layer in im->wmax), a bound on every
+ * entry of the gradient the backward pass will compute, before it is computed. With d_l the
+ * largest |delta| of layer l and a_l the largest |activation| (a_0: the inputs):
+ *     |dW_l| <= n d_l a_{l-1},   |db_l| <= n d_l,
+ *     d_{l-1} <= d_l * s_l * max|W_l| * max|f'_{l-1}|
+ * (each delta of layer l-1 sums s_l products). A float sum of k products, and the multiply by
+ * f' after it, exceed the exact bound by less than a relative (k + 2) 2^-24, whatever the
+ * order of summation; round_up() allows twice that. Flushing tiny values to zero only lowers
+ * magnitudes. A non-finite input, weight or delta makes the bound +inf or NaN.
+ */
+static double round_up(size_t k) { return 1.0 + ((double)k + 4.0) * 0x1p-23; }
+
+static double ff_grad_bound(const mom_net *net, const ff_ws *w, const float *x, size_t n)
+{
+    const ff_impl *im = impl_of(net);
+    const size_t L = im->L;
+    double d = bits_magnitude(mom__max_abs_bits(ws_d0(im, w), n * width(net, L)));
+    double g = 0.0;
+    for (size_t l = L; l >= 1; l--) {
+        double a = l > 1 ? act_bound(net, w, l - 1, n)
+                         : bits_magnitude(mom__max_abs_bits(x, n * width(net, 0)));
+        double gl = (double)n * d * (a > 1.0 ? a : 1.0) * round_up(n);
+        g = gl > g || isnan(gl) ? gl : g;
+        if (l == 1)
+            break;
+        d *= (double)width(net, l) * bits_magnitude(im->wmax[l - 1]) *
+             deriv_bound(net->layer_act[l - 1]) * round_up(width(net, l));
+    }
+    return g;
+}
+
 static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double *loss,
                         float *grad)
 {
@@ -312,14 +382,23 @@ static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double
     float *dbias = grad ? grad + net->blocks[2 * (L - 1) + 1].offset : NULL;
     double total = ff_forward(net, w, b->inputs, n, p, L, b->targets, dbias);
     *loss = total / (double)n;
-    if (grad != NULL && net->want_grad_max) {
+    const mom__nag_fuse *fz = net->nag_fuse;
+    if (fz != NULL && grad != NULL) {
+        if (fz->decide(fz->ctx, *loss, ff_grad_bound(net, w, b->inputs, n))) {
+            fz->update(fz->ctx, net->blocks[2 * (L - 1) + 1].offset, width(net, L));
+            ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0, fz);
+        } else {
+            ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0,
+                        NULL);
+        }
+    } else if (grad != NULL && net->want_grad_max) {
         /* for the optimizer's overflow guard (mom__net_loss_grad_max()) */
         uint32_t m;
-        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, &m, 0);
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, &m, 0, NULL);
         uint32_t mb = mom__max_abs_bits(dbias, width(net, L));
         net->grad_max_bits = mb > m ? mb : m;
     } else if (grad != NULL) {
-        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0);
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0, NULL);
     }
     return MOM_OK;
 }
@@ -438,7 +517,7 @@ static int ff_gv(mom_net *net, const float *v, double struct_damping, float *out
         mom__col_sums_add(gb, cur, n, width(net, L));
     else
         mom__col_sums(gb, cur, n, width(net, L));
-    ff_backward(net, w, x, n, p, cur, other, out, NULL, acc != NULL);
+    ff_backward(net, w, x, n, p, cur, other, out, NULL, acc != NULL, NULL);
     return MOM_OK;
 }
 
@@ -597,7 +676,8 @@ int mom_net_create_ff(mom_net **out, size_t n_layers, const size_t *sizes, const
     net->ops = &ff_ops;
     im->L = n_layers;
     im->off = mom__calloc(&a, n_layers + 1, sizeof *im->off);
-    if (im->off == NULL) {
+    im->wmax = mom__calloc(&a, n_layers, sizeof *im->wmax);
+    if (im->off == NULL || im->wmax == NULL) {
         mom_net_destroy(net);
         return MOM_E_NOMEM;
     }

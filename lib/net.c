@@ -314,6 +314,32 @@ int mom_net_loss_grad(double *loss, float *grad, mom_net *net, const mom_batch *
     return loss_grad_common(loss, grad, NULL, net, batch, params);
 }
 
+int mom__net_can_fuse_nag(const mom_net *net)
+{
+    return net->kind == MOM_NET_FEEDFORWARD && !net->check_finite;
+}
+
+int mom__net_loss_grad_nag(double *loss, float *grad, mom_net *net, const mom_batch *batch,
+                           float *point, const mom__nag_fuse *fz)
+{
+    ENTER(net);
+    if (!mom__net_can_fuse_nag(net))
+        return mom__fail(&net->base, MOM_E_UNSUPPORTED, "no fused NAG step for this network");
+    int rc = mom__net_check_batch(net, batch, 1, 1);
+    if (rc != MOM_OK)
+        return rc;
+    double l;
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, net->flush);
+    net->nag_fuse = fz;
+    rc = net->ops->loss_grad(net, batch, point, &l, grad);
+    net->nag_fuse = NULL;
+    mom__fpenv_leave(&fe);
+    if (rc == MOM_OK)
+        *loss = l;
+    return rc;
+}
+
 int mom__net_loss_grad_max(double *loss, float *grad, uint32_t *max_g, mom_net *net,
                            const mom_batch *batch, const float *params)
 {

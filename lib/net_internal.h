@@ -38,6 +38,26 @@ typedef struct mom__net_ops {
                   double *value);
 } mom__net_ops;
 
+/* A NAG step fused into a feedforward loss and gradient (optim.c's mom_optim_step_net(); see
+ * mom__net_loss_grad_nag()). The network calls, in this order:
+ *  - point(off, len) for each parameter block, just before the first forward product that reads
+ *    it: the optimizer writes the look-ahead point theta + mu v of that range into the vector the
+ *    network computes at, and returns the largest abs_bits of the range's new point values;
+ *  - decide(loss, max_g) once, after the forward pass and before any gradient exists, with the
+ *    loss and a bound on the magnitude of every gradient entry (+inf or NaN when none can be
+ *    given); a nonzero answer commits the optimizer to updating in place;
+ *  - only after a nonzero answer: update(off, len) exactly once for each parameter block, as soon
+ *    as that block's gradient is final (the optimizer's velocity and parameters of the range are
+ *    updated while the gradient is in cache; the point, which later products still read, is not
+ *    touched).
+ * After a zero answer the call completes as a plain loss and gradient at the point. */
+typedef struct mom__nag_fuse {
+    uint32_t (*point)(void *ctx, size_t off, size_t len);
+    int (*decide)(void *ctx, double loss, double max_g);
+    void (*update)(void *ctx, size_t off, size_t len);
+    void *ctx;
+} mom__nag_fuse;
+
 typedef struct mom__block {
     int kind;
     size_t layer, rows, cols, offset;
@@ -62,6 +82,7 @@ struct mom_net {
     float flush_below;   /* kernels zero activations and deltas below this (0 when off) */
     uint32_t grad_max_bits; /* see mom__net_loss_grad_max(); reset before every loss_grad */
     int want_grad_max;      /* set during mom__net_loss_grad_max(): kinds measure it then only */
+    const mom__nag_fuse *nag_fuse; /* set during mom__net_loss_grad_nag() only */
     int gv_ready;        /* set by a successful gv_begin */
     mom__team team;      /* helper threads of the elementwise passes (team.h); its `threads`
                           * is MOM_NET_THREADS (default 0: the BLAS's thread count) */
@@ -78,6 +99,17 @@ int mom__net_new(mom_net **out, const mom_allocator *a, int kind, int output, si
  * the network computed it on the way, else 0xffffffff (unknown). */
 int mom__net_loss_grad_max(double *loss, float *grad, uint32_t *max_g, mom_net *net,
                            const mom_batch *batch, const float *params);
+
+/* Whether mom__net_loss_grad_nag() can fuse a NAG step into this network's loss and gradient:
+ * feedforward kinds without the MOM_NET_CHECK_FINITE option (which checks the point before the
+ * forward pass, while the fused step forms it during that pass). */
+int mom__net_can_fuse_nag(const mom_net *net);
+
+/* mom_net_loss_grad() at `point`, with the NAG step's hooks (mom__nag_fuse; point receives the
+ * look-ahead point as the forward pass goes). Only for a network where mom__net_can_fuse_nag()
+ * holds. Checks the batch as mom_net_loss_grad() does; on an error no hook has been called. */
+int mom__net_loss_grad_nag(double *loss, float *grad, mom_net *net, const mom_batch *batch,
+                           float *point, const mom__nag_fuse *fz);
 
 /* out += alpha G v for CG (feedforward nets; MOM_E_UNSUPPORTED otherwise), with the checks of
  * mom_net_gv(): alpha = acc->scale(v^T G v, acc->ctx) is asked for between the R-pass and the

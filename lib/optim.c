@@ -438,41 +438,58 @@ static size_t upd_parts(const mom__team *team, size_t n)
     return team ? mom__team_parts(n, n / 16, UPD_LEAST, UPD_GRAIN) : 1;
 }
 
-/* begin's NAG pass, on the team's threads when given one. */
-static void nag_point(mom_optim *o, mom__team *team, float *params, float mu)
+/* begin's NAG pass over the range [off, off + len) of the vectors, on the team's threads when
+ * given one: the look-ahead point of the range, its magnitude maxima merged into o->max_th,
+ * max_v and max_pt (which the caller clears before the first range). Returns the largest
+ * abs_bits of the range's point values. */
+static uint32_t nag_point_range(mom_optim *o, mom__team *team, float *params, float mu, size_t off,
+                                size_t len)
 {
-    size_t parts = upd_parts(team, o->n);
-    if (parts == 1) {
-        nag_point_kernel(o->n, o->point, params, o->velocity, mu, &o->max_th, &o->max_v,
-                         &o->max_pt);
-        return;
-    }
-    upd_job j = {.n = o->n, .th = params, .v = o->velocity, .pt = o->point, .mu = mu};
-    mom__team_run(team, job_point, &j, parts);
+    size_t parts = upd_parts(team, len);
     uint32_t mt = 0, mv = 0, mp = 0;
-    for (size_t q = 0; q < parts; q++) {
-        mt = j.mt[q] > mt ? j.mt[q] : mt;
-        mv = j.mv[q] > mv ? j.mv[q] : mv;
-        mp = j.mp[q] > mp ? j.mp[q] : mp;
+    if (parts == 1) {
+        nag_point_kernel(len, o->point + off, params + off, o->velocity + off, mu, &mt, &mv, &mp);
+    } else {
+        upd_job j = {.n = len, .th = params + off, .v = o->velocity + off, .pt = o->point + off,
+                     .mu = mu};
+        mom__team_run(team, job_point, &j, parts);
+        for (size_t q = 0; q < parts; q++) {
+            mt = j.mt[q] > mt ? j.mt[q] : mt;
+            mv = j.mv[q] > mv ? j.mv[q] : mv;
+            mp = j.mp[q] > mp ? j.mp[q] : mp;
+        }
     }
-    o->max_th = mt;
-    o->max_v = mv;
-    o->max_pt = mp;
+    o->max_th = mt > o->max_th ? mt : o->max_th;
+    o->max_v = mv > o->max_v ? mv : o->max_v;
+    o->max_pt = mp > o->max_pt ? mp : o->max_pt;
+    return mp;
 }
 
-/* end's NAG writing pass, on the team's threads when given one. */
+static void nag_point(mom_optim *o, mom__team *team, float *params, float mu)
+{
+    o->max_th = o->max_v = o->max_pt = 0;
+    (void)nag_point_range(o, team, params, mu, 0, o->n);
+}
+
+/* end's NAG writing pass over [off, off + len), on the team's threads when given one. */
+static void nag_write_range(mom_optim *o, mom__team *team, float *params, const float *grad,
+                            float wd, float sc, size_t off, size_t len)
+{
+    size_t parts = upd_parts(team, len);
+    if (parts == 1) {
+        write_pass_nag(len, params + off, o->velocity + off, grad + off, o->point + off,
+                       o->step_mu, o->step_lr, wd, sc);
+        return;
+    }
+    upd_job j = {.n = len, .th = params + off, .v = o->velocity + off, .pt = o->point + off,
+                 .g = grad + off, .mu = o->step_mu, .eps = o->step_lr, .wd = wd, .sc = sc};
+    mom__team_run(team, job_write, &j, parts);
+}
+
 static void nag_write(mom_optim *o, mom__team *team, float *params, const float *grad, float wd,
                       float sc)
 {
-    size_t parts = upd_parts(team, o->n);
-    if (parts == 1) {
-        write_pass_nag(o->n, params, o->velocity, grad, o->point, o->step_mu, o->step_lr, wd,
-                       sc);
-        return;
-    }
-    upd_job j = {.n = o->n, .th = params, .v = o->velocity, .pt = o->point, .g = grad,
-                 .mu = o->step_mu, .eps = o->step_lr, .wd = wd, .sc = sc};
-    mom__team_run(team, job_write, &j, parts);
+    nag_write_range(o, team, params, grad, wd, sc, 0, o->n);
 }
 
 /* NAG's overflow guard without a checking pass. With every |th| <= T, |v| <= V, |p| <= Pm and
@@ -493,8 +510,10 @@ static int update_surely_finite(const mom_optim *o, uint32_t max_g, float wd, fl
 }
 
 /* begin without the public entry's floating-point setup (mom_optim_step_net() shares it, with
- * its network's team; NULL: no helpers). */
-static int begin_impl(const float **point, mom_optim *opt, float *params, mom__team *team)
+ * its network's team; NULL: no helpers). With defer_point set (NAG inside a fused step) the
+ * look-ahead point is left to the network's hooks, range by range. */
+static int begin_impl(const float **point, mom_optim *opt, float *params, mom__team *team,
+                      int defer_point)
 {
     if (opt->kind == MOM_OPTIM_HF)
         return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
@@ -521,7 +540,10 @@ static int begin_impl(const float **point, mom_optim *opt, float *params, mom__t
     }
     const float muf = (float)mu;
     if (opt->kind == MOM_OPTIM_NAG) {
-        nag_point(opt, team, params, muf);
+        if (defer_point)
+            opt->max_th = opt->max_v = opt->max_pt = 0;
+        else
+            nag_point(opt, team, params, muf);
         *point = opt->point;
     } else {
         *point = params;
@@ -538,7 +560,7 @@ int mom_optim_begin(const float **point, mom_optim *opt, float *params)
     ENTER(opt);
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    int rc = begin_impl(point, opt, params, NULL);
+    int rc = begin_impl(point, opt, params, NULL, 0);
     mom__fpenv_leave(&fe);
     return rc;
 }
@@ -661,20 +683,83 @@ int mom_optim_end(mom_optim *opt, float *params, double loss, const float *grad)
     return rc;
 }
 
+/* ---- NAG fused into a feedforward loss and gradient (mom__nag_fuse, net_internal.h) --------
+ * The same passes as begin + loss_grad + end, cut by parameter blocks and run where the network
+ * reaches each block: the look-ahead point of a layer just before the forward product that
+ * reads it, and the update of a block as soon as its gradient is final, while it is still in
+ * cache. Every element gets the same expressions, so the results are the bits of the unfused
+ * step. A divergent step must change nothing, and the first block is updated before the last
+ * gradient exists: so the update runs in place only if, after the forward pass, the loss is
+ * finite and the network's bound on every gradient entry rules out overflow (the test of
+ * update_surely_finite()); otherwise the network finishes a plain gradient and end runs as
+ * usual. */
+typedef struct fused_nag {
+    mom_optim *o;
+    mom__team *team;
+    float *th;
+    float mu, wd;
+    int in_place;
+} fused_nag;
+
+static uint32_t fused_point(void *ctx, size_t off, size_t len)
+{
+    fused_nag *f = ctx;
+    return nag_point_range(f->o, f->team, f->th, f->mu, off, len);
+}
+
+static int fused_decide(void *ctx, double loss, double max_g)
+{
+    fused_nag *f = ctx;
+    f->in_place = 0;
+    if (!isfinite(loss) || !(max_g <= 0.5 * FLT_MAX))
+        return 0;
+    float g = (float)max_g;
+    if ((double)g < max_g) /* round the bound up */
+        g = nextafterf(g, INFINITY);
+    f->in_place = update_surely_finite(f->o, abs_bits(g), f->wd, 1.0f);
+    return f->in_place;
+}
+
+static void fused_update(void *ctx, size_t off, size_t len)
+{
+    fused_nag *f = ctx;
+    nag_write_range(f->o, f->team, f->th, f->o->grad, f->wd, 1.0f, off, len);
+}
+
 static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mom_batch *batch)
 {
     float *theta = mom_net_params(net);
     const float *point;
-    int rc = begin_impl(&point, opt, theta, &net->team);
+    /* fused when nothing must see the whole gradient before the update (a reduction across
+     * workers, the clipping norm) */
+    const int fuse = opt->kind == MOM_OPTIM_NAG && opt->reduce == NULL &&
+                     !(opt->clip_norm > 0.0) && mom__net_can_fuse_nag(net);
+    int rc = begin_impl(&point, opt, theta, &net->team, fuse);
     if (rc != MOM_OK)
         return rc;
     double l = 0.0;
     uint32_t max_g = NO_MAX_G;
-    rc = mom__net_loss_grad_max(&l, opt->grad, &max_g, net, batch, point);
+    fused_nag f = {.o = opt, .team = &net->team, .th = theta, .mu = opt->step_mu,
+                   .wd = (float)opt->weight_decay};
+    if (fuse) {
+        mom__nag_fuse hooks = {fused_point, fused_decide, fused_update, &f};
+        rc = mom__net_loss_grad_nag(&l, opt->grad, net, batch, opt->point, &hooks);
+    } else {
+        rc = mom__net_loss_grad_max(&l, opt->grad, &max_g, net, batch, point);
+    }
     if (rc != MOM_OK) {
         opt->begun = 0;
         opt->begun_params = NULL;
         return mom__fail(&opt->base, rc, "mom_net_loss_grad failed: %s", mom_net_errmsg(net));
+    }
+    if (f.in_place) { /* the fused step has updated every block */
+        if (loss != NULL)
+            *loss = l;
+        opt->fused_steps++;
+        opt->t++;
+        opt->begun = 0;
+        opt->begun_params = NULL;
+        return MOM_OK;
     }
     if (opt->reduce != NULL) {
         /* combine across workers before anything looks at the values; the network's maximum

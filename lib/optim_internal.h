@@ -36,6 +36,8 @@ struct mom_optim {
     /* NAG: largest magnitudes (as |x| bit patterns, >= 0x7f800000 for inf/NaN) of params,
      * velocity and point, measured by begin's pass for the overflow guard of end */
     uint32_t max_th, max_v, max_pt;
+    uint64_t fused_steps; /* NAG steps of mom_optim_step_net() updated inside the network's passes
+                           * (optim.c, mom__nag_fuse): a statistic the tests read */
 
     /* MOM_OPTIM_FLUSH_SUBNORMALS: run steps with flush-to-zero set (fpenv.h); default 1 */
     int flush;

@@ -6,6 +6,7 @@
 
 #include "testutil.h"
 #include "../lib/internal.h"
+#include "../lib/optim_internal.h"
 
 /* ---- helpers ----------------------------------------------------------------------------------- */
 
@@ -891,6 +892,200 @@ static void test_step_net_no_allocation(void **state)
     }
 }
 
+/* ---- NAG fused into a feedforward network's passes (optim.c, mom__nag_fuse) ----------------
+ * mom_optim_step_net() forms a feedforward network's look-ahead point layer by layer during the
+ * forward pass and updates each block as soon as its gradient is final, when the network's
+ * bound rules out overflow; otherwise it finishes as begin + loss_grad + end. Either way the
+ * results must be the bits of the unfused step, and a divergent step must change nothing. */
+
+#define FUSE_IN 40
+#define FUSE_H1 300
+#define FUSE_H2 240 /* 300 x 240: large enough for the update to be shared among helpers */
+#define FUSE_OUT 6
+#define FUSE_CASES 16
+
+typedef struct fuse_case {
+    int act, output;
+    double wd;
+    double threads;
+} fuse_case;
+
+static mom_net *fuse_net(const fuse_case *c, uint64_t seed)
+{
+    const size_t sizes[4] = {FUSE_IN, FUSE_H1, FUSE_H2, FUSE_OUT};
+    const int act[2] = {c->act, c->act};
+    mom_net *net;
+    assert_ok(mom_net_create_ff(&net, 3, sizes, act, c->output, NULL));
+    assert_ok(mom_net_set(net, MOM_NET_THREADS, c->threads));
+    mom_rng *r;
+    assert_ok(mom_rng_create(&r, seed, 0, NULL));
+    assert_ok(mom_rng_fill_normal(r, mom_net_params(net), mom_net_num_params(net), 0.0, 0.1));
+    mom_rng_destroy(r);
+    return net;
+}
+
+/* Inputs in [-1, 1]; targets in [0, 1], each row a distribution for the softmax. */
+static mom_batch fuse_batch(float *x, float *t, int output)
+{
+    mom_rng *r;
+    assert_ok(mom_rng_create(&r, 5, 1, NULL));
+    assert_ok(mom_rng_fill_uniform(r, x, FUSE_CASES * FUSE_IN, -1.0, 1.0));
+    assert_ok(mom_rng_fill_uniform(r, t, FUSE_CASES * FUSE_OUT, 0.0, 1.0));
+    mom_rng_destroy(r);
+    for (size_t i = 0; output == MOM_OUT_SOFTMAX_XENT && i < FUSE_CASES; i++) {
+        float sum = 0.0f;
+        for (size_t k = 0; k < FUSE_OUT; k++)
+            sum += t[i * FUSE_OUT + k];
+        for (size_t k = 0; k < FUSE_OUT; k++)
+            t[i * FUSE_OUT + k] /= sum;
+    }
+    mom_batch b = {0};
+    b.n = FUSE_CASES;
+    b.inputs = x;
+    b.targets = t;
+    return b;
+}
+
+static mom_optim *fuse_optim(size_t n, double wd)
+{
+    mom_sched *lr, *mu;
+    assert_ok(mom_sched_create_const(&lr, 0.01, NULL));
+    assert_ok(mom_sched_create_paper_momentum(&mu, 0.99, 2, NULL)); /* changes every 2 steps */
+    mom_optim *opt = make_optim(MOM_OPTIM_NAG, n, lr, mu, NULL);
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+    assert_ok(mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, wd));
+    return opt;
+}
+
+/* One step each: a by mom_optim_step_net(), b by begin + mom_net_loss_grad + end; the same bits
+ * (loss, parameters, velocity). */
+static void fuse_step_both(mom_optim *oa, mom_net *na, mom_optim *ob, mom_net *nb,
+                           const mom_batch *b, float *grad)
+{
+    const size_t n = mom_net_num_params(na);
+    double la = -1, lb = -2;
+    assert_ok(mom_optim_step_net(&la, oa, na, b));
+    const float *p;
+    assert_ok(mom_optim_begin(&p, ob, mom_net_params(nb)));
+    assert_ok(mom_net_loss_grad(&lb, grad, nb, b, p));
+    assert_ok(mom_optim_end(ob, mom_net_params(nb), lb, grad));
+    assert_memory_equal(&la, &lb, sizeof la);
+    assert_memory_equal(mom_net_params(na), mom_net_params(nb), n * sizeof(float));
+    assert_memory_equal(mom_optim_velocity(oa), mom_optim_velocity(ob), n * sizeof(float));
+}
+
+static void test_step_net_fused_nag(void **state)
+{
+    (void)state;
+    const fuse_case cases[] = {
+        {MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0.0, 1},
+        {MOM_ACT_LOGISTIC, MOM_OUT_LOGISTIC_XENT, 1e-3, 4},
+        {MOM_ACT_RELU, MOM_OUT_SOFTMAX_XENT, 0.0, 4},
+        {MOM_ACT_LINEAR, MOM_OUT_LINEAR_SQUARED, 1e-3, 1},
+    };
+    static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        mom_batch b = fuse_batch(x, t, cases[c].output);
+        mom_net *na = fuse_net(&cases[c], 11 + c), *nb = fuse_net(&cases[c], 11 + c);
+        const size_t n = mom_net_num_params(na);
+        mom_optim *oa = fuse_optim(n, cases[c].wd), *ob = fuse_optim(n, cases[c].wd);
+        float *grad = malloc(n * sizeof *grad);
+        assert_non_null(grad);
+        double loss0, loss1;
+        assert_ok(mom_net_loss(&loss0, na, &b, NULL));
+        for (int k = 0; k < 8; k++)
+            fuse_step_both(oa, na, ob, nb, &b, grad);
+        assert_ok(mom_net_loss(&loss1, na, &b, NULL));
+        if (!(loss1 < loss0))
+            fail_msg("case %zu: loss %g -> %g", c, loss0, loss1);
+        /* every step of a ran fused, in place; b never did */
+        assert_int_equal(oa->fused_steps, 8);
+        assert_int_equal(ob->fused_steps, 0);
+        assert_int_equal(mom_optim_steps(oa), 8);
+        free(grad);
+        mom_optim_destroy(oa);
+        mom_optim_destroy(ob);
+        mom_net_destroy(na);
+        mom_net_destroy(nb);
+    }
+}
+
+/* When the network cannot bound the gradient below overflow, the fused step finishes as the
+ * unfused one: here one weight of 1e37 saturates a hidden unit (so its delta, and every actual
+ * gradient entry, stays finite), but it puts the bound past FLT_MAX. Same bits, not in place. */
+static void test_step_net_fused_nag_fallback(void **state)
+{
+    (void)state;
+    const fuse_case c = {MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0.0, 4};
+    static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
+    mom_batch b = fuse_batch(x, t, c.output);
+    mom_net *na = fuse_net(&c, 3), *nb = fuse_net(&c, 3);
+    const size_t n = mom_net_num_params(na);
+    mom_optim *oa = fuse_optim(n, 0.0), *ob = fuse_optim(n, 0.0);
+    float *grad = malloc(n * sizeof *grad);
+    assert_non_null(grad);
+    for (int k = 0; k < 2; k++)
+        fuse_step_both(oa, na, ob, nb, &b, grad);
+    assert_int_equal(oa->fused_steps, 2);
+    size_t layer, rows, cols, off;
+    int bk;
+    assert_ok(mom_net_block(na, 2, &bk, &layer, &rows, &cols, &off)); /* W_2: 240 x 300 */
+    assert_int_equal(rows * cols, FUSE_H2 * FUSE_H1);
+    mom_net_params(na)[off] = 1e37f;
+    mom_net_params(nb)[off] = 1e37f;
+    for (int k = 0; k < 3; k++)
+        fuse_step_both(oa, na, ob, nb, &b, grad);
+    assert_int_equal(oa->fused_steps, 2); /* the last three were not in place */
+    assert_int_equal(mom_optim_steps(oa), 5);
+    free(grad);
+    mom_optim_destroy(oa);
+    mom_optim_destroy(ob);
+    mom_net_destroy(na);
+    mom_net_destroy(nb);
+}
+
+/* A step whose lower layers' gradient overflows while the output layer's is finite: a fused
+ * step that updated blocks as their gradients came would have changed the output layer before
+ * meeting the overflow. It must diverge with parameters, velocity and step count unchanged. */
+static void test_step_net_fused_nag_diverges_atomically(void **state)
+{
+    (void)state;
+    const fuse_case c = {MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0.0, 1};
+    static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
+    mom_batch b = fuse_batch(x, t, c.output);
+    mom_net *net = fuse_net(&c, 4);
+    const size_t n = mom_net_num_params(net);
+    mom_optim *opt = fuse_optim(n, 0.0);
+    for (int k = 0; k < 2; k++)
+        assert_ok(mom_optim_step_net(NULL, opt, net, &b));
+    /* output weights of 1e30: outputs near 1e32 (a finite loss, summed in double, and finite
+     * output deltas and output-layer gradient), but the deltas passed down overflow */
+    int bk;
+    size_t layer, rows, cols, off;
+    assert_ok(mom_net_block(net, 4, &bk, &layer, &rows, &cols, &off)); /* W_3: 6 x 240 */
+    assert_int_equal(rows * cols, FUSE_OUT * FUSE_H2);
+    float *th = mom_net_params(net);
+    for (size_t i = 0; i < rows * cols; i++)
+        th[off + i] = i % 2 ? 1e30f : -1e30f;
+    float *sx = malloc(n * sizeof *sx), *sv = malloc(n * sizeof *sv);
+    assert_non_null(sx);
+    assert_non_null(sv);
+    memcpy(sx, th, n * sizeof *sx);
+    memcpy(sv, mom_optim_velocity(opt), n * sizeof *sv);
+    double loss = 0;
+    assert_status(mom_optim_step_net(&loss, opt, net, &b), MOM_E_DIVERGED);
+    assert_true(isfinite(loss) && loss > 1e40);
+    assert_memory_equal(sx, th, n * sizeof *sx);
+    assert_memory_equal(sv, mom_optim_velocity(opt), n * sizeof *sv);
+    assert_int_equal(mom_optim_steps(opt), 2);
+    assert_int_equal(opt->fused_steps, 2);
+    free(sx);
+    free(sv);
+    mom_optim_destroy(opt);
+    mom_net_destroy(net);
+}
+
 static void test_step_net_errors(void **state)
 {
     (void)state;
@@ -978,6 +1173,9 @@ int main(void)
         cmocka_unit_test(test_step_net_matches_any_model_path),
         cmocka_unit_test(test_step_net_no_allocation),
         cmocka_unit_test(test_step_net_errors),
+        cmocka_unit_test(test_step_net_fused_nag),
+        cmocka_unit_test(test_step_net_fused_nag_fallback),
+        cmocka_unit_test(test_step_net_fused_nag_diverges_atomically),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

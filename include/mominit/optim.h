@@ -301,6 +301,12 @@ MOM_API MOM_NODISCARD int mom_optim_cancel(mom_optim *opt);
  * mom_net_params(net), mom_net_loss_grad() at the point into a buffer of the optimizer, and
  * mom_optim_end(). The optimizer allocates nothing; the network may allocate workspace the first
  * time it sees a batch larger than any before (see mom_net_reserve()).
+ * With NAG on a feedforward network (no reduction hook, no gradient clipping, the network's
+ * MOM_NET_CHECK_FINITE off) the step's passes run inside the network's: each layer's look-ahead
+ * point is formed just before the forward product that reads it, and each block is updated as
+ * soon as its gradient is final, while it is in cache, when a bound on the gradient taken after
+ * the forward pass rules out overflow (otherwise the update waits for the whole gradient, as in
+ * the other cases). The results are the same bits either way.
  * @param loss receives the batch loss at the point (may be NULL); set whenever the gradient was
  *             computed, so also on MOM_E_DIVERGED.
  * @return MOM_OK, MOM_E_INVALID (a NULL pointer, a schedule value out of range),
