@@ -975,6 +975,41 @@ static void fuse_step_both(mom_optim *oa, mom_net *na, mom_optim *ob, mom_net *n
     assert_memory_equal(mom_optim_velocity(oa), mom_optim_velocity(ob), n * sizeof(float));
 }
 
+/* Two identical networks and optimizers: a is driven by mom_optim_step_net(), b by the begin /
+ * loss_grad / end path (fuse_step_both()). */
+typedef struct fuse_pair {
+    mom_net *na, *nb;
+    mom_optim *oa, *ob;
+    float *grad;
+    size_t n;
+} fuse_pair;
+
+static void fuse_pair_open(fuse_pair *p, const fuse_case *c, uint64_t seed)
+{
+    p->na = fuse_net(c, seed);
+    p->nb = fuse_net(c, seed);
+    p->n = mom_net_num_params(p->na);
+    p->oa = fuse_optim(p->n, c->wd);
+    p->ob = fuse_optim(p->n, c->wd);
+    p->grad = malloc(p->n * sizeof *p->grad);
+    assert_non_null(p->grad);
+}
+
+static void fuse_pair_steps(fuse_pair *p, const mom_batch *b, int steps)
+{
+    for (int k = 0; k < steps; k++)
+        fuse_step_both(p->oa, p->na, p->ob, p->nb, b, p->grad);
+}
+
+static void fuse_pair_close(fuse_pair *p)
+{
+    free(p->grad);
+    mom_optim_destroy(p->oa);
+    mom_optim_destroy(p->ob);
+    mom_net_destroy(p->na);
+    mom_net_destroy(p->nb);
+}
+
 static void test_step_net_fused_nag(void **state)
 {
     (void)state;
@@ -987,27 +1022,19 @@ static void test_step_net_fused_nag(void **state)
     static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         mom_batch b = fuse_batch(x, t, cases[c].output);
-        mom_net *na = fuse_net(&cases[c], 11 + c), *nb = fuse_net(&cases[c], 11 + c);
-        const size_t n = mom_net_num_params(na);
-        mom_optim *oa = fuse_optim(n, cases[c].wd), *ob = fuse_optim(n, cases[c].wd);
-        float *grad = malloc(n * sizeof *grad);
-        assert_non_null(grad);
+        fuse_pair p;
+        fuse_pair_open(&p, &cases[c], 11 + c);
         double loss0, loss1;
-        assert_ok(mom_net_loss(&loss0, na, &b, NULL));
-        for (int k = 0; k < 8; k++)
-            fuse_step_both(oa, na, ob, nb, &b, grad);
-        assert_ok(mom_net_loss(&loss1, na, &b, NULL));
+        assert_ok(mom_net_loss(&loss0, p.na, &b, NULL));
+        fuse_pair_steps(&p, &b, 8);
+        assert_ok(mom_net_loss(&loss1, p.na, &b, NULL));
         if (!(loss1 < loss0))
             fail_msg("case %zu: loss %g -> %g", c, loss0, loss1);
         /* every step of a ran fused, in place; b never did */
-        assert_int_equal(oa->fused_steps, 8);
-        assert_int_equal(ob->fused_steps, 0);
-        assert_int_equal(mom_optim_steps(oa), 8);
-        free(grad);
-        mom_optim_destroy(oa);
-        mom_optim_destroy(ob);
-        mom_net_destroy(na);
-        mom_net_destroy(nb);
+        assert_int_equal(p.oa->fused_steps, 8);
+        assert_int_equal(p.ob->fused_steps, 0);
+        assert_int_equal(mom_optim_steps(p.oa), 8);
+        fuse_pair_close(&p);
     }
 }
 
@@ -1020,29 +1047,20 @@ static void test_step_net_fused_nag_fallback(void **state)
     const fuse_case c = {MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0.0, 4};
     static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
     mom_batch b = fuse_batch(x, t, c.output);
-    mom_net *na = fuse_net(&c, 3), *nb = fuse_net(&c, 3);
-    const size_t n = mom_net_num_params(na);
-    mom_optim *oa = fuse_optim(n, 0.0), *ob = fuse_optim(n, 0.0);
-    float *grad = malloc(n * sizeof *grad);
-    assert_non_null(grad);
-    for (int k = 0; k < 2; k++)
-        fuse_step_both(oa, na, ob, nb, &b, grad);
-    assert_int_equal(oa->fused_steps, 2);
+    fuse_pair p;
+    fuse_pair_open(&p, &c, 3);
+    fuse_pair_steps(&p, &b, 2);
+    assert_int_equal(p.oa->fused_steps, 2);
     size_t layer, rows, cols, off;
     int bk;
-    assert_ok(mom_net_block(na, 2, &bk, &layer, &rows, &cols, &off)); /* W_2: 240 x 300 */
+    assert_ok(mom_net_block(p.na, 2, &bk, &layer, &rows, &cols, &off)); /* W_2: 240 x 300 */
     assert_int_equal(rows * cols, FUSE_H2 * FUSE_H1);
-    mom_net_params(na)[off] = 1e37f;
-    mom_net_params(nb)[off] = 1e37f;
-    for (int k = 0; k < 3; k++)
-        fuse_step_both(oa, na, ob, nb, &b, grad);
-    assert_int_equal(oa->fused_steps, 2); /* the last three were not in place */
-    assert_int_equal(mom_optim_steps(oa), 5);
-    free(grad);
-    mom_optim_destroy(oa);
-    mom_optim_destroy(ob);
-    mom_net_destroy(na);
-    mom_net_destroy(nb);
+    mom_net_params(p.na)[off] = 1e37f;
+    mom_net_params(p.nb)[off] = 1e37f;
+    fuse_pair_steps(&p, &b, 3);
+    assert_int_equal(p.oa->fused_steps, 2); /* the last three were not in place */
+    assert_int_equal(mom_optim_steps(p.oa), 5);
+    fuse_pair_close(&p);
 }
 
 /* A step whose lower layers' gradient overflows while the output layer's is finite: a fused
