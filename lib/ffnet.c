@@ -241,7 +241,9 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
  * or added to when `add` is set). `other` is a scratch buffer of n * maxw floats; cur is
  * clobbered.
  * If max_g != NULL it receives the largest |entry| (mom__max_abs_bits) of the blocks written
- * here, each measured right after it is computed, while it is still in cache.
+ * here, each measured right after it is computed, while it is still in cache. If fz != NULL (a
+ * fused NAG step that decided to update in place), fz->update() gets each block written here as
+ * soon as it is final.
  */
 static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
                         float *cur, float *other, float *out, uint32_t *max_g, int add,
@@ -346,10 +348,15 @@ static double deriv_bound(int act) { return act == MOM_ACT_LOGISTIC ? 0.25 : 1.0
  *     d_{l-1} <= d_l * s_l * max|W_l| * max|f'_{l-1}|
  * (each delta of layer l-1 sums s_l products). A float sum of k products, and the multiply by
  * f' after it, exceed the exact bound by less than a relative (k + 2) 2^-24, whatever the
- * order of summation; round_up() allows twice that. Flushing tiny values to zero only lowers
- * magnitudes. A non-finite input, weight or delta makes the bound +inf or NaN.
+ * order of summation, as long as k 2^-24 is small; round_up() allows twice that, and gives up
+ * (+inf: no fused update) past 2^22 terms, where that first-order estimate would no longer be
+ * safe. Flushing tiny values to zero only lowers magnitudes. A non-finite input, weight or delta
+ * makes the bound +inf or NaN.
  */
-static double round_up(size_t k) { return 1.0 + ((double)k + 4.0) * 0x1p-23; }
+static double round_up(size_t k)
+{
+    return k > ((size_t)1 << 22) ? INFINITY : 1.0 + ((double)k + 4.0) * 0x1p-23;
+}
 
 static double ff_grad_bound(const mom_net *net, const ff_ws *w, const float *x, size_t n)
 {
@@ -384,13 +391,12 @@ static int ff_loss_grad(mom_net *net, const mom_batch *b, const float *p, double
     *loss = total / (double)n;
     const mom__nag_fuse *fz = net->nag_fuse;
     if (fz != NULL && grad != NULL) {
-        if (fz->decide(fz->ctx, *loss, ff_grad_bound(net, w, b->inputs, n))) {
+        /* a fused NAG step: update in place only if the bound rules out overflow */
+        const int in_place = fz->decide(fz->ctx, *loss, ff_grad_bound(net, w, b->inputs, n));
+        if (in_place) /* the output biases' gradient is final since the forward pass */
             fz->update(fz->ctx, net->blocks[2 * (L - 1) + 1].offset, width(net, L));
-            ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0, fz);
-        } else {
-            ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0,
-                        NULL);
-        }
+        ff_backward(net, w, b->inputs, n, p, ws_d0(im, w), ws_d1(im, w), grad, NULL, 0,
+                    in_place ? fz : NULL);
     } else if (grad != NULL && net->want_grad_max) {
         /* for the optimizer's overflow guard (mom__net_loss_grad_max()) */
         uint32_t m;
