@@ -279,10 +279,14 @@ int mom_net_loss(double *loss, mom_net *net, const mom_batch *batch, const float
     return rc;
 }
 
-static int loss_grad_common(double *loss, float *grad, uint32_t *max_g, mom_net *net,
-                            const mom_batch *batch, const float *params)
+/* The loss and gradient entries: max_g (may be NULL) for mom__net_loss_grad_max(), fz (may be
+ * NULL) for mom__net_loss_grad_nag(). */
+static int loss_grad_common(double *loss, float *grad, uint32_t *max_g, const mom__nag_fuse *fz,
+                            mom_net *net, const mom_batch *batch, const float *params)
 {
     ENTER(net);
+    if (fz != NULL && !mom__net_can_fuse_nag(net))
+        return mom__fail(&net->base, MOM_E_UNSUPPORTED, "no fused NAG step for this network");
     if (loss == NULL || grad == NULL)
         return mom__fail(&net->base, MOM_E_INVALID, "%s output pointer is NULL",
                          loss == NULL ? "loss" : "grad");
@@ -298,8 +302,10 @@ static int loss_grad_common(double *loss, float *grad, uint32_t *max_g, mom_net 
     mom__fpenv_enter(&fe, net->flush);
     net->grad_max_bits = 0xffffffffu;
     net->want_grad_max = max_g != NULL;
+    net->nag_fuse = fz;
     rc = net->ops->loss_grad(net, batch, params, &l, grad);
     net->want_grad_max = 0;
+    net->nag_fuse = NULL;
     mom__fpenv_leave(&fe);
     if (max_g != NULL)
         *max_g = net->grad_max_bits;
@@ -311,7 +317,7 @@ static int loss_grad_common(double *loss, float *grad, uint32_t *max_g, mom_net 
 int mom_net_loss_grad(double *loss, float *grad, mom_net *net, const mom_batch *batch,
                       const float *params)
 {
-    return loss_grad_common(loss, grad, NULL, net, batch, params);
+    return loss_grad_common(loss, grad, NULL, NULL, net, batch, params);
 }
 
 int mom__net_can_fuse_nag(const mom_net *net)
@@ -322,29 +328,14 @@ int mom__net_can_fuse_nag(const mom_net *net)
 int mom__net_loss_grad_nag(double *loss, float *grad, mom_net *net, const mom_batch *batch,
                            float *point, const mom__nag_fuse *fz)
 {
-    ENTER(net);
-    if (!mom__net_can_fuse_nag(net))
-        return mom__fail(&net->base, MOM_E_UNSUPPORTED, "no fused NAG step for this network");
-    int rc = mom__net_check_batch(net, batch, 1, 1);
-    if (rc != MOM_OK)
-        return rc;
-    double l;
-    mom__fpenv fe;
-    mom__fpenv_enter(&fe, net->flush);
-    net->nag_fuse = fz;
-    rc = net->ops->loss_grad(net, batch, point, &l, grad);
-    net->nag_fuse = NULL;
-    mom__fpenv_leave(&fe);
-    if (rc == MOM_OK)
-        *loss = l;
-    return rc;
+    return loss_grad_common(loss, grad, NULL, fz, net, batch, point);
 }
 
 int mom__net_loss_grad_max(double *loss, float *grad, uint32_t *max_g, mom_net *net,
                            const mom_batch *batch, const float *params)
 {
     *max_g = 0xffffffffu;
-    return loss_grad_common(loss, grad, max_g, net, batch, params);
+    return loss_grad_common(loss, grad, max_g, NULL, net, batch, params);
 }
 
 int mom_net_fisher_diag(float *out, mom_net *net, const mom_batch *batch, const float *params)
