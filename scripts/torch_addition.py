@@ -114,8 +114,9 @@ def main():
     dtype = torch.float64 if a.double else torch.float32
     theta = [torch.tensor(w, dtype=dtype) for w in initial_network(a.seed, a.input_scale)]
     vel = [torch.zeros_like(w) for w in theta]
-    train = Addition(a.T, 1000 + a.seed if a.data_seed is None else a.data_seed, dtype)
-    test = Addition(a.T, 10**6 + (1000 + a.seed if a.data_seed is None else a.data_seed), dtype)
+    data_seed = 1000 + a.seed if a.data_seed is None else a.data_seed
+    train = Addition(a.T, data_seed, dtype)
+    test = Addition(a.T, 10**6 + data_seed, dtype)
     print("step,test_error,train_loss,rho_hh,seconds", flush=True)
     t0, loss_sum, loss_n = time.time(), 0.0, 0
     for step in range(a.steps + 1):
