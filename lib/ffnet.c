@@ -71,12 +71,10 @@ static float *ws_d1(const ff_impl *im, const ff_ws *w)
     return ws_d0(im, w) + w->cap * im->maxw;
 }
 
-/* Make `w` hold at least n cases. On failure the old workspace is kept. */
-static int ws_grow(mom_net *net, ff_ws *w, size_t n)
+/* A new workspace for n cases in *w (its old contents are not looked at, nor freed). */
+static int ws_new(mom_net *net, ff_ws *w, size_t n)
 {
     ff_impl *im = impl_of(net);
-    if (n <= w->cap)
-        return MOM_OK;
     if (n > mom__blas_max_dim())
         return mom__fail(&net->base, MOM_E_INVALID,
                          "batch of %zu cases exceeds the BLAS dimension limit %zu", n,
@@ -89,10 +87,23 @@ static int ws_grow(mom_net *net, ff_ws *w, size_t n)
     float *mem = mom__malloc(&net->base.alloc, bytes);
     if (mem == NULL)
         return mom__fail(&net->base, MOM_E_NOMEM, "cannot allocate %zu bytes of workspace", bytes);
-    mom__free(&net->base.alloc, w->mem);
     w->mem = mem;
     w->cap = n;
     w->bytes = bytes;
+    return MOM_OK;
+}
+
+/* Make `w` hold at least n cases. On failure the old workspace is kept. */
+static int ws_grow(mom_net *net, ff_ws *w, size_t n)
+{
+    if (n <= w->cap)
+        return MOM_OK;
+    ff_ws nw;
+    int rc = ws_new(net, &nw, n);
+    if (rc != MOM_OK)
+        return rc;
+    mom__free(&net->base.alloc, w->mem);
+    *w = nw;
     return MOM_OK;
 }
 
@@ -300,14 +311,29 @@ static void ff_destroy(mom_net *net)
     net->impl = NULL;
 }
 
+/* Both workspaces are allocated before either is replaced, so that a failure keeps both. */
 static int ff_reserve(mom_net *net, size_t n, size_t steps)
 {
     (void)steps;
     ff_impl *im = impl_of(net);
-    int rc = ws_grow(net, &im->ws, n);
-    if (rc == MOM_OK)
-        rc = ws_grow(net, &im->gws, n);
-    return rc;
+    ff_ws lg = {0}, gv = {0};
+    int rc = MOM_OK;
+    if (n > im->ws.cap)
+        rc = ws_new(net, &lg, n);
+    if (rc == MOM_OK && n > im->gws.cap && (rc = ws_new(net, &gv, n)) != MOM_OK)
+        mom__free(&net->base.alloc, lg.mem);
+    if (rc != MOM_OK)
+        return rc;
+    if (lg.mem != NULL) {
+        mom__free(&net->base.alloc, im->ws.mem);
+        im->ws = lg;
+    }
+    if (gv.mem != NULL) {
+        mom__free(&net->base.alloc, im->gws.mem);
+        im->gws = gv;
+        net->gv_ready = 0; /* the activations cached by gv_begin() went with the old workspace */
+    }
+    return MOM_OK;
 }
 
 static size_t ff_workspace_bytes(const mom_net *net)
@@ -574,7 +600,7 @@ static int ff_metric(mom_net *net, const mom_batch *b, const float *p, int metri
         for (size_t r = 0; r < n; r++) {
             int bad = 0;
             for (size_t j = 0; j < k; j++)
-                bad |= fabs((double)y[r * k + j] - (double)t[r * k + j]) > thr;
+                bad |= !(fabs((double)y[r * k + j] - (double)t[r * k + j]) <= thr); /* NaN: bad */
             wrong += (size_t)bad;
         }
         *value = (double)wrong / (double)n;

@@ -214,17 +214,38 @@ static void rnn_destroy(mom_net *net)
     net->impl = NULL;
 }
 
+/* Whether ws_ensure(ws, n, t) would replace the workspace (or fail: an overflowing size). */
+static int ws_short(const rnn_ws *ws, size_t n, size_t t)
+{
+    size_t cells;
+    return !mom__mul_size(&cells, n, t) || ws->mem == NULL || n > ws->cap_n || t > ws->cap_t ||
+           cells > ws->cap_cells;
+}
+
+/* Both workspaces are built before either is replaced, so that a failure keeps both. */
 static int rnn_reserve(mom_net *net, size_t n, size_t steps)
 {
     rnn_impl *r = net->impl;
-    int rc = ws_ensure(net, &r->lg, 0, n, steps);
+    const int grow_lg = ws_short(&r->lg, n, steps), grow_gv = ws_short(&r->gv, n, steps);
+    rnn_ws lg = r->lg, gv = r->gv; /* copies keep the capacities; mem NULL: nothing to free */
+    int rc = MOM_OK;
+    lg.mem = gv.mem = NULL;
+    if (grow_lg)
+        rc = ws_ensure(net, &lg, 0, n, steps);
+    if (rc == MOM_OK && grow_gv && (rc = ws_ensure(net, &gv, 1, n, steps)) != MOM_OK)
+        mom__free(&net->base.alloc, lg.mem);
     if (rc != MOM_OK)
         return rc;
-    const void *cached = r->gv.mem;
-    rc = ws_ensure(net, &r->gv, 1, n, steps);
-    if (r->gv.mem != cached)
+    if (grow_lg) {
+        mom__free(&net->base.alloc, r->lg.mem);
+        r->lg = lg;
+    }
+    if (grow_gv) {
+        mom__free(&net->base.alloc, r->gv.mem);
+        r->gv = gv;
         net->gv_ready = 0; /* the activations cached by gv_begin() went with the old workspace */
-    return rc;
+    }
+    return MOM_OK;
 }
 
 static size_t rnn_workspace_bytes(const mom_net *net)

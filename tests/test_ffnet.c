@@ -767,7 +767,20 @@ static void test_metrics_by_hand(void **state)
     assert_ok(mom_net_metric(&v, net, &b, zero, MOM_METRIC_SQUARED_ERROR, 0));
     assert_true(fabs(v - (1 + 4 + (double)3.53f * 3.53f + 1) / 2) < 1e-6);
     assert_status(mom_net_metric(&v, net, &b, NULL, 99, 0), MOM_E_INVALID);
-    assert_status(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_LOSS, NAN), MOM_E_INVALID);
+    assert_status(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_THRESHOLD_ERROR, NAN),
+                  MOM_E_INVALID);
+    assert_status(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_THRESHOLD_ERROR, INFINITY),
+                  MOM_E_INVALID);
+    /* the parameter of the other metrics is ignored, whatever its value */
+    assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_LOSS, NAN));
+    assert_true(fabs(v - sq / 2) < 1e-9);
+    /* a NaN output is off by more than any threshold (as on a recurrent net) */
+    float pn[9];
+    memcpy(pn, p, sizeof pn);
+    pn[6] = NAN; /* the first output's bias */
+    assert_ok(mom_net_set(net, MOM_NET_CHECK_FINITE, 0));
+    assert_ok(mom_net_metric(&v, net, &b, pn, MOM_METRIC_THRESHOLD_ERROR, 100.0));
+    assert_true(v == 1.0);
     mom_net_destroy(net);
 
     /* softmax: W = 0, b = (0, ln 2) gives y = (1/3, 2/3) for every input */
@@ -1106,6 +1119,12 @@ static void test_workspace_nomem(void **state)
     ta.fail_at = ta.calls + 1;
     assert_status(mom_net_reserve(pb.net, 100, 0), MOM_E_NOMEM);
     assert_int_equal(mom_net_workspace_bytes(pb.net), ws);
+    /* the second of the two workspaces fails: the first is not grown either, nor leaked */
+    long live = ta.live;
+    ta.fail_at = ta.calls + 2;
+    assert_status(mom_net_reserve(pb.net, 100, 0), MOM_E_NOMEM);
+    assert_int_equal(mom_net_workspace_bytes(pb.net), ws);
+    assert_int_equal(ta.live, live);
     ta.fail_at = 0;
     assert_ok(mom_net_loss(&loss, pb.net, &small, NULL));
     assert_true(loss == ref_small);
@@ -1118,6 +1137,13 @@ static void test_workspace_nomem(void **state)
     ta.fail_at = 0;
     assert_ok(mom_net_gv_begin(pb.net, &pb.batch, NULL));
     assert_ok(mom_net_gv(g, pb.net, v, 0));
+
+    /* mom_net_reserve() that keeps the Gauss-Newton workspace keeps its cache; one that grows it
+     * drops it (the cached activations went with the old memory) */
+    assert_ok(mom_net_reserve(pb.net, 12, 0));
+    assert_ok(mom_net_gv(g, pb.net, v, 0));
+    assert_ok(mom_net_reserve(pb.net, 500, 0));
+    assert_status(mom_net_gv(g, pb.net, v, 0), MOM_E_STATE);
     free(g);
     free(v);
     problem_free(&pb);

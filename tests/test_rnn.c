@@ -1226,6 +1226,9 @@ static void test_failures(void **state)
         ta.fail_at = ta.calls + 1;
         assert_status(mom_net_reserve(n2, 40, 60), MOM_E_NOMEM);
         assert_int_equal(mom_net_workspace_bytes(n2), bytes); /* previous workspace kept */
+        ta.fail_at = ta.calls + 2; /* the second workspace fails: the first is not grown */
+        assert_status(mom_net_reserve(n2, 40, 60), MOM_E_NOMEM);
+        assert_int_equal(mom_net_workspace_bytes(n2), bytes);
         ta.fail_at = 0;
         assert_ok(mom_net_loss_grad(&l2, g, n2, &d.b, NULL));
         mom_net_destroy(n2);
