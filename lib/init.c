@@ -157,8 +157,8 @@ int mom_init_get(double *value, const mom_init *init, int option)
 {
     if (init == NULL)
         return MOM_E_INVALID;
+    /* a query: the detail message is written only on failure (docs/conventions.md) */
     mom__base *b = (mom__base *)&init->base;
-    mom__clear(b);
     if (value == NULL)
         return mom__fail(b, MOM_E_INVALID, "value pointer is NULL");
     switch (option) {

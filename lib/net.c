@@ -76,7 +76,7 @@ int mom_net_block(const mom_net *net, size_t index, int *kind, size_t *layer, si
 {
     if (net == NULL)
         return MOM_E_INVALID;
-    mom__clear((mom__base *)&net->base);
+    /* a query: the detail message is written only on failure (docs/conventions.md) */
     if (index >= net->n_blocks)
         return mom__fail((mom__base *)&net->base, MOM_E_INVALID,
                          "block index %zu out of range (network has %zu blocks)", index,
@@ -455,8 +455,8 @@ int mom_net_metric(double *value, mom_net *net, const mom_batch *batch, const fl
     default:
         return mom__fail(&net->base, MOM_E_INVALID, "unknown metric %d", metric);
     }
-    if (!isfinite(param))
-        return mom__fail(&net->base, MOM_E_INVALID, "metric parameter must be finite");
+    if (metric == MOM_METRIC_THRESHOLD_ERROR && !isfinite(param))
+        return mom__fail(&net->base, MOM_E_INVALID, "threshold %g is not finite", param);
     int rc = mom__net_check_batch(net, batch, 1, 1);
     if (rc == MOM_OK)
         rc = check_params(net, &params);

@@ -118,7 +118,8 @@ typedef enum mom_net_option {
      *  recurrence of a recurrent one (below). 0 (the default)
      *  uses as many as the BLAS uses (OpenBLAS's openblas_get_num_threads(), asked at each
      *  call; 1 with a BLAS that does not tell), 1 runs them on the calling thread, k > 1 on the
-     *  calling thread and k - 1 helper threads (at most 8 in all). The helpers belong to the
+     *  calling thread and k - 1 helper threads (at most 8 in all; values up to 1024 are
+     *  accepted, and mom_net_get() returns the value set, not the count in use). The helpers belong to the
      *  network: started by the first pass large enough to be shared (about 32,000 values or
      *  more), asleep between passes, joined by mom_net_destroy() or when this option is set
      *  again. Results are bit-identical for every value: a pass is cut into parts by its shape
@@ -314,7 +315,9 @@ MOM_API MOM_NODISCARD int mom_net_fisher_diag(float *out, mom_net *net, const mo
  * and keep the activations in a workspace separate from the one of loss/gradient calls, so that
  * loss and gradient evaluations in between do not disturb it. The batch arrays and the parameter
  * vector must stay unchanged until the next mom_net_gv_begin() or until products are done; the
- * network keeps pointers to them (it does not copy the data).
+ * network keeps pointers to them (it does not copy the data). The activations cached by an
+ * earlier call are dropped first, whatever the outcome: after a failed call mom_net_gv() returns
+ * MOM_E_STATE.
  * @return as mom_net_loss().
  * @since 0.1.0
  */
@@ -351,8 +354,9 @@ MOM_API MOM_NODISCARD int mom_net_forward(float *out, mom_net *net, const mom_ba
 /**
  * An evaluation metric (mom_metric) over a batch.
  * @param param  metric parameter (the threshold of MOM_METRIC_THRESHOLD_ERROR), else ignored.
- * @return as mom_net_loss(); MOM_E_INVALID for an unknown metric or a class metric on a network
- *         with one output.
+ * @return as mom_net_loss(); MOM_E_INVALID for an unknown metric, a class metric on a network
+ *         with one output, or a threshold that is not finite. An output that is NaN is off by
+ *         more than any threshold.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_net_metric(double *value, mom_net *net, const mom_batch *batch,

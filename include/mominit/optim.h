@@ -69,13 +69,14 @@ typedef enum mom_optim_kind {
 /**
  * Options for mom_optim_set() / mom_optim_get(). Pinned values. @since 0.1.0
  *
- * Values 1..99 apply to every kind (except MOM_OPTIM_CLIP_NORM, which HF does not support).
+ * Values 1..99 apply to every kind (except MOM_OPTIM_CLIP_NORM, which HF does not support: setting
+ * it on HF returns MOM_E_UNSUPPORTED, reading it gives 0).
  * Values 100..199 are HF settings and 200..299 HF's read-only report of its last step; on an SGD,
  * CM or NAG optimizer the HF keys below return MOM_E_UNSUPPORTED. Integer-valued settings (iteration
  * counts, switches, modes) must be given as exact integers.
  *
  * HF settings (defaults in brackets; see docs/hf.md for the algorithm and paper values):
- *  - MOM_OPTIM_HF_LAMBDA: the damping lambda, >= 0 and finite [1]. Setting it sets the current
+ *  - MOM_OPTIM_HF_LAMBDA: the damping lambda, in [0, FLT_MAX] [1]. Setting it sets the current
  *    value; each step adapts it (when MOM_OPTIM_HF_ADAPT_LAMBDA is on) and reading it gives the
  *    value the next step will use. Martens' CURVES demo starts at 45.
  *  - MOM_OPTIM_HF_MAX_CG: most CG iterations per step, in [1, 100000] [250].
@@ -97,7 +98,7 @@ typedef enum mom_optim_kind {
  *    curvature data (Martens' CG-backtracking); 0 = use the last iterate [1].
  *  - MOM_OPTIM_HF_ADAPT_LAMBDA: 1 = Levenberg-Marquardt rule lambda *= 1.5 if rho < 1/4 (or rho
  *    is NaN), lambda /= 1.5 if rho > 3/4; 0 = lambda stays as set (rho is then not computed) [1].
- *  - MOM_OPTIM_HF_STRUCT_DAMPING: mu_s >= 0 and finite; Gauss-Newton products during CG get the
+ *  - MOM_OPTIM_HF_STRUCT_DAMPING: mu_s in [0, FLT_MAX]; Gauss-Newton products during CG get the
  *    structural-damping coefficient mu_s * lambda [0.03]. Recurrent nets use it; feedforward nets
  *    ignore it; a model receives mu_s * lambda in its gv callback (and may ignore it).
  *  - MOM_OPTIM_HF_CG_DECAY: the CG start decay (CG starts from decay * the previous final CG
