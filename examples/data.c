@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "data.h"
@@ -90,31 +91,56 @@ int curves_generate(dataset *s, size_t n, mom_rng *rng)
     return 0;
 }
 
+/* Read len bytes: 0 done, 1 the data ended first, -1 a read error or a damaged gzip stream. */
 static int read_exact(gzFile f, void *buf, size_t len)
 {
     unsigned char *p = buf;
     while (len > 0) {
         unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
         int got = gzread(f, p, chunk);
-        if (got <= 0)
+        if (got < 0)
             return -1;
+        if (got == 0)
+            return 1;
         p += got;
         len -= (size_t)got;
     }
     return 0;
 }
 
+/* The message of a failed read_exact(): what zlib says for -1, else `ended`. */
+static void read_failed(char *err, size_t err_size, const char *path, gzFile f, int rc,
+                        const char *ended)
+{
+    int zerr = Z_OK;
+    const char *why = rc < 0 ? gzerror(f, &zerr) : NULL;
+    if (rc < 0 && zerr == Z_ERRNO)
+        why = strerror(errno);
+    if (rc < 0)
+        snprintf(err, err_size, "%s: cannot read: %s", path, why && *why ? why : "read error");
+    else
+        snprintf(err, err_size, "%s: %s", path, ended);
+}
+
 int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_t err_size)
 {
     memset(s, 0, sizeof *s);
+    struct stat st;
+    const int have_st = stat(path, &st) == 0;
+    if (have_st && !S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "%s: not a regular file", path);
+        return -1;
+    }
+    errno = 0;
     gzFile f = gzopen(path, "rb");
     if (f == NULL) {
         snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
         return -1;
     }
     unsigned char h[16];
-    if (read_exact(f, h, 4) != 0) {
-        snprintf(err, err_size, "%s: not an IDX file (shorter than its 4-byte magic)", path);
+    int rc = read_exact(f, h, 4);
+    if (rc != 0) {
+        read_failed(err, err_size, path, f, rc, "not an IDX file (shorter than its 4-byte magic)");
         gzclose(f);
         return -1;
     }
@@ -126,8 +152,8 @@ int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_
         gzclose(f);
         return -1;
     }
-    if (read_exact(f, h + 4, 12) != 0) {
-        snprintf(err, err_size, "%s: truncated IDX header", path);
+    if ((rc = read_exact(f, h + 4, 12)) != 0) {
+        read_failed(err, err_size, path, f, rc, "truncated IDX header");
         gzclose(f);
         return -1;
     }
@@ -145,6 +171,16 @@ int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_
     size_t n = dim[0], d = (size_t)dim[1] * dim[2];
     if (max_n && n > max_n)
         n = max_n;
+    /* A plain file must hold what its header announces: say so before allocating for it. */
+    uint64_t need = 16 + (uint64_t)n * d;
+    if (have_st && gzdirect(f) && (uint64_t)st.st_size < need) {
+        snprintf(err, err_size,
+                 "%s: truncated: the header announces %u images of %u x %u bytes, the file "
+                 "holds %lld bytes of the %llu needed",
+                 path, dim[0], dim[1], dim[2], (long long)st.st_size, (unsigned long long)need);
+        gzclose(f);
+        return -1;
+    }
     unsigned char *raw = malloc(d);
     s->x = malloc(n * d * sizeof *s->x);
     if (raw == NULL || s->x == NULL) {
@@ -155,9 +191,12 @@ int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if (read_exact(f, raw, d) != 0) {
-            snprintf(err, err_size, "%s: truncated: the header announces %u images, data ends in "
-                                    "image %zu", path, dim[0], i);
+        if ((rc = read_exact(f, raw, d)) != 0) {
+            char ended[128];
+            snprintf(ended, sizeof ended,
+                     "truncated: the header announces %u images, data ends in image %zu", dim[0],
+                     i);
+            read_failed(err, err_size, path, f, rc, ended);
             free(raw);
             dataset_free(s);
             gzclose(f);
@@ -169,15 +208,29 @@ int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_
     free(raw);
     if (n == dim[0]) {
         unsigned char extra;
-        if (gzread(f, &extra, 1) > 0) {
-            snprintf(err, err_size, "%s: trailing data after the %u images the header announces",
-                     path, dim[0]);
+        int got = gzread(f, &extra, 1);
+        if (got != 0) {
+            if (got > 0)
+                snprintf(err, err_size,
+                         "%s: trailing data after the %u images the header announces", path,
+                         dim[0]);
+            else
+                read_failed(err, err_size, path, f, -1, "");
             dataset_free(s);
             gzclose(f);
             return -1;
         }
+        /* zlib reports a gzip stream cut before its trailer (the CRC) only here */
+        if (gzclose(f) != Z_OK) {
+            snprintf(err, err_size, "%s: damaged gzip stream (cut before its end, or a bad CRC)",
+                     path);
+            dataset_free(s);
+            return -1;
+        }
+        f = NULL;
     }
-    gzclose(f);
+    if (f != NULL)
+        gzclose(f);
     s->n = n;
     s->d = d;
     s->rows = dim[1];

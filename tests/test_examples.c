@@ -2,6 +2,7 @@
 /* Tests of the example trainers' data: task generators, CURVES, the IDX reader. */
 #include "testutil.h"
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -351,6 +352,36 @@ static void test_idx_reader(void **state)
     write_file(path, absurd, sizeof absurd, 0);
     assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "implausible"));
+    /* a plain file far shorter than its header announces: refused before allocating for it */
+    unsigned char huge[16 + 100] = {0, 0, 8, 3, 0x01, 0x31, 0x2d, 0x00, 0, 0, 0, 28, 0, 0, 0, 28};
+    write_file(path, huge, sizeof huge, 0);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "truncated"));
+    assert_non_null(strstr(err, "20000000 images"));
+    /* damaged gzip streams: the trailer cut off, then a wrong CRC in it */
+    write_file(path, good, sizeof good, 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 8), 0);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, path));
+    assert_null(s.x);
+    write_file(path, good, sizeof good, 1);
+    {
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, -8, SEEK_END), 0);
+        int c = fgetc(f);
+        assert_int_equal(fseek(f, -8, SEEK_END), 0);
+        fputc(c ^ 0x5a, f);
+        fclose(f);
+    }
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, path));
+    assert_null(s.x);
+    /* a directory */
+    assert_int_equal(idx_read_images(&s, "/tmp", 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a regular file"));
     /* short header, empty file, missing file */
     write_file(path, good, 10, 0);
     assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
