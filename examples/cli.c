@@ -1,5 +1,6 @@
 /* Shared plumbing of the example trainers; see cli.h. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -36,7 +37,7 @@ size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, s
 {
     char *end;
     errno = 0;
-    if (*s == '-' || *s == '\0')
+    if (!isdigit((unsigned char)*s))
         cli_usage_error(prog, "%s needs a non-negative integer, got '%s'", flag, s);
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end != '\0')
@@ -50,9 +51,9 @@ uint64_t cli_u64(const char *prog, const char *flag, const char *s)
 {
     char *end;
     errno = 0;
-    if (*s == '-' || *s == '\0')
+    if (!isdigit((unsigned char)*s))
         cli_usage_error(prog, "%s needs a non-negative integer, got '%s'", flag, s);
-    unsigned long long v = strtoull(s, &end, 0);
+    unsigned long long v = strtoull(s, &end, 10); /* decimal: "010" is ten, not eight */
     if (errno || *end != '\0')
         cli_usage_error(prog, "%s needs an integer, got '%s'", flag, s);
     return (uint64_t)v;
@@ -195,6 +196,40 @@ FILE *cli_csv_open(const char *path, int append, const char *header)
     return f;
 }
 
+int cli_csv_trim(const char *path, uint64_t last_step)
+{
+    FILE *in = fopen(path, "r");
+    if (in == NULL)
+        return errno == ENOENT ? 0 : -1;
+    size_t len = strlen(path) + 16;
+    char *tmp = malloc(len);
+    FILE *out = NULL;
+    if (tmp != NULL) {
+        snprintf(tmp, len, "%s.trim", path);
+        out = fopen(tmp, "w");
+    }
+    int rc = out == NULL ? -1 : 0;
+    char line[4096];
+    while (rc == 0 && fgets(line, sizeof line, in) != NULL) {
+        char *end;
+        /* rows start with their step; the header (and anything else) is kept */
+        unsigned long long step = isdigit((unsigned char)line[0]) ? strtoull(line, &end, 10) : 0;
+        if (step <= last_step && fputs(line, out) == EOF)
+            rc = -1;
+    }
+    if (ferror(in))
+        rc = -1;
+    fclose(in);
+    if (out != NULL && fclose(out) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc != 0 && tmp != NULL)
+        remove(tmp);
+    free(tmp);
+    return rc;
+}
+
 FILE *cli_log_open(const char *path, int append)
 {
     return cli_csv_open(path, append, "step,mu,lr,train_loss,eval_error,seconds");
@@ -210,6 +245,32 @@ void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, doub
     fflush(f);
 }
 
+/* s in a gnuplot single-quoted string: a quote is written twice. */
+static void gp_quoted(FILE *g, const char *s)
+{
+    fputc('\'', g);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', g);
+        fputc(*s, g);
+    }
+    fputc('\'', g);
+}
+
+/* Whether the CSV at path has a row below its header. */
+static int csv_has_rows(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[256];
+    int rows = 0;
+    while (!rows && fgets(line, sizeof line, f) != NULL)
+        rows = isdigit((unsigned char)line[0]);
+    fclose(f);
+    return rows;
+}
+
 int cli_plot(const char *csv, const char *png, const char *title, const char *err_label)
 {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -217,32 +278,61 @@ int cli_plot(const char *csv, const char *png, const char *title, const char *er
                         "has the data\n", csv);
         return -1;
     }
-    FILE *g = popen("gnuplot", "w");
+    if (!csv_has_rows(csv)) {
+        fprintf(stderr, "plot: %s has no rows yet; no plot written\n", csv);
+        return -1;
+    }
+    /* gnuplot's own chatter (warnings about flat ranges and the like) goes to a file, shown
+     * only when it fails */
+    char errpath[] = "/tmp/mominit-gnuplot-XXXXXX";
+    int fd = mkstemp(errpath);
+    if (fd < 0) {
+        fprintf(stderr, "plot: cannot create a temporary file: %s\n", strerror(errno));
+        return -1;
+    }
+    close(fd);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "gnuplot 2>%s", errpath);
+    FILE *g = popen(cmd, "w");
     if (g == NULL) {
         fprintf(stderr, "plot: cannot start gnuplot\n");
+        remove(errpath);
         return -1;
     }
-    fprintf(g,
-            "set terminal pngcairo size 900,520 noenhanced\n"
-            "set output '%s'\n"
-            "set datafile separator ','\n"
-            "set title '%s'\n"
-            "set xlabel 'update'\n"
-            "set ylabel 'training loss'\n"
-            "set y2label '%s'\n"
-            "set logscale y\n"
-            "set logscale y2\n"
-            "set ytics nomirror\n"
-            "set y2tics\n"
-            "set key top right\n"
-            "set grid\n"
-            "plot '%s' every ::1 using 1:4 with lines lw 2 title 'training loss', "
-            "'' every ::1 using 1:5 axes x1y2 with linespoints pt 7 ps 0.5 title '%s'\n",
-            png, title, err_label, csv, err_label);
+    fputs("set terminal pngcairo size 900,520 noenhanced\nset output ", g);
+    gp_quoted(g, png);
+    fputs("\nset datafile separator ','\nset title ", g);
+    gp_quoted(g, title);
+    fputs("\nset xlabel 'update'\nset ylabel 'training loss'\nset y2label ", g);
+    gp_quoted(g, err_label);
+    fputs("\nset logscale y\nset logscale y2\nset ytics nomirror\nset y2tics\n"
+          "set key top right\nset grid\nplot ", g);
+    gp_quoted(g, csv);
+    fputs(" every ::1 using 1:4 with lines lw 2 title 'training loss', '' every ::1 using 1:5 "
+          "axes x1y2 with linespoints pt 7 ps 0.5 title ", g);
+    gp_quoted(g, err_label);
+    fputc('\n', g);
     int rc = pclose(g);
     if (rc != 0) {
-        fprintf(stderr, "plot: gnuplot failed (status %d)\n", rc);
+        char first[512] = "";
+        FILE *e = fopen(errpath, "r");
+        if (e != NULL) {
+            /* the last line gnuplot wrote names the problem */
+            char line[512];
+            while (fgets(line, sizeof line, e) != NULL)
+                if (strspn(line, " \t\r\n^") != strlen(line))
+                    snprintf(first, sizeof first, "%s", line);
+            fclose(e);
+        }
+        first[strcspn(first, "\r\n")] = '\0';
+        if (rc > 0 && WIFEXITED(rc))
+            fprintf(stderr, "plot: gnuplot failed (exit status %d)%s%s\n", WEXITSTATUS(rc),
+                    *first ? ": " : "", first);
+        else
+            fprintf(stderr, "plot: gnuplot failed%s%s\n", *first ? ": " : "", first);
+        remove(errpath);
         return -1;
     }
+    remove(errpath);
     return 0;
 }

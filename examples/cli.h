@@ -49,6 +49,11 @@ double cli_now(void);
  * resuming) continued, with the header only if the file is empty. NULL if it cannot be opened. */
 FILE *cli_csv_open(const char *path, int append, const char *header);
 /* The trainers' CSV log (step, mu, lr, training loss, evaluation error, seconds). */
+/* Keep only the rows of the CSV at path whose step (first field) is at most last_step, and its
+ * header: a resumed run then continues the file without the rows of updates it runs again.
+ * A missing file is fine. Returns 0, or -1 with errno set. */
+int cli_csv_trim(const char *path, uint64_t last_step);
+
 FILE *cli_log_open(const char *path, int append);
 void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
                  double seconds);

@@ -3,10 +3,12 @@
  * paper's momentum schedule, on generated CURVES images or an MNIST-format IDX file such as
  * Fashion-MNIST. Uses the public API only.
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mominit/mominit.h>
 
@@ -66,6 +68,28 @@ static void usage(FILE *f)
 "The last line on stdout is a summary:\n"
 "final steps=<n> train_loss=<x> train_error=<x> test_error=<x> seconds=<x>\n"
 "Errors are the paper's: squared error summed over pixels, averaged over images.\n");
+}
+
+/* The fields of "784-400-...-6" into enc (usage error unless that is its form): their count. */
+static size_t arch_fields(const char *arch, size_t *enc)
+{
+    size_t m = 0;
+    const char *p = arch;
+    while (*p) {
+        char *end;
+        unsigned long v = isdigit((unsigned char)*p) ? strtoul(p, &end, 10) : 0;
+        if (v == 0 || v > 100000 || m >= MAX_LAYERS / 2 - 1)
+            cli_usage_error(prog, "--arch must look like 784-400-200-6, got '%s'", arch);
+        enc[m++] = v;
+        if (*end == '-' && end[1] != '\0')
+            end++;
+        else if (*end != '\0')
+            cli_usage_error(prog, "--arch must look like 784-400-200-6, got '%s'", arch);
+        p = end;
+    }
+    if (m < 2)
+        cli_usage_error(prog, "--arch needs at least an input and a code size, got '%s'", arch);
+    return m;
 }
 
 static void parse(options *o, int argc, char **argv)
@@ -144,28 +168,18 @@ static void parse(options *o, int argc, char **argv)
     }
     if (o->final_steps > o->steps)
         o->final_steps = o->steps;
+    if (o->arch != NULL) { /* its form now, its first size once the data is known */
+        size_t enc[MAX_LAYERS / 2];
+        (void)arch_fields(o->arch, enc);
+    }
     train_flags_finish(prog, &o->tf, o->eval_every);
 }
 
 /* Parse "784-400-...-6" into sizes, then mirror: returns the number of weight layers. */
 static size_t parse_arch(const char *arch, size_t input, size_t *sizes)
 {
-    size_t enc[MAX_LAYERS / 2], m = 0;
-    const char *p = arch;
-    while (*p) {
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        if (end == p || v == 0 || v > 100000 || m >= MAX_LAYERS / 2 - 1)
-            cli_usage_error(prog, "--arch must look like 784-400-200-6, got '%s'", arch);
-        enc[m++] = v;
-        if (*end == '-')
-            end++;
-        else if (*end != '\0')
-            cli_usage_error(prog, "--arch must look like 784-400-200-6, got '%s'", arch);
-        p = end;
-    }
-    if (m < 2)
-        cli_usage_error(prog, "--arch needs at least an input and a code size, got '%s'", arch);
+    size_t enc[MAX_LAYERS / 2];
+    size_t m = arch_fields(arch, enc);
     if (enc[0] != input)
         cli_usage_error(prog, "--arch starts with %zu but the images have %zu pixels", enc[0],
                         input);
@@ -263,7 +277,8 @@ int main(int argc, char **argv)
             if (strncmp(base, "train-", 6) == 0 && strlen(path) + 1 < sizeof guess) {
                 size_t pre = (size_t)(base - path);
                 snprintf(guess, sizeof guess, "%.*st10k-%s", (int)pre, path, base + 6);
-                tpath = guess;
+                if (access(guess, F_OK) == 0) /* used if present, as --help says */
+                    tpath = guess;
             }
         }
         memset(&test, 0, sizeof test);
@@ -340,7 +355,7 @@ int main(int argc, char **argv)
     dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
     if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, 1)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
-    uint64_t first = train_begin(prog, &o.tf, net, opt, NULL, &d, gbatch, "cases");
+    uint64_t first = train_begin(prog, &o.tf, net, opt, NULL, &d, gbatch, "cases", o.steps);
     if (dist_root(&d))
         fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
                     "mu_max %g, batch %zu, %llu updates, seed %llu\n",

@@ -2,6 +2,7 @@
  * mominit-rnn: train a tanh RNN on the long-term-dependency tasks of the paper (paper.md section 6)
  * with the paper's initialization (Table 4) and momentum schedule. Uses the public API only.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,7 +394,8 @@ int main(int argc, char **argv)
     mom_sched_destroy(mu);
     dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
 
-    uint64_t first = train_begin(prog, &o.tf, net, opt, data_rng, &d, gbatch, "sequences");
+    uint64_t first =
+        train_begin(prog, &o.tf, net, opt, data_rng, &d, gbatch, "sequences", o.steps);
     if (dist_root(&d))
         fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
                     "batch %zu, %llu updates, seed %llu\n",
@@ -405,6 +407,11 @@ int main(int argc, char **argv)
     trace tr;
     memset(&tr, 0, sizeof tr);
     if (o.trace && dist_root(&d)) {
+        if (o.tf.resume && cli_csv_trim(o.trace, first - 1) != 0) {
+            fprintf(stderr, "%s: cannot drop the rows past update %llu from the trace %s: %s\n",
+                    prog, (unsigned long long)(first - 1), o.trace, strerror(errno));
+            return 1;
+        }
         trace_open(&tr, o.trace, o.tf.resume != NULL, net, o.hidden);
         if (o.tf.resume == NULL) {
             /* the initial network, on a minibatch of its own stream (the training stream is

@@ -1,7 +1,9 @@
 /* Shared training helpers of the example trainers; see train.h. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dist.h"
@@ -76,6 +78,23 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
     if (f->checkpoint_every % eval_every != 0)
         cli_usage_error(prog, "--checkpoint-every (%llu) must be a multiple of --eval-every (%llu)",
                         (unsigned long long)f->checkpoint_every, (unsigned long long)eval_every);
+    if (f->plot && !f->log)
+        cli_usage_error(prog, "--plot needs --log FILE.csv to plot from");
+    if (f->checkpoint) {
+        /* find an unwritable place now, not after the first --checkpoint-every updates */
+        const char *slash = strrchr(f->checkpoint, '/');
+        char dir[4096];
+        if (slash == NULL)
+            snprintf(dir, sizeof dir, ".");
+        else
+            snprintf(dir, sizeof dir, "%.*s", slash == f->checkpoint ? 1 : (int)(slash - f->checkpoint),
+                     f->checkpoint);
+        if (access(dir, W_OK | X_OK) != 0) {
+            fprintf(stderr, "%s: cannot write checkpoints into %s: %s\n", prog, dir,
+                    strerror(errno));
+            exit(1);
+        }
+    }
     if (f->threads > 0 && cli_set_threads(f->threads) != 0)
         fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
                 prog);
@@ -125,8 +144,10 @@ int hf_parse_flag(const char *prog, int argc, char **argv, int *i, hf_settings *
         h->decay_max = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1.0);
     else if (strcmp(a, "--hf-struct") == 0)
         h->struct_damping = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e6);
-    else if (strcmp(a, "--weight-decay") == 0)
+    else if (strcmp(a, "--weight-decay") == 0) {
         h->weight_decay = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e6);
+        h->weight_decay_set = 1;
+    }
     else if (strcmp(a, "--hf-max-cg") == 0)
         h->max_cg = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000);
     else if (strcmp(a, "--hf-fixed-cg") == 0)
@@ -180,7 +201,8 @@ mom_optim *train_optim_create(const char *prog, int optim, size_t n_params, mom_
     if (kind != MOM_OPTIM_HF) {
         if ((rc = mom_optim_set_lr(opt, lr)) || (rc = mom_optim_set_momentum(opt, mu)))
             die(prog, "configuring the optimizer", rc, mom_optim_errmsg(opt));
-        if (h->weight_decay > 0 &&
+        /* the 2e-5 default is HF's (Martens' demo): first-order methods use none unless asked */
+        if (h->weight_decay_set && h->weight_decay > 0 &&
             (rc = mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, h->weight_decay)))
             die(prog, "setting the weight decay", rc, mom_optim_errmsg(opt));
         return opt;
@@ -265,15 +287,29 @@ void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *o
 }
 
 uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_optim *opt,
-                     mom_rng *data, const struct dist *d, size_t batch, const char *unit)
+                     mom_rng *data, const struct dist *d, size_t batch, const char *unit,
+                     uint64_t steps)
 {
     uint64_t first = 1;
     if (tf->resume) {
         train_resume(prog, tf->resume, net, opt, data);
         first = mom_optim_steps(opt) + 1;
+        if (first > steps) {
+            if (d->rank == 0)
+                fprintf(stderr, "%s: %s already holds %llu updates and --steps is %llu: nothing "
+                                "to train (raise --steps to continue the run)\n",
+                        prog, tf->resume, (unsigned long long)(first - 1),
+                        (unsigned long long)steps);
+            exit(1);
+        }
         if (d->rank == 0)
             fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, tf->resume,
                     (unsigned long long)(first - 1));
+        if (d->rank == 0 && tf->log && cli_csv_trim(tf->log, first - 1) != 0) {
+            fprintf(stderr, "%s: cannot drop the rows past update %llu from the log %s: %s\n",
+                    prog, (unsigned long long)(first - 1), tf->log, strerror(errno));
+            exit(1);
+        }
     }
     if (d->on && d->rank == 0)
         fprintf(stderr, "%s: data-parallel over %d MPI ranks (%zu %s each or one more)\n", prog,
@@ -348,19 +384,17 @@ void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *
     if (m->quiet)
         return;
     cli_progress_end(&m->bar);
-    if (m->tf->checkpoint && !diverged && m->steps % m->tf->checkpoint_every != 0 &&
+    if (m->tf->checkpoint && !diverged &&
+        (m->steps == 0 || m->steps % m->tf->checkpoint_every != 0) &&
         train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)
         exit(1);
     if (m->log)
         fclose(m->log);
     m->log = NULL;
-    if (m->tf->plot && m->tf->log) {
-        if (cli_plot(m->tf->log, m->tf->plot, title, err_label) == 0)
-            fprintf(stderr, "%s: learning curve in %s, log in %s\n", m->prog, m->tf->plot,
-                    m->tf->log);
-    } else if (m->tf->plot) {
-        fprintf(stderr, "%s: --plot needs --log FILE.csv to plot from\n", m->prog);
-    }
+    if (m->tf->plot && m->tf->log &&
+        cli_plot(m->tf->log, m->tf->plot, title, err_label) == 0) /* --plot needs --log */
+        fprintf(stderr, "%s: learning curve in %s, log in %s\n", m->prog, m->tf->plot,
+                m->tf->log);
 }
 
 double train_monitor_seconds(const train_monitor *m) { return cli_now() - m->t0; }

@@ -27,6 +27,7 @@ typedef struct hf_settings {
     size_t fixed_cg;      /* --hf-fixed-cg (mhf: 50) */
     size_t curv_batch;    /* --hf-curv-batch: cases of the curvature minibatch (0 = trainer's) */
     size_t grad_batch;    /* --hf-grad-batch: cases of the gradient minibatch (0 = trainer's) */
+    int weight_decay_set; /* --weight-decay was given (SGD/CM/NAG use weight_decay only then) */
 } hf_settings;
 
 /* Flags both trainers share: --optim, the HF flags, --log, --plot, --threads, --checkpoint,
@@ -76,9 +77,12 @@ struct dist;
 
 /* Before the loop: --resume (when given) into net, opt and the data stream, and the note of a
  * data-parallel run (`unit`: "cases" or "sequences" of the global batch), both on rank 0 only.
- * Returns the first update to run. */
+ * A checkpoint that already holds `steps` updates or more leaves nothing to train: message,
+ * exit 1. On resuming, the rows of the --log file past the checkpoint are dropped. Returns the
+ * first update to run. */
 uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_optim *opt,
-                     mom_rng *data, const struct dist *d, size_t batch, const char *unit);
+                     mom_rng *data, const struct dist *d, size_t batch, const char *unit,
+                     uint64_t steps);
 
 /* Save net + optimizer + the data stream (may be NULL) atomically to path; message on failure. */
 int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data);

@@ -48,7 +48,7 @@ expect 2 "too small" -- "$rnn" --task addition --T 3
 expect 2 "VALUE:STEPS" -- "$rnn" --mu-warmup 0.9
 expect 2 "applies to the memorization tasks" -- "$rnn" --task addition --loss-steps recall
 expect 2 "unknown --loss-steps" -- "$rnn" --task mem20 --loss-steps some
-expect 2 "needs an integer" -- "$rnn" --init-seed x
+expect 2 "integer, got 'x'" -- "$rnn" --init-seed x
 expect 2 "unknown optimizer" -- "$ae" --optim adam
 expect 2 "curves or idx" -- "$ae" --data mnist
 expect 2 "arch" -- "$ae" --arch 784-x-6
@@ -119,6 +119,32 @@ expect 2 "multiple of --eval-every" -- "$rnn" --eval-every 100 --checkpoint-ever
 printf 'garbage' > "$tmp/garbage.ckpt"
 expect 1 "cannot resume from $tmp/garbage.ckpt" -- "$ae" --arch 784-30-6 --train-size 100 \
     --steps 5 --resume "$tmp/garbage.ckpt"
+
+# A run killed after its last checkpoint has logged updates it will run again: resuming drops
+# those rows, so the log holds each evaluation once.
+r="--task addition --T 20 --batch 10 --eval-every 5 --eval-size 20"
+"$rnn" $r --steps 10 --checkpoint "$tmp/k.ckpt" --log "$tmp/k.csv" > /dev/null 2>&1
+echo "15,0.9,0.0003,0.5,0.5,1.0" >> "$tmp/k.csv" # as if the killed run had gone on to 15
+"$rnn" $r --steps 20 --resume "$tmp/k.ckpt" --checkpoint "$tmp/k.ckpt" --log "$tmp/k.csv" \
+    > /dev/null 2>&1
+count=$((count + 1))
+if [ "$(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')" = "step 5 10 15 20 " ] &&
+   ! grep -q '^15,0.9,0.0003,0.5,0.5,1.0$' "$tmp/k.csv"; then
+    echo "ok $count - a resumed log drops the rows past its checkpoint"
+else echo "not ok $count - resumed log: $(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')"
+    fails=$((fails + 1)); fi
+expect 1 "already holds 20 updates" -- "$rnn" $r --steps 20 --resume "$tmp/k.ckpt"
+expect 2 "--plot needs --log" -- "$rnn" $r --steps 5 --plot "$tmp/p.png"
+expect 1 "cannot write checkpoints into $tmp/no/such" -- "$rnn" $r --steps 5 \
+    --checkpoint "$tmp/no/such/k.ckpt"
+"$rnn" $r --steps 0 --checkpoint "$tmp/s0.ckpt" > /dev/null 2>&1
+count=$((count + 1))
+if [ -s "$tmp/s0.ckpt" ]; then echo "ok $count - --steps 0 still writes its checkpoint"
+else echo "not ok $count - --steps 0 wrote no checkpoint"; fails=$((fails + 1)); fi
+expect 2 "needs a non-negative integer" -- "$rnn" --seed " 1"
+expect 2 "needs an integer" -- "$rnn" --steps 0x10
+expect 0 "seed 10$" -- "$rnn" $r --steps 0 --seed 010
+expect 2 "must look like" -- "$ae" --arch 784-400- --data idx:"$tmp/none"
 
 echo "1..$count"
 [ "$fails" -eq 0 ]
