@@ -287,7 +287,7 @@ static void generate(void)
         for (uint32_t i = 0; i < craft_rd32(m->data + 24); i++)
             if (memcmp(m->data + 32 + 24 * i, "HFST", 4) == 0)
                 memcpy(m->data + 32 + 24 * i, "HFSX", 4);
-        m->data[10] = 1; /* a newer minor skips HFSX, and then HFST is missing */
+        m->data[10] = MOM_CKPT_FORMAT_MINOR + 1; /* a newer minor skips HFSX; HFST is missing */
         craft_fix_crcs(m->data, m->size);
     }
 
@@ -305,7 +305,7 @@ static void generate(void)
     blob *deep64 = find("ok-deep-64.ckpt");
 
     /* A newer minor version: an unknown section 'ZZZZ' at the end, and a field appended to the
-     * known section RNGS (the last one), both of which a 1.0 reader skips. */
+     * known section RNGS (the last one), both of which an older reader skips. */
     const blob *cmr = find("ok-cm-rnn.ckpt");
     {
         uint32_t ns = craft_rd32(cmr->data + 24);
@@ -329,11 +329,11 @@ static void generate(void)
         memcpy(nb + cmr->size + 28, "\0\1\2\3", 4);
         craft_wr32(nb + 24, ns + 1);
         craft_wr64(nb + 16, size);
-        nb[10] = 1;
+        nb[10] = MOM_CKPT_FORMAT_MINOR + 1;
         craft_fix_crcs(nb, size);
         add("ok-newer-minor.ckpt", nb, size);
-        /* the same claiming minor version 0: the unknown section is damage */
-        nb[10] = 0;
+        /* the same claiming this library's minor version: the unknown section is damage */
+        nb[10] = MOM_CKPT_FORMAT_MINOR;
         craft_fix_crcs(nb, size);
         add("bad-unknown-section.ckpt", nb, size);
         free(nb);

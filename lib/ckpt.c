@@ -34,6 +34,7 @@
 
 #include "blas.h"
 #include "crc32c.h"
+#include "fpenv.h"
 #include "net_internal.h"
 #include "hf_internal.h"
 #include "optim_internal.h"
@@ -349,13 +350,14 @@ static int unknown_value(rd *r, size_t at, const char *what, uint64_t v)
  * (the read-only options 200..209), u32 have_warm, u32 count, count x {u32 key, f64 value}. */
 
 /* Option keys saved in OPTM for each kind, in this order. */
-static const int first_order_keys[] = {MOM_OPTIM_WEIGHT_DECAY, MOM_OPTIM_CLIP_NORM};
+static const int first_order_keys[] = {MOM_OPTIM_WEIGHT_DECAY, MOM_OPTIM_CLIP_NORM,
+                                        MOM_OPTIM_FLUSH_SUBNORMALS};
 static const int hf_keys[] = {MOM_OPTIM_WEIGHT_DECAY,     MOM_OPTIM_HF_LAMBDA,
                               MOM_OPTIM_HF_MAX_CG,        MOM_OPTIM_HF_MIN_CG,
                               MOM_OPTIM_HF_FIXED_CG,      MOM_OPTIM_HF_PRECOND,
                               MOM_OPTIM_HF_PRECOND_EXP,   MOM_OPTIM_HF_LINE_SEARCH,
                               MOM_OPTIM_HF_CG_BACKTRACK,  MOM_OPTIM_HF_ADAPT_LAMBDA,
-                              MOM_OPTIM_HF_STRUCT_DAMPING};
+                              MOM_OPTIM_HF_STRUCT_DAMPING, MOM_OPTIM_FLUSH_SUBNORMALS};
 #define MAX_KEYS 16 /* at least the longest list above */
 
 static int kind_keys(int kind, const int **keys, size_t *n)
@@ -458,9 +460,9 @@ static void hf_commit(mom_optim *opt, const unsigned char *img, const ck_index *
         *hf_report_slot(&rep, key) = NAN;
     uint32_t count = get_u32(b + 4);
     for (uint32_t i = 0; i < count; i++) {
-        double *slot = hf_report_slot(&rep, (int)get_u32(b + 8 + OPTION_SIZE * i));
+        double *slot = hf_report_slot(&rep, (int)get_u32(b + 8 + OPTION_SIZE * (size_t)i));
         if (slot != NULL)
-            *slot = get_f64(b + 12 + OPTION_SIZE * i);
+            *slot = get_f64(b + 12 + OPTION_SIZE * (size_t)i);
     }
     h->last = rep;
     h->have_warm = get_u32(b) != 0;
@@ -477,14 +479,15 @@ static uint32_t net_flags(const mom_net *net)
     return 0;
 }
 
-/* NETW: u32 kind, u32 output, u32 flags, u32 check_finite, u64 n_sizes, u64 sizes[n_sizes],
+/* NETW: u32 kind, u32 output, u32 flags, u32 options (bit 0 MOM_NET_CHECK_FINITE on, bit 1
+ * MOM_NET_FLUSH_SUBNORMALS off: format 1.1), u64 n_sizes, u64 sizes[n_sizes],
  * u64 n_acts, u32 acts[n_acts], u64 n_params, f32 params[n_params]. */
 static void emit_net(wr *w, const mom_net *net)
 {
     w_u32(w, (uint32_t)net->kind);
     w_u32(w, (uint32_t)net->output);
     w_u32(w, net_flags(net));
-    w_u32(w, net->check_finite ? 1u : 0u);
+    w_u32(w, (net->check_finite ? 1u : 0u) | (net->flush ? 0u : 2u));
     w_u64(w, net->n_layers);
     for (size_t i = 0; i < net->n_layers; i++)
         w_u64(w, net->layer_size[i]);
@@ -502,12 +505,17 @@ static void emit_optim(wr *w, const mom_optim *opt)
     const int *keys = NULL;
     size_t nk = 0;
     kind_keys(opt->kind, &keys, &nk);
+    /* Flushing subnormals is on by default; the key is written only when it is off (format
+     * 1.1), so that files of the default setting stay readable by 1.0 readers. */
+    const int skip_flush = opt->flush;
     w_u32(w, (uint32_t)opt->kind);
-    w_u32(w, (uint32_t)nk);
+    w_u32(w, (uint32_t)(nk - (skip_flush ? 1 : 0)));
     w_u64(w, opt->n);
     w_u64(w, opt->t);
     for (size_t i = 0; i < nk; i++) {
         double v = 0.0;
+        if (keys[i] == MOM_OPTIM_FLUSH_SUBNORMALS && skip_flush)
+            continue;
         if (mom_optim_get(&v, opt, keys[i]) != MOM_OK)
             v = NAN; /* cannot happen for the keys of the kind; caught by the final check */
         w_u32(w, (uint32_t)keys[i]);
@@ -811,11 +819,10 @@ static int parse_net(ck_index *ix, rd *r)
     if ((flags & ~allowed) != 0)
         return unknown_value(r, at, "network flags", flags);
     at = r->pos;
-    if ((rc = rd_u32(r, &check, "the finite-check option")) != MOM_OK)
+    if ((rc = rd_u32(r, &check, "the network options")) != MOM_OK)
         return rc;
-    if (check > 1)
-        return fail_at(r->err, MOM_E_FORMAT, r->where, at,
-                       "the finite-check option is %u, not 0 or 1", check);
+    if (check > 3)
+        return unknown_value(r, at, "network options", check);
 
     uint64_t n_sizes, n_acts;
     at = r->pos;
@@ -1579,13 +1586,18 @@ int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return mom__fail(&ck->base, MOM_E_IO, "cannot save to %s: it is a directory", path);
 
-    const size_t len = strlen(path), tmp_size = len + 32;
+    /* The temporary file, in the same directory: ".NAME.TAG.tmp" with NAME cut to 200 bytes,
+     * so that it stays within NAME_MAX (255) whatever the target's name. */
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const size_t dir_len = (size_t)(base - path), base_len = strlen(base),
+                 keep = base_len < 200 ? base_len : 200, tmp_size = dir_len + keep + 32;
     char *tmp = mom__malloc(&ck->base.alloc, tmp_size);
     if (tmp == NULL)
         return mom__fail(&ck->base, MOM_E_NOMEM, "cannot allocate the temporary file name");
     int fd = -1, e = 0;
     for (unsigned attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        snprintf(tmp, tmp_size, "%s.tmp-%016llx", path,
+        snprintf(tmp, tmp_size, "%.*s.%.*s.%016llx.tmp", (int)dir_len, path, (int)keep, base,
                  (unsigned long long)temp_tag(ck, attempt));
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         e = fd < 0 ? errno : 0;
@@ -1595,8 +1607,8 @@ int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
     if (fd < 0) {
         sys_error(why, sizeof why, e);
         mom__free(&ck->base.alloc, tmp);
-        return mom__fail(&ck->base, MOM_E_IO, "cannot create a temporary file next to %s: %s",
-                         path, why);
+        return mom__fail(&ck->base, MOM_E_IO, "cannot create a temporary file (%s) next to %s",
+                         why, path);
     }
     const char *step = "write";
     e = write_all(fd, ck->img, ck->size);
@@ -1622,7 +1634,7 @@ int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
         mom__free(&ck->base.alloc, tmp);
         sys_error(why, sizeof why, e);
         return mom__fail(&ck->base, MOM_E_IO,
-                         "cannot %s %s (the previous file is intact): %s", step, path, why);
+                         "cannot %s (%s) %s; the previous file is intact", step, why, path);
     }
 
     /* Make the rename durable: sync the directory (some file systems cannot, which is fine). */
@@ -1645,8 +1657,8 @@ int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
     if (e != 0) {
         sys_error(why, sizeof why, e);
         int st2 = mom__fail(&ck->base, MOM_E_IO,
-                            "%s was written, but its directory %s could not be synced: %s", path,
-                            tmp, why);
+                            "the directory could not be synced (%s), though %s was written: %s",
+                            why, path, tmp);
         mom__free(&ck->base.alloc, tmp);
         return st2;
     }
@@ -1754,8 +1766,8 @@ static int match_net(mom_ckpt *ck, const mom_net *net)
                        output_name(output), output_name((uint64_t)net->output));
     if (flags != net_flags(net))
         return fail_at(err, MOM_E_FORMAT, where, at + 8,
-                       "the checkpoint's network %s a learned h0, the handle's %s",
-                       flags ? "has" : "has no", net_flags(net) ? "has" : "has none");
+                       "the checkpoint's network %s h0, the handle's %s",
+                       flags ? "learns" : "does not learn", net_flags(net) ? "does" : "does not");
     at += 16;
     uint64_t n_sizes = get_u64(b + at);
     if (n_sizes != net->n_layers)
@@ -1793,7 +1805,10 @@ static size_t net_params_at(const mom_ckpt *ck)
 
 static void commit_net(mom_net *net, const mom_ckpt *ck)
 {
-    net->check_finite = get_u32(ck->img + ck->ix.off[SEC_NETW] + 12) != 0;
+    const uint32_t options = get_u32(ck->img + ck->ix.off[SEC_NETW] + 12);
+    net->check_finite = (options & 1u) != 0;
+    net->flush = (options & 2u) == 0;
+    net->flush_below = net->flush ? MOM__FLUSH_BELOW : 0.0f;
     get_f32s(net->params, ck->img + net_params_at(ck), net->n_params);
 }
 
@@ -1856,31 +1871,45 @@ static int prepare_optim(optim_prep *pp, mom_ckpt *ck, const mom_allocator *a)
     return MOM_OK;
 }
 
-/* Apply the options of OPTM with mom_optim_set(); on failure put back the values it had. */
+/* Apply the options of OPTM with mom_optim_set(), and the default to each option of the kind
+ * that the file does not list (as mom_ckpt_restore_new() gets them), in the order of the kind's
+ * keys; on failure put back the values it had. */
 static int apply_options(mom_ckpt *ck, mom_optim *opt)
 {
     const unsigned char *b = ck->img;
     size_t at = ck->ix.off[SEC_OPTM];
     uint32_t n_opts = get_u32(b + at + 4);
     const unsigned char *o = b + at + 24;
-    double old[MAX_KEYS];
-    uint32_t i;
-    int rc = MOM_OK;
-    for (i = 0; i < n_opts && rc == MOM_OK; i++) {
-        int key = (int)get_u32(o + OPTION_SIZE * i);
-        double v = get_f64(o + OPTION_SIZE * i + 4);
-        if (i < MAX_KEYS && mom_optim_get(&old[i], opt, key) != MOM_OK)
-            rc = MOM_E_INTERNAL;
-        else if (i >= MAX_KEYS)
-            rc = MOM_E_INTERNAL; /* more options than any kind has: checked at load */
-        else
-            rc = mom_optim_set(opt, key, v);
+    const int *keys = NULL;
+    size_t nk = 0;
+    if (!kind_keys(opt->kind, &keys, &nk) || nk > MAX_KEYS)
+        return mom__fail(&ck->base, MOM_E_INTERNAL, "no option keys for optimizer kind %d",
+                         opt->kind);
+    /* the defaults: those of a new optimizer of the kind */
+    mom_optim *fresh = NULL;
+    int rc = mom_optim_create(&fresh, opt->kind, 1, &opt->base.alloc);
+    if (rc != MOM_OK)
+        return mom__fail(&ck->base, rc, "cannot create an optimizer to read the defaults from");
+    double want[MAX_KEYS], old[MAX_KEYS];
+    for (size_t k = 0; k < nk && rc == MOM_OK; k++) {
+        rc = mom_optim_get(&want[k], fresh, keys[k]);
+        for (uint32_t i = 0; i < n_opts; i++)
+            if ((int)get_u32(o + OPTION_SIZE * (size_t)i) == keys[k])
+                want[k] = get_f64(o + OPTION_SIZE * (size_t)i + 4);
+    }
+    mom_optim_destroy(fresh);
+    if (rc != MOM_OK)
+        return mom__fail(&ck->base, MOM_E_INTERNAL, "cannot read the default options");
+    size_t k;
+    for (k = 0; k < nk && rc == MOM_OK; k++) {
+        rc = mom_optim_get(&old[k], opt, keys[k]) != MOM_OK ? MOM_E_INTERNAL
+                                                            : mom_optim_set(opt, keys[k], want[k]);
     }
     if (rc != MOM_OK) {
         char msg[MOM_ERRMSG_SIZE];
         memcpy(msg, mom_optim_errmsg(opt), sizeof msg);
-        for (uint32_t j = 0; j + 1 < i; j++) {
-            int st = mom_optim_set(opt, (int)get_u32(o + OPTION_SIZE * j), old[j]);
+        for (size_t j = 0; j + 1 < k; j++) {
+            int st = mom_optim_set(opt, keys[j], old[j]);
             (void)st; /* lowering back to a held value does not allocate */
         }
         return mom__fail(&ck->base, rc, "cannot set the optimizer's options: %s", msg);

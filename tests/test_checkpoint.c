@@ -901,7 +901,7 @@ static void test_hf_state(void **state)
         assert_non_null(strstr(mom_ckpt_errmsg(ck), "twice"));
         memcpy(c, b, size);
         memcpy(c + 32 + 24 * 3, "HFSX", 4); /* HFST unknown: an HF optimizer without it */
-        c[10] = 1;
+        c[10] = MOM_CKPT_FORMAT_MINOR + 1;
         fix_crcs(c, size);
         assert_status(load_status(ck, c, size), MOM_E_FORMAT);
         assert_non_null(strstr(mom_ckpt_errmsg(ck), "HFST"));
@@ -943,7 +943,8 @@ static int count_temp_files(const char *dir, const char *prefix)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && strstr(e->d_name, ".tmp-"))
+        if (e->d_name[0] == '.' && strncmp(e->d_name + 1, prefix, strlen(prefix)) == 0 &&
+            strstr(e->d_name, ".tmp") != NULL)
             n++;
     closedir(d);
     return n;
@@ -1035,6 +1036,15 @@ static void test_atomic_save(void **state)
     assert_int_equal(unlink("relative.ckpt"), 0);
     assert_int_equal(chdir(cwd), 0);
 
+    /* A file name of 250 bytes: the temporary file's name stays within NAME_MAX. */
+    char longname[600];
+    int nl = snprintf(longname, sizeof longname, "%s/", dir);
+    memset(longname + nl, 'a', 250);
+    longname[nl + 250] = '\0';
+    assert_ok(mom_ckpt_save_file(ck, longname));
+    assert_int_equal(count_temp_files(dir, "aaaa"), 0);
+    assert_int_equal(unlink(longname), 0);
+
     unlink(path);
     assert_int_equal(rmdir(dir), 0);
     free(first);
@@ -1042,6 +1052,57 @@ static void test_atomic_save(void **state)
     free(third);
     free_state(&s);
     mom_ckpt_destroy(ck);
+}
+
+/* The subnormal-flushing options travel with the checkpoint (format 1.1): the default (on) adds
+ * nothing to the file, off is written and restored by both restore paths. */
+static void test_flush_options(void **state)
+{
+    (void)state;
+    for (int kind = MOM_OPTIM_CM; kind <= MOM_OPTIM_HF; kind += MOM_OPTIM_HF - MOM_OPTIM_CM) {
+        train_state s = make_state(MOM_NET_FEEDFORWARD, kind, 5, NULL);
+        mom_ckpt *ck;
+        assert_ok(mom_ckpt_create(&ck, NULL));
+        assert_ok(mom_ckpt_capture(ck, s.net, s.opt, NULL, 0));
+        size_t n_on = mom_ckpt_size(ck);
+        assert_ok(mom_net_set(s.net, MOM_NET_FLUSH_SUBNORMALS, 0));
+        assert_ok(mom_optim_set(s.opt, MOM_OPTIM_FLUSH_SUBNORMALS, 0));
+        assert_ok(mom_ckpt_capture(ck, s.net, s.opt, NULL, 0));
+        assert_int_equal(mom_ckpt_size(ck), n_on + 12); /* one more option record */
+
+        mom_net *net2;
+        mom_optim *opt2;
+        double v;
+        assert_ok(mom_ckpt_restore_new(&net2, &opt2, NULL, 0, ck));
+        assert_ok(mom_net_get(&v, net2, MOM_NET_FLUSH_SUBNORMALS));
+        assert_true(v == 0.0);
+        assert_ok(mom_optim_get(&v, opt2, MOM_OPTIM_FLUSH_SUBNORMALS));
+        assert_true(v == 0.0);
+        /* into existing handles with flushing on */
+        mom_net_destroy(net2);
+        mom_optim_destroy(opt2);
+        train_state t = make_state(MOM_NET_FEEDFORWARD, kind, 6, NULL);
+        assert_ok(mom_ckpt_restore(ck, t.net, t.opt, NULL, 0));
+        assert_ok(mom_net_get(&v, t.net, MOM_NET_FLUSH_SUBNORMALS));
+        assert_true(v == 0.0);
+        assert_ok(mom_optim_get(&v, t.opt, MOM_OPTIM_FLUSH_SUBNORMALS));
+        assert_true(v == 0.0);
+
+        /* back to the default: a file without the record puts an option it does not list back to
+         * its default, in an existing handle too (as in a new one) */
+        assert_ok(mom_net_set(s.net, MOM_NET_FLUSH_SUBNORMALS, 1));
+        assert_ok(mom_optim_set(s.opt, MOM_OPTIM_FLUSH_SUBNORMALS, 1));
+        assert_ok(mom_ckpt_capture(ck, s.net, s.opt, NULL, 0));
+        assert_int_equal(mom_ckpt_size(ck), n_on);
+        assert_ok(mom_ckpt_restore(ck, t.net, t.opt, NULL, 0));
+        assert_ok(mom_net_get(&v, t.net, MOM_NET_FLUSH_SUBNORMALS));
+        assert_true(v == 1.0);
+        assert_ok(mom_optim_get(&v, t.opt, MOM_OPTIM_FLUSH_SUBNORMALS));
+        assert_true(v == 1.0);
+        free_state(&t);
+        free_state(&s);
+        mom_ckpt_destroy(ck);
+    }
 }
 
 static void test_stream_errors(void **state)
@@ -1191,7 +1252,7 @@ static void test_magic_and_versions(void **state)
 
     /* A newer minor version: unknown sections are skipped, and known sections may grow. */
     memcpy(b, img, size);
-    b[10] = 1;
+    b[10] = MOM_CKPT_FORMAT_MINOR + 1;
     size_t n_sec = rd32(b + 24), big = size + 24 + 8;
     unsigned char *c = malloc(big);
     memcpy(c, b, 32 + 24 * n_sec);
@@ -1217,7 +1278,7 @@ static void test_magic_and_versions(void **state)
 
     /* newer minor: a known section with extra bytes at its end (moved to the end of the file) */
     memcpy(b, img, size);
-    b[10] = 1;
+    b[10] = MOM_CKPT_FORMAT_MINOR + 1;
     size_t rlen, roff = find_section(b, "RNGS", &rlen);
     assert_int_equal(roff + rlen, size); /* RNGS is the last section */
     memset(b + size, 0xAB, 8);
@@ -1227,7 +1288,7 @@ static void test_magic_and_versions(void **state)
     wr64(b + 16, size + 8);
     fix_crcs(b, size + 8);
     assert_ok(mom_ckpt_load_buffer(ck, b, size + 8));
-    b[10] = 0;
+    b[10] = MOM_CKPT_FORMAT_MINOR;
     fix_crcs(b, size + 8);
     assert_status(load_status(ck, b, size + 8), MOM_E_FORMAT);
     assert_non_null(strstr(mom_ckpt_errmsg(ck), "unexpected bytes"));
@@ -1299,7 +1360,7 @@ static void test_crafted(void **state)
         {net, 4, 9, "section NETW at offset"},                   /* net kind */
         {net + 4, 4, 7, "section NETW"},                         /* output */
         {net + 8, 4, 1, "section NETW"},                         /* flags on a feedforward net */
-        {net + 12, 4, 2, "section NETW"},                        /* check_finite */
+        {net + 12, 4, 4, "network options"},                     /* options: unknown bit */
         {net + 16, 8, UINT64_MAX, "does not fit"},               /* n_sizes */
         {net + 16, 8, (uint64_t)1 << 58, "does not fit"},        /* n_sizes */
         {net + 16, 8, 1, "unit layers"},                         /* n_sizes too small */
@@ -1462,7 +1523,7 @@ static void test_mismatch(void **state)
     assert_ok(mom_net_create_rnn(&rn, RNN_IN, RNN_HID, RNN_OUT, MOM_ACT_TANH,
                                  MOM_OUT_LINEAR_SQUARED, 0, NULL));
     assert_status(mom_ckpt_restore(ck, rn, NULL, NULL, 0), MOM_E_FORMAT);
-    assert_non_null(strstr(mom_ckpt_errmsg(ck), "learned h0"));
+    assert_non_null(strstr(mom_ckpt_errmsg(ck), "learns h0, the handle's does not"));
     mom_net_destroy(rn);
     assert_ok(mom_net_create_rnn(&rn, RNN_IN, RNN_HID, RNN_OUT, MOM_ACT_RELU,
                                  MOM_OUT_LINEAR_SQUARED, MOM_RNN_LEARN_H0, NULL));
@@ -1752,6 +1813,7 @@ int main(void)
         cmocka_unit_test(test_resume_crosses_schedule_changes),
         cmocka_unit_test(test_hf_state),
         cmocka_unit_test(test_atomic_save),
+        cmocka_unit_test(test_flush_options),
         cmocka_unit_test(test_stream_errors),
         cmocka_unit_test(test_every_truncation),
         cmocka_unit_test(test_every_flipped_bit),

@@ -13,9 +13,9 @@
  *            mom_ckpt_restore_new()  creates fresh handles from it, or
  *            mom_ckpt_restore()      writes it into existing handles of the same architecture.
  *
- * What is saved. The network: its kind, architecture, output, options and parameter vector. The
- * optimizer: kind, step count t, options (weight decay, clipping; for HF lambda and all its
- * settings), velocity (for HF the CG warm start), its schedules (learning rate, momentum; for HF
+ * What is saved. The network: its kind, architecture, output, options (finite checks, subnormal
+ * flushing) and parameter vector. The optimizer: kind, step count t, options (weight decay,
+ * clipping, subnormal flushing; for HF lambda and all its settings), velocity (for HF the CG warm start), its schedules (learning rate, momentum; for HF
  * the fixed step size and the CG decay) with their parameters, so that the loaded optimizer
  * computes the same mu_t and eps_t at every t, and for HF the report of the last step and whether
  * a warm start is held. Callback schedules cannot be saved (MOM_E_UNSUPPORTED). The random
@@ -66,7 +66,7 @@ extern "C" {
 #define MOM_CKPT_FORMAT_MAJOR 1
 /** Minor version of the checkpoint format this library writes. Files with a newer minor version
  *  are read, skipping the sections this library does not know. @since 0.1.0 */
-#define MOM_CKPT_FORMAT_MINOR 0
+#define MOM_CKPT_FORMAT_MINOR 1
 /** Both as one number: MAJOR * 65536 + MINOR. @since 0.1.0 */
 #define MOM_CKPT_FORMAT_VERSION (MOM_CKPT_FORMAT_MAJOR * 65536 + MOM_CKPT_FORMAT_MINOR)
 
@@ -79,8 +79,9 @@ typedef int (*mom_ckpt_write_fn)(const void *data, size_t size, void *user_data)
 
 /**
  * Read callback of mom_ckpt_load_stream(): copy up to `size` bytes (size > 0) of the input into
- * `buf` and their number into `*got`. Fewer than `size` bytes (possibly 0) means the input ended.
- * Return 0 on success, any other value on a read error (loading then stops with MOM_E_IO).
+ * `buf` and their number into `*got`. Fewer than `size` bytes is fine (the loader calls again);
+ * 0 bytes means the input ended. Return 0 on success, any other value on a read error (loading
+ * then stops with MOM_E_IO).
  */
 typedef int (*mom_ckpt_read_fn)(void *buf, size_t size, size_t *got, void *user_data);
 
@@ -233,8 +234,9 @@ MOM_API MOM_NODISCARD int mom_ckpt_restore_new(mom_net **net, mom_optim **opt, m
 /**
  * Restore the image into existing handles. The network must have exactly the saved architecture
  * (kind, layer widths, activations, output, flags); its options and parameters are replaced. The
- * optimizer must be of the saved kind and parameter count; its step count, options, velocity and
- * schedules are replaced (it releases its old schedules and holds new ones, created with its own
+ * optimizer must be of the saved kind and parameter count; its step count, options (an option
+ * the image does not list gets its default, as in a new handle), velocity and schedules are
+ * replaced (it releases its old schedules and holds new ones, created with its own
  * allocator). Each stream gets the corresponding saved state (the first n_rngs).
  * @param net, opt   handles to restore into, or NULL to skip.
  * @param rngs       n_rngs streams (each non-NULL); may be NULL if n_rngs == 0.

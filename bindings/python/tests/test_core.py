@@ -79,9 +79,12 @@ class TestStatus(unittest.TestCase):
             self.assertIn("7", e.detail)
             self.assertIn(mi.strerror(-1), str(e))
             self.assertIn(e.detail, str(e))
-            # the message was read right after the failure: a later success clears the handle's
-            # message but not the exception
+            # the message was read right after the failure: a successful query leaves the
+            # handle's message, a later call that may change the handle clears it, and the
+            # exception keeps its copy throughout
             net.block(0)
+            self.assertIn("out of range", net._errmsg())
+            net.reserve(4)
             self.assertEqual(net._errmsg(), "")
             self.assertIn("out of range", e.detail)
 
