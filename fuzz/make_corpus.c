@@ -223,6 +223,11 @@ static void generate(void)
     OK(mom_optim_set(nag, MOM_OPTIM_CLIP_NORM, 100.0));
     steps(nag, mom_net_params(ff), r[0], 4);
     add_capture("ok-nag-ff.ckpt", ff, nag, r, 1);
+    /* the same with subnormal flushing off in both (format 1.1: an option bit and key 3) */
+    OK(mom_net_set(ff, MOM_NET_FLUSH_SUBNORMALS, 0));
+    OK(mom_optim_set(nag, MOM_OPTIM_FLUSH_SUBNORMALS, 0));
+    add_capture("ok-flush-off.ckpt", ff, nag, r, 1);
+    OK(mom_net_set(ff, MOM_NET_FLUSH_SUBNORMALS, 1));
 
     /* NAG on the recurrent net: wrappers of wrappers (REPLACE around MIN), annealed rate */
     mom_optim *nag2;
