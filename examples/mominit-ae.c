@@ -4,6 +4,7 @@
  * Fashion-MNIST. Uses the public API only.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,8 @@ static void parse(options *o, int argc, char **argv)
     }
     if (o->final_steps > o->steps)
         o->final_steps = o->steps;
+    if (o->test_data && strncmp(o->data, "idx:", 4) != 0)
+        cli_usage_error(prog, "--test-data goes with --data idx:PATH (curves makes its own)");
     if (o->arch != NULL) { /* its form now, its first size once the data is known */
         size_t enc[MAX_LAYERS / 2];
         (void)arch_fields(o->arch, enc);
@@ -220,6 +223,7 @@ static void write_recon(const char *path, mom_net *net, const dataset *s)
     float *y = malloc(k * s->d * sizeof *y);
     unsigned char *img = calloc(2 * side_r * k * side_c, 1);
     mom_batch b = {k, 0, s->x, s->x, NULL, NULL};
+    errno = 0;
     int rc = (y && img) ? mom_net_forward(y, net, &b, NULL, mom_net_num_layers(net) - 1) : -1;
     if (rc == 0) {
         for (size_t i = 0; i < k; i++)
@@ -237,7 +241,8 @@ static void write_recon(const char *path, mom_net *net, const dataset *s)
     if (rc == 0)
         fprintf(stderr, "%s: test images (top) and reconstructions (bottom) in %s\n", prog, path);
     else
-        fprintf(stderr, "%s: could not write %s\n", prog, path);
+        fprintf(stderr, "%s: could not write %s: %s\n", prog, path,
+                errno ? strerror(errno) : "out of memory");
     free(y);
     free(img);
 }

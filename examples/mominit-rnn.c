@@ -178,6 +178,8 @@ static void parse(options *o, int argc, char **argv)
         o->T = o->task == TASK_MEM5 ? 200 : 80;
     if (o->recall_loss && o->task != TASK_MEM5 && o->task != TASK_MEM20)
         cli_usage_error(prog, "--loss-steps recall applies to the memorization tasks (mem5, mem20)");
+    if (o->target != TARGET_MEAN && o->task != TASK_ADDITION)
+        cli_usage_error(prog, "--target applies to the addition task");
     train_flags_finish(prog, &o->tf, o->eval_every);
     if (o->lr < 0)
         o->lr = default_lr(o->task);

@@ -103,7 +103,8 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
 void train_usage(FILE *f)
 {
     fprintf(f,
-"  --log FILE.csv      write step, mu, lr, training loss, evaluation error, seconds\n"
+"  --log FILE.csv      write step, mu, lr, training loss, evaluation error, seconds (for hf\n"
+"                      and mhf the mu and lr columns hold the CG decay and the step size)\n"
 "  --plot FILE.png     plot the learning curve with gnuplot at the end (needs --log)\n"
 "  --checkpoint FILE   save the training state to FILE every --checkpoint-every updates and\n"
 "                      at the end (atomically)\n"
@@ -114,7 +115,9 @@ void train_usage(FILE *f)
 "                      PROGRAM --mpi ...): each rank computes on its block of every\n"
 "                      minibatch, the gradients are averaged, rank 0 alone writes the log,\n"
 "                      checkpoints and summary (docs/distributed.md; needs an MPI build)\n"
-"  --help              this text\n");
+"  --help              this text\n"
+"Exit status: 0 done, 1 an error (a message names it), 2 a bad command line, 3 training diverged\n"
+"(the summary line then reports the last finite state).\n");
 }
 
 void hf_defaults(hf_settings *h, int net_kind)

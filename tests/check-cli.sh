@@ -145,6 +145,8 @@ expect 2 "needs a non-negative integer" -- "$rnn" --seed " 1"
 expect 2 "needs an integer" -- "$rnn" --steps 0x10
 expect 0 "seed 10$" -- "$rnn" $r --steps 0 --seed 010
 expect 2 "must look like" -- "$ae" --arch 784-400- --data idx:"$tmp/none"
+expect 2 "goes with --data idx" -- "$ae" --data curves --test-data idx:"$tmp/none"
+expect 2 "applies to the addition task" -- "$rnn" --task mem5 --target sum
 
 echo "1..$count"
 [ "$fails" -eq 0 ]
