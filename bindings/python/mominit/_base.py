@@ -71,6 +71,34 @@ class _Anchor:
         self.owner = owner
 
 
+class _HandleLock:
+    """A re-entrant lock that knows how deep the holding thread is in it: close() refuses to run
+    inside a call on the same handle (from a callback the library makes during that call), where
+    destroying the C object would pull memory from under the library."""
+
+    __slots__ = ("_rl", "depth")
+
+    def __init__(self):
+        self._rl = threading.RLock()
+        self.depth = 0  # changed only by the holder
+
+    def acquire(self):
+        self._rl.acquire()
+        self.depth += 1
+
+    def release(self):
+        self.depth -= 1
+        self._rl.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
 class Handle:
     """Base of every wrapper of a C handle.
 
@@ -83,7 +111,7 @@ class Handle:
     _errmsg_fn = None    # C errmsg function or None
 
     def __init__(self, ptr, keep=()):
-        self._lock = threading.RLock()
+        self._lock = _HandleLock()
         self._owner = _Owner(ptr, type(self)._destroy_fn, type(self).__name__, tuple(keep))
 
     # -- lifetime -------------------------------------------------------------------------------
@@ -98,9 +126,17 @@ class Handle:
         if lock is None:  # __init__ failed before the handle existed
             return
         with lock:
+            if lock.depth > 1:
+                raise RuntimeError(f"cannot close a mominit.{type(self).__name__} from inside a "
+                                   "call on it (a callback of that call)")
             owner, self._owner = self._owner, None
             if owner is not None:
+                self._on_close()
                 owner.release()
+
+    def _on_close(self):
+        """Drop what the Python side keeps for the C object (subclasses); runs under the lock,
+        once, just before the C handle is released."""
 
     def __enter__(self):
         return self

@@ -106,6 +106,7 @@ class OptimKind(enum.IntEnum):
 class OptimOption(enum.IntEnum):
     WEIGHT_DECAY = 1
     CLIP_NORM = 2
+    FLUSH_SUBNORMALS = 3
 
 
 class ReduceWhat(enum.IntEnum):
@@ -127,7 +128,8 @@ def coerce(cls, value, what):
     """An int for `value` given as a member of `cls`, its int value or its name (any case).
 
     An int outside the enum is passed through unchanged (the library then reports
-    MOM_E_INVALID with its own message); a bad string or type raises here."""
+    MOM_E_INVALID with its own message), if it fits a C int; a bad string or type, or an int
+    beyond a C int (which ctypes would silently wrap into a valid value), raises here."""
     if isinstance(value, cls):
         return int(value)
     if isinstance(value, str):
@@ -140,9 +142,15 @@ def coerce(cls, value, what):
         try:
             import numpy as np
             if isinstance(value, np.integer):
-                return int(value)
+                return _c_int(int(value), cls, what)
         except ImportError:  # pragma: no cover
             pass
         raise TypeError(f"{what}: expected a {cls.__name__}, an int or a name, "
                         f"got {type(value).__name__}")
-    return int(value)
+    return _c_int(int(value), cls, what)
+
+
+def _c_int(value, cls, what):
+    if not -2**31 <= value < 2**31:
+        raise ValueError(f"{what}: {value} is not a {cls.__name__} (not even a C int)")
+    return value

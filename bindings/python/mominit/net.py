@@ -43,7 +43,14 @@ class Batch:
     references the Batch until the next gv_begin() or close().
     """
 
-    __slots__ = ("inputs", "targets", "mask", "lengths", "_c", "__weakref__")
+    __slots__ = ("_inputs", "_targets", "_mask", "_lengths_arr", "_c", "__weakref__")
+
+    # Read-only: the C view holds the arrays' addresses, so replacing one would leave the library
+    # reading memory that may be freed. Build a new Batch instead.
+    inputs = property(lambda self: self._inputs)
+    targets = property(lambda self: self._targets)
+    mask = property(lambda self: self._mask)
+    lengths = property(lambda self: self._lengths_arr)
 
     def __init__(self, inputs, targets=None, mask=None, lengths=None, copy=False):
         inputs = _f32_input(inputs, "inputs", copy)
@@ -69,7 +76,7 @@ class Batch:
         else:
             raise ValueError("inputs must be 2-d (n, n_in) for a feedforward batch or 3-d "
                              f"(T, n, n_in) for a recurrent one, got shape {inputs.shape}")
-        self.inputs, self.targets, self.mask, self.lengths = inputs, targets, mask, lengths
+        self._inputs, self._targets, self._mask, self._lengths_arr = inputs, targets, mask, lengths
         addr = lambda a: None if a is None else a.ctypes.data  # noqa: E731
         self._c = _lib.mom_batch(n, steps, addr(inputs), addr(targets), addr(mask), addr(lengths))
 
@@ -183,9 +190,8 @@ class Net(Handle):
                              detail=f"n_in={n_in}, n_hidden={n_hidden}, n_out={n_out}")
         return cls._wrap(out.value, allocator)
 
-    def close(self):
+    def _on_close(self):
         self._gv_keep = None
-        super().close()
 
     # -- queries --------------------------------------------------------------------------------
     def _q(self, fn, *args):

@@ -39,6 +39,10 @@ class Optimizer(Handle):
             n_params = n_params.num_params
         n = check_size(n_params, "n_params", 1)
         k = coerce(OptimKind, kind, "kind")
+        if k == OptimKind.HF:
+            # Not bound (docs/python.md): its steps keep a batch in the network for Gauss-Newton
+            # products, which this binding does not track, so a freed batch could be read later.
+            raise ValueError("the HF optimizer is not available from Python yet (docs/python.md)")
         out = ctypes.c_void_p()
         rc = L.mom_optim_create(ctypes.byref(out), k, n, c_allocator(allocator))
         if rc:
@@ -58,13 +62,8 @@ class Optimizer(Handle):
             self.close()
             raise
 
-    def close(self):
-        lock = getattr(self, "_lock", None)
-        if lock is None:
-            return
-        with lock:
-            super().close()
-            self._begun = None
+    def _on_close(self):
+        self._begun = None
 
     # -- schedules and options ------------------------------------------------------------------
     def _set_sched(self, slot, cfn, fname, value):
@@ -118,8 +117,9 @@ class Optimizer(Handle):
                 comm.Allreduce(MPI.IN_PLACE, values)
                 values /= comm.size
 
-        If fn raises, the step fails (nothing changes) and step_net() raises a MominitError
-        chained from fn's exception. The arrays are views valid during the call only."""
+        If fn raises, the step fails (nothing changes) and step_net() raises a MomError
+        chained from fn's exception. The arrays are copies, written back when fn returns: fn
+        may keep them, but writes to them after it returns are not seen."""
         if fn is not None and not callable(fn):
             raise TypeError(f"fn must be callable or None, got {type(fn).__name__}")
         if fn is None:
@@ -129,17 +129,26 @@ class Optimizer(Handle):
                 self._owner.keep.pop("reduce", None)
                 self._reduce_exc = None
             return
+        import weakref
         import numpy as np
-        owner = self
+        # weak: the C object keeps the trampoline alive, and a strong reference back to this
+        # Optimizer would keep it from ever being collected
+        owner_ref = weakref.ref(self)
 
         def trampoline(values, count, ctype, what, _user):
             try:
                 dtype = np.float32 if ctype == 1 else np.float64
                 buf = (ctypes.c_char * (count * np.dtype(dtype).itemsize)).from_address(values)
-                fn(np.frombuffer(buf, dtype=dtype, count=count), ReduceWhat(what))
+                view = np.frombuffer(buf, dtype=dtype, count=count)
+                # a copy: fn may keep what it gets, but not the library's memory behind it
+                arr = view.copy()
+                fn(arr, ReduceWhat(what))
+                view[...] = arr
                 return 0
             except BaseException as e:  # reported by the step that called the hook
-                owner._reduce_exc = e
+                owner = owner_ref()
+                if owner is not None:
+                    owner._reduce_exc = e
                 return -1  # MOM_E_INVALID
 
         cfn = REDUCE_FN(trampoline)

@@ -93,7 +93,10 @@ class Sched(Handle):
     def piecewise(cls, starts, values, allocator=None):
         """values[i] for starts[i] <= t < starts[i+1]; starts[0] == 0, strictly increasing.
         The sequences are copied."""
-        st = np.array(starts, dtype=np.uint64)
+        st = np.asarray(starts)
+        if st.size and (st.dtype.kind not in "iu" or (st.dtype.kind == "i" and (st < 0).any())):
+            raise ValueError(f"starts must be non-negative integers, got {st.tolist()}")
+        st = np.array(st, dtype=np.uint64)
         va = np.array(values, dtype=np.float64)
         if st.ndim != 1 or va.shape != st.shape:
             raise ValueError(f"starts and values must be 1-d of equal length, got {st.shape} and "

@@ -35,6 +35,13 @@ class TestLifetime(unittest.TestCase):
         self.assertEqual(alloc.bad_frees, [])
         self.assertTrue(all(h.closed for h in handles))
 
+    def test_batch_arrays_cannot_be_replaced(self):
+        b = mi.Batch(np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32))
+        for name in ("inputs", "targets", "mask", "lengths"):
+            with self.assertRaises(AttributeError):
+                setattr(b, name, np.ones((1, 3), np.float32))
+        self.assertEqual(b.inputs.shape, (4, 3))
+
     def test_copies_are_refused(self):
         import copy
         import pickle

@@ -326,6 +326,72 @@ class TestReduceHook(unittest.TestCase):
             with self.assertRaises(TypeError):
                 oa.set_reduce(42)
 
+    def test_hook_gets_copies_and_cannot_close_what_is_in_use(self):
+        x, t = classification_batch(np.random.default_rng(3), 16, 6, 3)
+        with mi.Net.feedforward([6, 5, 3], "tanh", "softmax_xent") as net, \
+                mi.Optimizer("sgd", net, lr=0.05) as opt:
+            mi.preset_ff(net, 4)
+            kept = {}
+
+            def keep(values, what):
+                kept[what] = values
+                values *= 1.0
+
+            opt.set_reduce(keep)
+            loss = opt.step_net(net, (x, t))
+            # the hook's arrays are its own: they keep their values after the step, and writing
+            # to them later reaches no memory of the library
+            self.assertEqual(float(kept[mi.ReduceWhat.LOSS][0]), loss)
+            g1 = kept[mi.ReduceWhat.GRADIENT].copy()
+            opt.set_reduce(lambda values, what: None)
+            opt.step_net(net, (x, t))
+            np.testing.assert_array_equal(kept[mi.ReduceWhat.GRADIENT], g1)
+            p1 = net.params.copy()
+            kept[mi.ReduceWhat.GRADIENT][:] = 1e30
+            kept[mi.ReduceWhat.LOSS][:] = np.nan
+            np.testing.assert_array_equal(net.params, p1)
+
+            # closing the network or the optimizer from the hook of a step that uses them is
+            # refused (the step fails, chained from the refusal) and both stay usable
+            for victim in (net, opt):
+                def close_it(values, what, victim=victim):
+                    victim.close()
+
+                opt.set_reduce(close_it)
+                with self.assertRaises(mi.MomError) as cm:
+                    opt.step_net(net, (x, t))
+                self.assertIsInstance(cm.exception.__cause__, RuntimeError)
+                self.assertFalse(victim.closed)
+            opt.set_reduce(None)
+            opt.step_net(net, (x, t))
+
+    def test_optimizer_with_hook_is_collected(self):
+        import gc
+        before = mi.live_handles().get("Optimizer", 0)
+        for _ in range(3):
+            opt = mi.Optimizer("sgd", 10)
+            opt.set_reduce(lambda values, what: None)
+            del opt
+            gc.collect()
+        self.assertEqual(mi.live_handles().get("Optimizer", 0), before)
+
+
+class TestRefused(unittest.TestCase):
+    def test_hf_is_not_bound(self):
+        with self.assertRaises(ValueError):
+            mi.Optimizer("hf", 10)
+
+    def test_enum_ints_beyond_c_int(self):
+        with self.assertRaises(ValueError):
+            mi.Optimizer(2**32 + 2, 10)  # would wrap to CM
+        with self.assertRaises(ValueError):
+            mi.Net.feedforward([1, 2, 1], output=2**32 + 1)
+
+    def test_flush_option_by_name(self):
+        with mi.Optimizer("nag", 4) as opt:
+            opt.set("flush_subnormals", 0)
+            self.assertEqual(opt.get(mi.OptimOption.FLUSH_SUBNORMALS), 0.0)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -65,6 +65,15 @@ class TestValues(unittest.TestCase):
             mi.Sched(0.5)
 
 
+class TestPiecewiseStarts(unittest.TestCase):
+    def test_starts_must_be_non_negative_integers(self):
+        for bad in ([0, 2.9], [0, -1]):
+            with self.assertRaises(ValueError):
+                mi.Sched.piecewise(bad, [1.0, 2.0])
+        with mi.Sched.piecewise([0, 2], [1.0, 2.0]) as s:
+            self.assertEqual(list(s.values(range(4))), [1.0, 1.0, 2.0, 2.0])
+
+
 class TestCallback(unittest.TestCase):
     def test_callback_values_and_exceptions(self):
         calls = []
