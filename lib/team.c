@@ -122,9 +122,21 @@ static int start(mom__team *t, int threads)
         mom__free(a, s);
         return -1;
     }
-    /* helpers are born with every signal blocked: signals go to the application's threads */
+    /* Helpers are born with every asynchronous signal blocked, so that those go to the
+     * application's threads. The synchronous ones stay open: a fault or a floating-point trap
+     * (the caller's MXCSR is adopted, traps included) raised by a helper's own instruction must
+     * reach the application's handler, as it would on the calling thread; blocked, the kernel
+     * would kill the process instead. */
     sigset_t all, old;
     sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+#ifdef SIGSYS
+    sigdelset(&all, SIGSYS);
+#endif
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int want = (threads < MOM__TEAM_MAX_PARTS ? threads : MOM__TEAM_MAX_PARTS) - 1;
     pthread_attr_t attr, *pa = NULL;

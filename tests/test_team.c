@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -124,6 +125,48 @@ static void test_caller_fp_mode(void **state)
         mom__fpenv_leave(&e);
     }
     mom__team_stop(&t);
+}
+
+/* Helpers block the asynchronous signals (they belong to the application's threads) but not the
+ * synchronous ones: a fault or floating-point trap in a helper must reach the application's
+ * handler instead of killing the process. */
+typedef struct mask_job {
+    pthread_t caller;
+    _Atomic int helper_parts, sync_blocked, async_open;
+} mask_job;
+
+static void mask_part(void *arg, size_t part, size_t parts)
+{
+    (void)part;
+    (void)parts;
+    mask_job *j = arg;
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL); /* give the helpers time to take parts */
+    if (pthread_equal(pthread_self(), j->caller))
+        return;
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    atomic_fetch_add(&j->helper_parts, 1);
+    const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP};
+    for (size_t k = 0; k < sizeof sync_sigs / sizeof sync_sigs[0]; k++)
+        if (sigismember(&cur, sync_sigs[k]))
+            atomic_fetch_add(&j->sync_blocked, 1);
+    if (!sigismember(&cur, SIGINT) || !sigismember(&cur, SIGTERM))
+        atomic_fetch_add(&j->async_open, 1);
+}
+
+static void test_helper_signal_mask(void **state)
+{
+    (void)state;
+    mom__team t;
+    team_default(&t, 4);
+    mask_job j = {.caller = pthread_self()};
+    for (int rep = 0; rep < 20 && atomic_load(&j.helper_parts) == 0; rep++)
+        mom__team_run(&t, mask_part, &j, 4);
+    mom__team_stop(&t);
+    assert_true(atomic_load(&j.helper_parts) > 0);
+    assert_int_equal(atomic_load(&j.sync_blocked), 0);
+    assert_int_equal(atomic_load(&j.async_open), 0);
 }
 
 /* A child process after fork() has no helpers: its jobs run on its calling thread. */
@@ -553,6 +596,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parts_rule),
+        cmocka_unit_test(test_helper_signal_mask),
         cmocka_unit_test(test_every_part_once),
         cmocka_unit_test(test_caller_fp_mode),
         cmocka_unit_test(test_after_fork),
