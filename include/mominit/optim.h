@@ -1,7 +1,7 @@
 /*
  * libmominit: first-order optimizers with momentum, stepped by the caller.
  *
- * Update rules (paper.md section 1), with mu_t and eps_t read from schedules at the step count t:
+ * Update rules (Sutskever et al. 2013, section 2), with mu_t and eps_t read from schedules at the step count t:
  *   SGD:  theta <- theta - eps_t g(theta)
  *   CM:   v <- mu_t v - eps_t g(theta);          theta <- theta + v
  *   NAG:  v <- mu_t v - eps_t g(theta + mu_t v); theta <- theta + v
