@@ -112,6 +112,15 @@ static int lay(size_t *total, size_t *off, size_t count, size_t elem)
 }
 
 /* Ensure workspace `ws` fits (n, T). is_gv selects the buffer set. */
+/* Whether ws can not hold n sequences of t steps (or n * t overflows): ws_ensure() then builds
+ * a new workspace (or fails). */
+static int ws_short(const rnn_ws *ws, size_t n, size_t t)
+{
+    size_t cells;
+    return !mom__mul_size(&cells, n, t) || ws->mem == NULL || n > ws->cap_n || t > ws->cap_t ||
+           cells > ws->cap_cells;
+}
+
 static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
 {
     rnn_impl *r = net->impl;
@@ -119,7 +128,7 @@ static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
     if (!mom__mul_size(&cells, n, t) || cells > mom__blas_max_dim())
         return mom__fail(&net->base, MOM_E_INVALID,
                          "batch of %zu sequences x %zu steps is too large for BLAS", n, t);
-    if (ws->mem != NULL && n <= ws->cap_n && t <= ws->cap_t && cells <= ws->cap_cells)
+    if (!ws_short(ws, n, t))
         return MOM_OK;
     size_t cn = n > ws->cap_n ? n : ws->cap_n;
     size_t ct = t > ws->cap_t ? t : ws->cap_t;
@@ -212,14 +221,6 @@ static void rnn_destroy(mom_net *net)
     mom__free(&net->base.alloc, r->gv.mem);
     mom__free(&net->base.alloc, r);
     net->impl = NULL;
-}
-
-/* Whether ws_ensure(ws, n, t) would replace the workspace (or fail: an overflowing size). */
-static int ws_short(const rnn_ws *ws, size_t n, size_t t)
-{
-    size_t cells;
-    return !mom__mul_size(&cells, n, t) || ws->mem == NULL || n > ws->cap_n || t > ws->cap_t ||
-           cells > ws->cap_cells;
 }
 
 /* Both workspaces are built before either is replaced, so that a failure keeps both. */
