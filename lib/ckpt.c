@@ -34,7 +34,6 @@
 
 #include "blas.h"
 #include "crc32c.h"
-#include "fpenv.h"
 #include "net_internal.h"
 #include "hf_internal.h"
 #include "optim_internal.h"
@@ -1806,9 +1805,10 @@ static size_t net_params_at(const mom_ckpt *ck)
 static void commit_net(mom_net *net, const mom_ckpt *ck)
 {
     const uint32_t options = get_u32(ck->img + ck->ix.off[SEC_NETW] + 12);
-    net->check_finite = (options & 1u) != 0;
-    net->flush = (options & 2u) == 0;
-    net->flush_below = net->flush ? MOM__FLUSH_BELOW : 0.0f;
+    /* through the setter, which owns what each option implies; finite values cannot fail */
+    int st = mom_net_set(net, MOM_NET_CHECK_FINITE, (options & 1u) ? 1.0 : 0.0);
+    st |= mom_net_set(net, MOM_NET_FLUSH_SUBNORMALS, (options & 2u) ? 0.0 : 1.0);
+    (void)st;
     get_f32s(net->params, ck->img + net_params_at(ck), net->n_params);
 }
 
