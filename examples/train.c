@@ -86,9 +86,9 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
         char dir[4096];
         if (slash == NULL)
             snprintf(dir, sizeof dir, ".");
-        else
-            snprintf(dir, sizeof dir, "%.*s", slash == f->checkpoint ? 1 : (int)(slash - f->checkpoint),
-                     f->checkpoint);
+        else /* "/x" is in "/" */
+            snprintf(dir, sizeof dir, "%.*s",
+                     (int)(slash == f->checkpoint ? 1 : slash - f->checkpoint), f->checkpoint);
         if (access(dir, W_OK | X_OK) != 0) {
             fprintf(stderr, "%s: cannot write checkpoints into %s: %s\n", prog, dir,
                     strerror(errno));
