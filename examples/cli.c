@@ -151,9 +151,11 @@ void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err
     double elapsed = now - p->t0;
     double rate = step > p->start_step && elapsed > 0 ? (double)(step - p->start_step) / elapsed : 0;
     double eta = rate > 0 ? (double)(p->total - step) / rate : -1;
-    char eta_s[32], el_s[32];
+    char eta_s[32], el_s[32], err_s[32] = "-"; /* no evaluation yet: "-" rather than "nan" */
     fmt_duration(eta_s, sizeof eta_s, eta);
     fmt_duration(el_s, sizeof el_s, elapsed);
+    if (err == err)
+        snprintf(err_s, sizeof err_s, "%.*g", p->tty ? 4 : 6, err);
     if (p->tty) {
         if (!force && now - p->last_draw < 0.2)
             return;
@@ -163,18 +165,18 @@ void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err
         for (int i = 0; i < width; i++)
             bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
         bar[width] = '\0';
-        fprintf(stderr, "\r[%s] %3.0f%% %llu/%llu  %.0f steps/s  ETA %s  loss %.4g  err %.4g ", bar,
+        fprintf(stderr, "\r[%s] %3.0f%% %llu/%llu  %.0f steps/s  ETA %s  loss %.4g  err %s ", bar,
                 p->total ? 100.0 * (double)step / (double)p->total : 100.0,
-                (unsigned long long)step, (unsigned long long)p->total, rate, eta_s, loss, err);
+                (unsigned long long)step, (unsigned long long)p->total, rate, eta_s, loss, err_s);
         fflush(stderr);
     } else {
         uint64_t every = p->total / 20 ? p->total / 20 : 1;
         if (!force && step - p->last_line_step < every)
             return;
         p->last_line_step = step;
-        fprintf(stderr, "step %llu/%llu  %.0f steps/s  elapsed %s  ETA %s  loss %.6g  error %.6g\n",
+        fprintf(stderr, "step %llu/%llu  %.0f steps/s  elapsed %s  ETA %s  loss %.6g  error %s\n",
                 (unsigned long long)step, (unsigned long long)p->total, rate, el_s, eta_s, loss,
-                err);
+                err_s);
     }
 }
 
@@ -228,6 +230,26 @@ int cli_csv_trim(const char *path, uint64_t last_step)
         remove(tmp);
     free(tmp);
     return rc;
+}
+
+double cli_log_last_seconds(const char *path)
+{
+    FILE *in = fopen(path, "r");
+    if (in == NULL)
+        return 0;
+    double seconds = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, in) != NULL) {
+        if (!isdigit((unsigned char)line[0]))
+            continue; /* the header */
+        const char *last = strrchr(line, ',');
+        char *end;
+        double v = last ? strtod(last + 1, &end) : NAN;
+        if (last && end != last + 1 && isfinite(v) && v >= 0)
+            seconds = v;
+    }
+    fclose(in);
+    return seconds;
 }
 
 FILE *cli_log_open(const char *path, int append)

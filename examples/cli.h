@@ -55,6 +55,9 @@ FILE *cli_csv_open(const char *path, int append, const char *header);
 int cli_csv_trim(const char *path, uint64_t last_step);
 
 FILE *cli_log_open(const char *path, int append);
+/* The seconds column of the last row of the log at path (0 if it has none or cannot be read): a
+ * resumed run's clock continues from there. */
+double cli_log_last_seconds(const char *path);
 void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
                  double seconds);
 

@@ -109,7 +109,8 @@ void train_usage(FILE *f)
 "  --checkpoint FILE   save the training state to FILE every --checkpoint-every updates and\n"
 "                      at the end (atomically)\n"
 "  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
-"  --resume FILE       continue the run saved in FILE (give the same flags as the first run)\n"
+"  --resume FILE       continue the run saved in FILE (give the same flags as the first run);\n"
+"                      with --log, the log and its seconds go on from the saved update\n"
 "  --threads N         BLAS threads (default: the BLAS default)\n"
 "  --mpi               data-parallel training over the ranks of an MPI job (mpirun -np N\n"
 "                      PROGRAM --mpi ...): each rank computes on its block of every\n"
@@ -334,7 +335,8 @@ void train_monitor_start(train_monitor *m, const char *prog, const train_flags *
         exit(1);
     }
     cli_progress_start(&m->bar, first - 1, steps);
-    m->t0 = cli_now();
+    /* a resumed run's seconds go on from its log, so the column stays the run's wall time */
+    m->t0 = cli_now() - (tf->resume && tf->log ? cli_log_last_seconds(tf->log) : 0.0);
 }
 
 int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom_optim *opt)

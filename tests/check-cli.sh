@@ -133,6 +133,16 @@ if [ "$(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')" = "step 5 10 15 20 " ] &&
     echo "ok $count - a resumed log drops the rows past its checkpoint"
 else echo "not ok $count - resumed log: $(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')"
     fails=$((fails + 1)); fi
+# The seconds column is the run's wall time: a resumed run's rows go on from the log's last row.
+"$rnn" $r --steps 10 --checkpoint "$tmp/s.ckpt" --log "$tmp/s.csv" > /dev/null 2>&1
+sed 's/,[0-9.]*$/,500.25/' "$tmp/s.csv" > "$tmp/s2.csv" && mv "$tmp/s2.csv" "$tmp/s.csv"
+"$rnn" $r --steps 15 --resume "$tmp/s.ckpt" --log "$tmp/s.csv" > "$tmp/s.out" 2>/dev/null
+count=$((count + 1))
+if awk -F, '$1 == 15 && $6 >= 500.25 && $6 < 560 { ok = 1 } END { exit !ok }' "$tmp/s.csv" &&
+   grep -q 'seconds=50[0-9]' "$tmp/s.out"; then
+    echo "ok $count - a resumed log's seconds go on from its last row"
+else echo "not ok $count - resumed seconds: $(tail -1 "$tmp/s.csv") / $(tail -1 "$tmp/s.out")"
+    fails=$((fails + 1)); fi
 expect 1 "already holds 20 updates" -- "$rnn" $r --steps 20 --resume "$tmp/k.ckpt"
 expect 2 "--plot needs --log" -- "$rnn" $r --steps 5 --plot "$tmp/p.png"
 expect 1 "cannot write checkpoints into $tmp/no/such" -- "$rnn" $r --steps 5 \
