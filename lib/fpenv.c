@@ -105,3 +105,17 @@ unsigned long mom__fpenv_control(void) { return 0; }
 void mom__fpenv_adopt(unsigned long control) { (void)control; }
 
 #endif
+
+void mom__fpenv_pause(mom__fpenv *e)
+{
+    if (e->changed) {
+        e->mode = mom__fpenv_control();
+        mom__fpenv_adopt(e->saved);
+    }
+}
+
+void mom__fpenv_resume(const mom__fpenv *e)
+{
+    if (e->changed)
+        mom__fpenv_adopt(e->mode);
+}

@@ -29,6 +29,7 @@
 /* The caller's state, saved by mom__fpenv_enter(). */
 typedef struct mom__fpenv {
     unsigned long saved; /* control register as found */
+    unsigned long mode;  /* the library's, while paused */
     int changed;         /* nonzero: mom__fpenv_leave() must restore */
 } mom__fpenv;
 
@@ -39,6 +40,13 @@ void mom__fpenv_enter(mom__fpenv *e, int on);
 /* Restore the control bits saved by mom__fpenv_enter() (exception flags raised meanwhile stay
  * raised). */
 void mom__fpenv_leave(const mom__fpenv *e);
+
+/* Give the caller's mode back for a while, and take the library's again: an optimizer's step
+ * calls the network in the mode the network would see if the caller called it, so that each
+ * handle's flush option governs that handle's work only. Between mom__fpenv_enter() and
+ * mom__fpenv_leave(); no effect if enter changed nothing. */
+void mom__fpenv_pause(mom__fpenv *e);
+void mom__fpenv_resume(const mom__fpenv *e);
 
 /* The calling thread's control register (x86 MXCSR, AArch64 FPCR; 0 elsewhere), and setting
  * another thread's control bits to it (its exception flags are kept): how a helper thread

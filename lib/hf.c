@@ -650,6 +650,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     const double eta = o->weight_decay;
     const double lambda = h->lambda;
 
+    if (o->t == UINT64_MAX)
+        return mom__fail(&o->base, MOM_E_STATE, "the step counter is at its largest value");
     /* settings of this step */
     const double decay = mom_sched_value(o->momentum, o->t);
     if (!(decay >= 0.0 && decay <= 1.0))
@@ -939,48 +941,59 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
 typedef struct net_ctx {
     mom_net *net;
     const mom_batch *gb, *cb;
+    mom__fpenv *fe; /* the step's mode, paused for each network call */
 } net_ctx;
+
+/* A network call in the floating-point mode the network's own option gives (the caller's mode,
+ * flushed or not), not in the optimizer's. */
+#define NET_CALL(c, call)                                                                      \
+    do {                                                                                       \
+        mom__fpenv_pause((c)->fe);                                                             \
+        int net_rc_ = (call);                                                                  \
+        mom__fpenv_resume((c)->fe);                                                            \
+        return net_rc_;                                                                        \
+    } while (0)
 
 static int net_loss_grad(double *loss, float *grad, const float *params, void *u)
 {
     net_ctx *c = u;
-    return mom_net_loss_grad(loss, grad, c->net, c->gb, params);
+    NET_CALL(c, mom_net_loss_grad(loss, grad, c->net, c->gb, params));
 }
 
 static int net_loss(double *loss, const float *params, void *u)
 {
     net_ctx *c = u;
-    return mom_net_loss(loss, c->net, c->gb, params);
+    NET_CALL(c, mom_net_loss(loss, c->net, c->gb, params));
 }
 
 static int net_curv_begin(const float *params, void *u)
 {
     net_ctx *c = u;
-    return mom_net_gv_begin(c->net, c->cb, params);
+    NET_CALL(c, mom_net_gv_begin(c->net, c->cb, params));
 }
 
 static int net_gv(float *out, const float *v, double struct_damping, void *u)
 {
     net_ctx *c = u;
-    return mom_net_gv(out, c->net, v, struct_damping);
+    NET_CALL(c, mom_net_gv(out, c->net, v, struct_damping));
 }
 
 static int net_gv_acc(float *out, const float *v, const mom__gv_acc *acc, void *u)
 {
     net_ctx *c = u;
-    return mom__net_gv_acc(out, c->net, v, acc);
+    NET_CALL(c, mom__net_gv_acc(out, c->net, v, acc));
 }
 
 static int net_curv_loss(double *loss, const float *params, void *u)
 {
     net_ctx *c = u;
-    return mom_net_loss(loss, c->net, c->cb, params);
+    NET_CALL(c, mom_net_loss(loss, c->net, c->cb, params));
 }
 
 static int net_fisher(float *out, const float *params, void *u)
 {
     net_ctx *c = u;
-    return mom_net_fisher_diag(out, c->net, c->gb, params);
+    NET_CALL(c, mom_net_fisher_diag(out, c->net, c->gb, params));
 }
 
 static int same_batch(const mom_batch *a, const mom_batch *b)
@@ -1012,17 +1025,21 @@ int mom_optim_step_hf(double *loss, mom_optim *opt, mom_net *net, const mom_batc
                          mom_net_num_params(net), opt->n);
     if (curv_batch == NULL)
         curv_batch = grad_batch;
-    net_ctx ctx = {net, grad_batch, curv_batch};
+    mom__fpenv fe;
+    net_ctx ctx = {net, grad_batch, curv_batch, &fe};
     const mom_hf_model model = {net_loss_grad, net_loss,      net_curv_begin, net_gv,
                                 net_curv_loss, net_fisher,    &ctx};
     const int kind = mom_net_kind_of(net);
-    hf_src src = {&model, net, kind == MOM_NET_FEEDFORWARD ? net_gv_acc : NULL,
+    /* the accumulating product does CG's vector work inside the network's call, so in the
+     * network's mode: used when that is the optimizer's too */
+    hf_src src = {&model, net,
+                  kind == MOM_NET_FEEDFORWARD && opt->flush == net->flush ? net_gv_acc : NULL,
                   same_batch(grad_batch, curv_batch),
                   kind == MOM_NET_FEEDFORWARD, kind == MOM_NET_RECURRENT};
-    /* subnormals flushed for HF's own vector work too (the network's calls set their mode
-     * themselves); mom_optim_step_hf_model() runs the caller's callbacks, so it leaves the
-     * caller's mode alone */
-    mom__fpenv fe;
+    /* subnormals flushed for HF's own vector work as the optimizer's option says; the network's
+     * calls run in the caller's mode under the network's option (NET_CALL);
+     * mom_optim_step_hf_model() runs the caller's callbacks, so it leaves the caller's mode
+     * alone */
     mom__fpenv_enter(&fe, opt->flush);
     int rc = hf_step(loss, opt, mom_net_params(net), &src);
     mom__fpenv_leave(&fe);

@@ -525,6 +525,8 @@ static int begin_impl(const float **point, mom_optim *opt, float *params, mom__t
     if (opt->begun)
         return mom__fail(&opt->base, MOM_E_STATE,
                          "a step is already begun (call mom_optim_end() or mom_optim_cancel())");
+    if (opt->t == UINT64_MAX)
+        return mom__fail(&opt->base, MOM_E_STATE, "the step counter is at its largest value");
     double eps = mom_sched_value(opt->lr, opt->t);
     if (!(eps >= 0.0 && eps <= FLT_MAX))
         return mom__fail(&opt->base, MOM_E_INVALID,
@@ -726,14 +728,17 @@ static void fused_update(void *ctx, size_t off, size_t len)
     nag_write_range(f->o, f->team, f->th, f->o->grad, f->wd, 1.0f, off, len);
 }
 
-static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mom_batch *batch)
+static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mom_batch *batch,
+                            mom__fpenv *fe)
 {
     float *theta = mom_net_params(net);
     const float *point;
     /* fused when nothing must see the whole gradient before the update (a reduction across
-     * workers, the clipping norm) */
+     * workers, the clipping norm), and when the fused passes, which run in the network's
+     * floating-point mode, would run in the same mode outside it */
     const int fuse = opt->kind == MOM_OPTIM_NAG && opt->reduce == NULL &&
-                     !(opt->clip_norm > 0.0) && mom__net_can_fuse_nag(net);
+                     !(opt->clip_norm > 0.0) && opt->flush == net->flush &&
+                     mom__net_can_fuse_nag(net);
     int rc = begin_impl(&point, opt, theta, &net->team, fuse);
     if (rc != MOM_OK)
         return rc;
@@ -741,12 +746,14 @@ static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mo
     uint32_t max_g = NO_MAX_G;
     fused_nag f = {.o = opt, .team = &net->team, .th = theta, .mu = opt->step_mu,
                    .wd = (float)opt->weight_decay};
+    mom__fpenv_pause(fe); /* the network computes in the mode its own option gives */
     if (fuse) {
         mom__nag_fuse hooks = {fused_point, fused_decide, fused_update, &f};
         rc = mom__net_loss_grad_nag(&l, opt->grad, net, batch, opt->point, &hooks);
     } else {
         rc = mom__net_loss_grad_max(&l, opt->grad, &max_g, net, batch, point);
     }
+    mom__fpenv_resume(fe);
     if (rc != MOM_OK) {
         opt->begun = 0;
         opt->begun_params = NULL;
@@ -802,7 +809,7 @@ int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_bat
         return mom_optim_step_hf(loss, opt, net, batch, NULL);
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    int rc = step_first_order(loss, opt, net, batch);
+    int rc = step_first_order(loss, opt, net, batch, &fe);
     mom__fpenv_leave(&fe);
     return rc;
 }

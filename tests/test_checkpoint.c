@@ -1447,6 +1447,49 @@ static void test_crafted(void **state)
 
 /* Restoring into handles of another architecture (or kind, or size) fails with MOM_E_FORMAT naming
  * the section and offset, and changes no handle. */
+/* The step counter stops at its largest value instead of wrapping to 0 (which would restart the
+ * schedules): a checkpoint can hold any t, so one is crafted two steps before the end. */
+static void test_step_counter_limit(void **state)
+{
+    (void)state;
+    const int kinds[] = {MOM_OPTIM_CM, MOM_OPTIM_NAG, MOM_OPTIM_HF};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        size_t size, len;
+        unsigned char *img = ckpt_bytes(&size, MOM_NET_FEEDFORWARD, kinds[k], 1, 2);
+        size_t off = find_section(img, "OPTM", &len);
+        assert_true(off > 0 && len >= 24);
+        wr64(img + off + 16, UINT64_MAX - 1);
+        fix_crcs(img, size);
+        train_state s = make_state(MOM_NET_FEEDFORWARD, kinds[k], 11, NULL);
+        train_state c = make_state(MOM_NET_FEEDFORWARD, kinds[k], 11, NULL);
+        mom_ckpt *ck;
+        assert_ok(mom_ckpt_create(&ck, NULL));
+        assert_ok(mom_ckpt_load_buffer(ck, img, size));
+        assert_ok(mom_ckpt_restore(ck, s.net, s.opt, &s.rng, 1));
+        assert_ok(mom_ckpt_restore(ck, c.net, c.opt, &c.rng, 1));
+        assert_true(mom_optim_steps(s.opt) == UINT64_MAX - 1);
+        train(s.net, s.opt, s.rng, 1); /* the last step there is */
+        train(c.net, c.opt, c.rng, 1);
+        assert_true(mom_optim_steps(s.opt) == UINT64_MAX);
+        batch_buf bb;
+        gen_batch(&bb, MOM_NET_FEEDFORWARD, s.rng);
+        double loss = -1.0;
+        assert_status(mom_optim_step_net(&loss, s.opt, s.net, &bb.b), MOM_E_STATE);
+        assert_non_null(strstr(mom_optim_errmsg(s.opt), "step counter"));
+        if (kinds[k] != MOM_OPTIM_HF) {
+            const float *pt = NULL;
+            assert_status(mom_optim_begin(&pt, s.opt, mom_net_params(s.net)), MOM_E_STATE);
+        }
+        gen_batch(&bb, MOM_NET_FEEDFORWARD, c.rng); /* the same draws as s */
+        assert_true(mom_optim_steps(s.opt) == UINT64_MAX);
+        assert_true(state_equal(&s, &c));
+        mom_ckpt_destroy(ck);
+        free_state(&s);
+        free_state(&c);
+        free(img);
+    }
+}
+
 static void test_mismatch(void **state)
 {
     (void)state;
@@ -1820,6 +1863,7 @@ int main(void)
         cmocka_unit_test(test_magic_and_versions),
         cmocka_unit_test(test_crafted),
         cmocka_unit_test(test_mismatch),
+        cmocka_unit_test(test_step_counter_limit),
         cmocka_unit_test(test_alloc_fail_constructors),
         cmocka_unit_test(test_alloc_fail_steps),
         cmocka_unit_test(test_alloc_fail_ckpt),

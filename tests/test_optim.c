@@ -1104,6 +1104,69 @@ static void test_step_net_fused_nag_diverges_atomically(void **state)
     mom_net_destroy(net);
 }
 
+/* Each handle's flush option governs its own work: mom_optim_step_net() gives the bits of
+ * begin + mom_net_loss_grad() + end for every combination of the two options. Two small nets
+ * whose results depend on flushing: a subnormal weight from an input that is always 0 (its
+ * gradient is 0, so only the mode decides whether it survives a step), and a subnormal input
+ * times a huge weight (a loss of 5e-19 with denormals read as they are, 0 when flushed). */
+static void test_step_net_flush_options(void **state)
+{
+    (void)state;
+    const size_t sz_a[3] = {2, 2, 1}, sz_b[3] = {1, 1, 1};
+    const int act_a[1] = {MOM_ACT_LOGISTIC}, act_b[1] = {MOM_ACT_LINEAR};
+    const float init_a[9] = {0.3f, 1e-39f, -0.2f, 0.1f, 0.05f, -0.05f, 0.4f, -0.3f, 0.1f};
+    const float init_b[4] = {1.0f, 0.0f, 1e30f, 0.0f};
+    static float xa[4] = {1.0f, 0.0f, -1.0f, 0.0f}, ya[2] = {0.5f, -0.5f};
+    static float xb[1] = {1e-39f}, yb[1] = {0.0f};
+    const int kinds[2] = {MOM_OPTIM_CM, MOM_OPTIM_NAG};
+    for (int net_case = 0; net_case < 2; net_case++)
+        for (int k = 0; k < 2; k++)
+            for (int flags = 0; flags < 4; flags++) {
+                const size_t *sz = net_case ? sz_b : sz_a;
+                const float *init = net_case ? init_b : init_a;
+                const size_t n = net_case ? 4 : 9;
+                mom_batch b = {0};
+                b.n = net_case ? 1 : 2;
+                b.inputs = net_case ? xb : xa;
+                b.targets = net_case ? yb : ya;
+                mom_net *na, *nb;
+                mom_optim *oa, *ob;
+                assert_ok(mom_net_create_ff(&na, 2, sz, net_case ? act_b : act_a,
+                                            MOM_OUT_LINEAR_SQUARED, NULL));
+                assert_ok(mom_net_create_ff(&nb, 2, sz, net_case ? act_b : act_a,
+                                            MOM_OUT_LINEAR_SQUARED, NULL));
+                assert_int_equal(mom_net_num_params(na), n);
+                memcpy(mom_net_params(na), init, n * sizeof *init);
+                memcpy(mom_net_params(nb), init, n * sizeof *init);
+                assert_ok(mom_net_set(na, MOM_NET_FLUSH_SUBNORMALS, flags & 1));
+                assert_ok(mom_net_set(nb, MOM_NET_FLUSH_SUBNORMALS, flags & 1));
+                oa = make_optim_const(kinds[k], n, 0.1, 0.9);
+                ob = make_optim_const(kinds[k], n, 0.1, 0.9);
+                assert_ok(mom_optim_set(oa, MOM_OPTIM_FLUSH_SUBNORMALS, flags >> 1));
+                assert_ok(mom_optim_set(ob, MOM_OPTIM_FLUSH_SUBNORMALS, flags >> 1));
+                float grad[9];
+                for (int step = 0; step < (net_case ? 1 : 3); step++) { /* b: then overflow */
+                    double la = -1.0, lb = -2.0;
+                    const float *pt;
+                    assert_ok(mom_optim_step_net(&la, oa, na, &b));
+                    assert_ok(mom_optim_begin(&pt, ob, mom_net_params(nb)));
+                    assert_ok(mom_net_loss_grad(&lb, grad, nb, &b, pt));
+                    assert_ok(mom_optim_end(ob, mom_net_params(nb), lb, grad));
+                    if (memcmp(&la, &lb, sizeof la) != 0)
+                        fail_msg("net %d kind %d flush net %d optim %d step %d: loss %g vs %g",
+                                 net_case, kinds[k], flags & 1, flags >> 1, step, la, lb);
+                }
+                if (memcmp(mom_net_params(na), mom_net_params(nb), n * sizeof(float)) != 0 ||
+                    memcmp(mom_optim_velocity(oa), mom_optim_velocity(ob), n * sizeof(float)))
+                    fail_msg("net %d kind %d flush net %d optim %d: the two paths differ",
+                             net_case, kinds[k], flags & 1, flags >> 1);
+                mom_optim_destroy(oa);
+                mom_optim_destroy(ob);
+                mom_net_destroy(na);
+                mom_net_destroy(nb);
+            }
+}
+
 static void test_step_net_errors(void **state)
 {
     (void)state;
@@ -1194,6 +1257,7 @@ int main(void)
         cmocka_unit_test(test_step_net_fused_nag),
         cmocka_unit_test(test_step_net_fused_nag_fallback),
         cmocka_unit_test(test_step_net_fused_nag_diverges_atomically),
+        cmocka_unit_test(test_step_net_flush_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

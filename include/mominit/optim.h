@@ -134,7 +134,8 @@ typedef enum mom_optim_option {
      *  mom_optim_begin(), mom_optim_end(), mom_optim_step_net() and mom_optim_step_hf() (not to
      *  mom_optim_step_hf_model(), which runs the caller's callbacks). Values change only where
      *  subnormals arise (they become 0); docs/performance.md explains why. The network's
-     *  MOM_NET_FLUSH_SUBNORMALS governs the network's own calls. @since 0.1.0 */
+     *  MOM_NET_FLUSH_SUBNORMALS governs the network's own work, also inside these steps: the
+     *  network computes in the mode it would have if the caller called it. @since 0.1.0 */
     MOM_OPTIM_FLUSH_SUBNORMALS = 3,
 
     MOM_OPTIM_HF_LAMBDA = 100,          /**< HF damping lambda (current value) */
@@ -271,8 +272,9 @@ MOM_API MOM_NODISCARD int mom_optim_get(double *value, const mom_optim *opt, int
  * @param params the caller's vector, borrowed until the step ends or is cancelled; do not modify
  *              it in between.
  * @return MOM_OK, MOM_E_INVALID (a NULL pointer; a learning rate or momentum out of range at this
- *         t: no step is begun), MOM_E_STATE (a step already begun), MOM_E_UNSUPPORTED (an HF
- *         optimizer: use mom_optim_step_hf() or mom_optim_step_hf_model()).
+ *         t: no step is begun), MOM_E_STATE (a step already begun, or t = UINT64_MAX, the
+ *         counter's last value: every step function refuses to wrap it), MOM_E_UNSUPPORTED (an
+ *         HF optimizer: use mom_optim_step_hf() or mom_optim_step_hf_model()).
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_optim_begin(const float **point, mom_optim *opt, float *params);
@@ -303,7 +305,8 @@ MOM_API MOM_NODISCARD int mom_optim_cancel(mom_optim *opt);
  * mom_optim_end(). The optimizer allocates nothing; the network may allocate workspace the first
  * time it sees a batch larger than any before (see mom_net_reserve()).
  * With NAG on a feedforward network (no reduction hook, no gradient clipping, the network's
- * MOM_NET_CHECK_FINITE off) the step's passes run inside the network's: each layer's look-ahead
+ * MOM_NET_CHECK_FINITE off, the same MOM_OPTIM_FLUSH_SUBNORMALS and MOM_NET_FLUSH_SUBNORMALS
+ * setting) the step's passes run inside the network's: each layer's look-ahead
  * point is formed just before the forward product that reads it, and each block is updated as
  * soon as its gradient is final, while it is in cache, when a bound on the gradient taken after
  * the forward pass rules out overflow (otherwise the update waits for the whole gradient, as in
@@ -312,7 +315,7 @@ MOM_API MOM_NODISCARD int mom_optim_cancel(mom_optim *opt);
  *             computed, so also on MOM_E_DIVERGED.
  * @return MOM_OK, MOM_E_INVALID (a NULL pointer, a schedule value out of range),
  *         MOM_E_SHAPE (net size differs from n_params), MOM_E_STATE (a step begun with
- *         mom_optim_begin()), MOM_E_DIVERGED (state restored), or any status of
+ *         mom_optim_begin(), or t = UINT64_MAX), MOM_E_DIVERGED (state restored), or any status of
  *         mom_net_loss_grad() (whose detail message is copied into the optimizer's). On any failure
  *         parameters, velocity and t are unchanged and no step is left begun.
  * On an HF optimizer this is mom_optim_step_hf(loss, opt, net, batch, NULL): one HF iteration with
@@ -362,7 +365,7 @@ MOM_API MOM_NODISCARD int mom_optim_set_cg_decay(mom_optim *opt, mom_sched *sche
  * @return MOM_OK; MOM_E_INVALID (a NULL pointer, a schedule value out of range, preconditioning
  *         forced on without a Fisher diagonal, a negative Fisher entry); MOM_E_UNSUPPORTED (not an
  *         HF optimizer); MOM_E_SHAPE (net size differs from n_params); MOM_E_NOMEM (first step);
- *         MOM_E_DIVERGED (a non-finite loss, gradient, Fisher diagonal, curvature product, CG
+ *         MOM_E_STATE (t = UINT64_MAX); MOM_E_DIVERGED (a non-finite loss, gradient, Fisher diagonal, curvature product, CG
  *         quantity or fixed-step result); or any status of the network's calls, with its detail
  *         message copied. On any failure the parameters, the warm start, lambda, t and the report
  *         are bit-for-bit as before.
