@@ -610,7 +610,7 @@ static int ff_metric(mom_net *net, const mom_batch *b, const float *p, int metri
     case MOM_METRIC_WRONG_SYMBOLS: {
         size_t wrong = 0;
         for (size_t r = 0; r < n; r++)
-            wrong += mom__argmax(y + r * k, k) != mom__argmax(t + r * k, k);
+            wrong += (size_t)mom__class_wrong(y + r * k, t + r * k, k);
         *value = (double)wrong / (double)n;
         return MOM_OK;
     }

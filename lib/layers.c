@@ -374,6 +374,11 @@ MOM_CLONES void mom__out_delta_fl(float *d, const float *y, const float *t, cons
         float s = w ? scale * w[r] : scale;
         const float *yr = y + r * k, *tr = t + r * k;
         float *dr = d + r * k;
+        if (s == 0.0f) { /* a row that does not count: its targets are never read (any value) */
+            for (size_t j = 0; j < k; j++)
+                dr[j] = 0.0f;
+            continue;
+        }
         for (size_t j = 0; j < k; j++)
             dr[j] = flushf(s * (yr[j] - tr[j]), flush);
     }
@@ -492,6 +497,14 @@ size_t mom__argmax(const float *x, size_t k)
         if (x[j] > x[best])
             best = j;
     return best;
+}
+
+int mom__class_wrong(const float *y, const float *t, size_t k)
+{
+    for (size_t j = 0; j < k; j++)
+        if (y[j] != y[j])
+            return 1; /* a NaN output names no class: wrong, whatever argmax would say */
+    return mom__argmax(y, k) != mom__argmax(t, k);
 }
 
 /* The fused loops below keep the switch outside the loops so that each inner loop is a plain

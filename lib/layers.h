@@ -102,5 +102,7 @@ uint32_t mom__max_abs_bits(const float *x, size_t n);
 
 /* Index of the largest value in x[0..k) (first on ties). */
 size_t mom__argmax(const float *x, size_t k);
+/* 1 if the output row y names another class than the target row t (argmax), or holds a NaN. */
+int mom__class_wrong(const float *y, const float *t, size_t k);
 
 #endif

@@ -1327,7 +1327,7 @@ static int rnn_metric(mom_net *net, const mom_batch *b, const float *p, int metr
             if (w[k] == 0.0f)
                 continue;
             counted++;
-            wrong += mom__argmax(y + k * O, O) != mom__argmax(t + k * O, O);
+            wrong += (size_t)mom__class_wrong(y + k * O, t + k * O, O);
         }
         if (metric == MOM_METRIC_CLASS_ERROR)
             *value = counted ? (double)wrong / (double)counted : 0.0;

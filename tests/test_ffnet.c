@@ -798,6 +798,12 @@ static void test_metrics_by_hand(void **state)
     assert_true(fabs(v - 1.0 / 3) < 1e-12);
     assert_ok(mom_net_metric(&v, net, &b2, NULL, MOM_METRIC_SQUARED_ERROR, 0));
     assert_true(fabs(v - (2 * (4.0 / 9) + 2 * 2 * (1.0 / 9)) / 3) < 1e-6);
+    /* NaN outputs name no class: every case is wrong, also the first, whose class is 0 */
+    q[4] = NAN;
+    assert_ok(mom_net_metric(&v, net, &b2, NULL, MOM_METRIC_CLASS_ERROR, 0));
+    assert_true(v == 1.0);
+    assert_ok(mom_net_metric(&v, net, &b2, NULL, MOM_METRIC_WRONG_SYMBOLS, 0));
+    assert_true(v == 1.0);
     mom_net_destroy(net);
 
     /* class metrics need two outputs */

@@ -923,6 +923,14 @@ static void test_metrics(void **state)
         b.mask = mask0; /* only (1,0) weighted and seq 0 has ended: nothing counted */
         assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_CLASS_ERROR, 0));
         assert_true(v == 0.0);
+        /* a NaN output names no class: wrong even where argmax would land on the target's */
+        mom_net_params(net)[off] = NAN;
+        b.mask = NULL;
+        b.lengths = NULL;
+        assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_CLASS_ERROR, 0));
+        assert_true(v == 1.0);
+        assert_ok(mom_net_metric(&v, net, &b, NULL, MOM_METRIC_WRONG_SYMBOLS, 0));
+        assert_true(v == 1.0);
         mom_net_destroy(net);
     }
     /* (2) softmax net, every step weighted, unequal lengths: metrics from forward()'s y */
@@ -986,6 +994,62 @@ static void test_metrics(void **state)
 
 /* After the first loss/gradient and the first gv_begin at (n, T), nothing allocates for batches
  * of the same or smaller n and T; mom_net_reserve() pre-sizes everything. */
+/* Targets of steps that do not count enter no result: NaN and infinity there (past a sequence's
+ * length, or at weight 0) give the bits of zeros there, with few weighted rows (the compact
+ * output path) and with most rows weighted (the dense one). */
+static void test_uncounted_targets(void **state)
+{
+    (void)state;
+    enum { N = 3, T = 5, I = 2, O = 2 };
+    mom_rng *rng;
+    assert_ok(mom_rng_create(&rng, 23, 0, NULL));
+    mom_net *net;
+    assert_ok(mom_net_create_rnn(&net, I, 6, O, MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0, NULL));
+    fill_params(net, rng, 0.5);
+    const size_t P = mom_net_num_params(net);
+    float x[T * N * I], clean[T * N * O], dirty[T * N * O], most[T * N], last[T * N];
+    assert_ok(mom_rng_fill_uniform(rng, x, T * N * I, -1.0, 1.0));
+    assert_ok(mom_rng_fill_uniform(rng, clean, T * N * O, -1.0, 1.0));
+    size_t len[N] = {5, 2, 4};
+    for (size_t t = 0; t < T; t++)
+        for (size_t s = 0; s < N; s++) {
+            most[t * N + s] = (t == 1 && s == 0) ? 0.0f : 1.0f; /* 14 of 15 weighted: dense */
+            last[t * N + s] = t + 1 == len[s] ? 1.0f : 0.0f;    /* 3 of 15: compact */
+        }
+    for (int which = 0; which < 2; which++) {
+        const float *mask = which ? last : most;
+        memcpy(dirty, clean, sizeof clean);
+        for (size_t t = 0; t < T; t++)
+            for (size_t s = 0; s < N; s++)
+                if (t >= len[s] || mask[t * N + s] == 0.0f)
+                    for (size_t k = 0; k < O; k++) {
+                        clean[(t * N + s) * O + k] = 0.0f;
+                        dirty[(t * N + s) * O + k] = k ? INFINITY : NAN;
+                    }
+        mom_batch bc = {N, T, x, clean, mask, len}, bd = {N, T, x, dirty, mask, len};
+        double lc, ld, vc, vd;
+        float *gc = malloc(P * sizeof *gc), *gd = malloc(P * sizeof *gd);
+        assert_non_null(gc);
+        assert_non_null(gd);
+        assert_ok(mom_net_loss_grad(&lc, gc, net, &bc, NULL));
+        assert_ok(mom_net_loss_grad(&ld, gd, net, &bd, NULL));
+        assert_true(lc == ld && isfinite(lc));
+        if (memcmp(gc, gd, P * sizeof *gc) != 0)
+            fail_msg("mask %d: the gradient depends on targets that do not count", which);
+        const int metrics[4] = {MOM_METRIC_SQUARED_ERROR, MOM_METRIC_THRESHOLD_ERROR,
+                                MOM_METRIC_CLASS_ERROR, MOM_METRIC_WRONG_SYMBOLS};
+        for (int m = 0; m < 4; m++) {
+            assert_ok(mom_net_metric(&vc, net, &bc, NULL, metrics[m], 0));
+            assert_ok(mom_net_metric(&vd, net, &bd, NULL, metrics[m], 0));
+            assert_true(vc == vd);
+        }
+        free(gc);
+        free(gd);
+    }
+    mom_net_destroy(net);
+    mom_rng_destroy(rng);
+}
+
 static void test_no_alloc_after_first(void **state)
 {
     (void)state;
@@ -1433,6 +1497,7 @@ int main(void)
         cmocka_unit_test(test_fisher),
         cmocka_unit_test(test_forward_layers),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_uncounted_targets),
         cmocka_unit_test(test_no_alloc_after_first),
         cmocka_unit_test(test_long_sequences_finite),
         cmocka_unit_test(test_failures),

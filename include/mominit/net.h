@@ -88,13 +88,14 @@ typedef enum mom_metric {
      *  averaged over sequences); the paper's reconstruction error */
     MOM_METRIC_SQUARED_ERROR = 1,
     /** fraction of counted predictions whose argmax differs from the target's argmax
-     *  (feedforward: per case; RNN: per step with nonzero weight) */
+     *  (feedforward: per case; RNN: per step with nonzero weight); a prediction with a NaN
+     *  output is wrong */
     MOM_METRIC_CLASS_ERROR = 2,
     /** RNN: fraction of sequences whose output at their last weighted step is off by more than
      *  `param` (default 0.04 when param <= 0) in any output unit; feedforward: per case */
     MOM_METRIC_THRESHOLD_ERROR = 3,
-    /** RNN: mean number of weighted steps per sequence whose argmax is wrong; feedforward: same as
-     *  MOM_METRIC_CLASS_ERROR */
+    /** RNN: mean number of weighted steps per sequence whose argmax is wrong (or that hold a
+     *  NaN output); feedforward: same as MOM_METRIC_CLASS_ERROR */
     MOM_METRIC_WRONG_SYMBOLS = 4
 } mom_metric;
 
@@ -151,7 +152,8 @@ typedef enum mom_net_option {
 /* Notes on batch data:
  * - softmax targets must sum to 1 in every counted row (the gradient is y - t);
  * - recurrent inputs past a sequence's length are not used for outputs but must still be finite
- *   (they take part in whole-batch matrix products, where 0 * NaN would leak);
+ *   (they take part in whole-batch matrix products, where 0 * NaN would leak); targets of steps
+ *   that do not count (weight 0, or past the length) enter no result, so they may hold anything;
  * - THRESHOLD_ERROR counts a sequence with no weighted step as correct, CLASS_ERROR is 0 when no
  *   step is weighted. */
 typedef struct mom_batch {
