@@ -10,6 +10,7 @@
  * every machine. The one exception is ECHO_STATE, whose scale factor comes from LAPACK (see
  * init.h).
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -827,11 +828,19 @@ static int fill_block(struct mom_init *in, const mom_net *net, const mom__block 
                              "matrix; SCALE = %g): cannot rescale it to RADIUS",
                              in->scale);
         double c = in->radius / r;
-        for (size_t i = 0; i < count; i++)
-            dst[i] = (float)(dst[i] * c);
+        int lost = 0; /* a drawn weight made subnormal or 0: the pattern and radius are not kept */
+        for (size_t i = 0; i < count; i++) {
+            float w = (float)(dst[i] * c);
+            lost |= dst[i] != 0.0f && !(fabsf(w) >= FLT_MIN);
+            dst[i] = w;
+        }
         if (mom__first_nonfinite(dst, count) < count)
             return mom__fail(&in->base, MOM_E_INVALID,
                              "rescaling to RADIUS = %g overflows float", in->radius);
+        if (lost)
+            return mom__fail(&in->base, MOM_E_INVALID,
+                             "rescaling to RADIUS = %g makes a weight subnormal or 0 in float",
+                             in->radius);
         rc = mom_spectral_radius(&sc->reached, dst, rows, sc->al);
         if (rc != MOM_OK)
             return mom__fail(&in->base, rc, "spectral radius after rescaling: %s",

@@ -194,10 +194,16 @@ double mom_rng_normal(mom_rng *rng)
 
 int mom_rng_fill_normal(mom_rng *rng, float *out, size_t n, double mean, double stddev)
 {
+    if (rng == NULL)
+        return MOM_E_INVALID;
+    mom__clear(&rng->base);
     if (n == 0)
         return MOM_OK;
-    if (rng == NULL || out == NULL || !isfinite(mean) || !isfinite(stddev))
-        return MOM_E_INVALID;
+    if (out == NULL)
+        return mom__fail(&rng->base, MOM_E_INVALID, "out is NULL");
+    if (!isfinite(mean) || !isfinite(stddev))
+        return mom__fail(&rng->base, MOM_E_INVALID, "mean %g and stddev %g must be finite", mean,
+                         stddev);
     for (size_t i = 0; i < n; i++)
         out[i] = (float)(mean + stddev * mom_rng_normal(rng));
     return MOM_OK;
@@ -205,10 +211,16 @@ int mom_rng_fill_normal(mom_rng *rng, float *out, size_t n, double mean, double 
 
 int mom_rng_fill_uniform(mom_rng *rng, float *out, size_t n, double lo, double hi)
 {
+    if (rng == NULL)
+        return MOM_E_INVALID;
+    mom__clear(&rng->base);
     if (n == 0)
         return MOM_OK;
-    if (rng == NULL || out == NULL || !isfinite(lo) || !isfinite(hi) || hi < lo)
-        return MOM_E_INVALID;
+    if (out == NULL)
+        return mom__fail(&rng->base, MOM_E_INVALID, "out is NULL");
+    if (!isfinite(lo) || !isfinite(hi) || hi < lo)
+        return mom__fail(&rng->base, MOM_E_INVALID,
+                         "the interval [%g, %g) must be finite with lo <= hi", lo, hi);
     double w = hi - lo;
     for (size_t i = 0; i < n; i++)
         out[i] = (float)(lo + w * mom_rng_uniform(rng));
@@ -217,10 +229,16 @@ int mom_rng_fill_uniform(mom_rng *rng, float *out, size_t n, double lo, double h
 
 int mom_rng_sample(mom_rng *rng, size_t *out, size_t k, size_t n)
 {
+    if (rng == NULL)
+        return MOM_E_INVALID;
+    mom__clear(&rng->base);
     if (k == 0)
         return MOM_OK;
-    if (rng == NULL || out == NULL || k > n)
-        return MOM_E_INVALID;
+    if (out == NULL)
+        return mom__fail(&rng->base, MOM_E_INVALID, "out is NULL");
+    if (k > n)
+        return mom__fail(&rng->base, MOM_E_INVALID, "cannot take %zu distinct values of %zu", k,
+                         n);
     /* Floyd: for j = n-k .. n-1, draw t in [0, j]; take t unless already taken, else j.
      * out[0..m) is kept sorted; insertion is O(k) per draw, fine for the small k of SI. */
     size_t m = 0;
@@ -261,8 +279,11 @@ void mom_rng_get_state(const mom_rng *rng, uint64_t state[MOM_RNG_STATE_WORDS])
 
 int mom_rng_set_state(mom_rng *rng, const uint64_t state[MOM_RNG_STATE_WORDS])
 {
-    if (rng == NULL || state == NULL)
+    if (rng == NULL)
         return MOM_E_INVALID;
+    mom__clear(&rng->base);
+    if (state == NULL)
+        return mom__fail(&rng->base, MOM_E_INVALID, "state is NULL");
     uint64_t pos = state[3] & 0xff, has_spare = state[3] >> 8;
     if (pos > 4 || has_spare > 1 || state[5] != 0 || (pos < 4 && state[2] == 0))
         return mom__fail(&rng->base, MOM_E_FORMAT, "rng state: inconsistent position words");
@@ -270,6 +291,9 @@ int mom_rng_set_state(mom_rng *rng, const uint64_t state[MOM_RNG_STATE_WORDS])
     memcpy(&spare, &state[4], sizeof spare);
     if (has_spare && !isfinite(spare))
         return mom__fail(&rng->base, MOM_E_FORMAT, "rng state: cached normal is not finite");
+    if (!has_spare && state[4] != 0)
+        return mom__fail(&rng->base, MOM_E_FORMAT, "rng state: a cached normal word without "
+                                                   "its flag");
     rng->key = state[0];
     rng->stream = state[1];
     rng->ctr = state[2];

@@ -1121,6 +1121,20 @@ static void test_bad_input(void **state)
     assert_non_null(strstr(mom_init_errmsg(es), "overflows"));
     assert_ok(mom_init_get(&reached, es, MOM_INIT_OPT_REACHED_RADIUS));
     assert_true(reached == reached0);
+    /* ... or so small that weights become subnormal (1e-41) or 0 (1e-50) */
+    const double tiny[2] = {1e-41, 1e-50};
+    for (int q = 0; q < 2; q++) {
+        assert_ok(mom_init_set(es, MOM_INIT_OPT_RADIUS, tiny[q]));
+        EXPECT_UNCHANGED(MOM_E_INVALID, mom_init_apply(es, net, r));
+        assert_non_null(strstr(mom_init_errmsg(es), "subnormal"));
+        assert_ok(mom_init_get(&reached, es, MOM_INIT_OPT_REACHED_RADIUS));
+        assert_true(reached == reached0);
+    }
+    assert_ok(mom_init_set(es, MOM_INIT_OPT_RADIUS, 1e-30)); /* small, and still normal */
+    assert_ok(mom_init_apply(es, net, r));
+    assert_ok(mom_init_get(&reached, es, MOM_INIT_OPT_REACHED_RADIUS));
+    assert_true(fabs(reached / 1e-30 - 1) < 1e-6);
+    assert_ok(mom_init_set(es, MOM_INIT_OPT_RADIUS, 1e300)); /* as the checks below had it */
 
     /* ECHO_STATE on a feedforward net */
     const size_t sizes[] = {10, 10, 10};

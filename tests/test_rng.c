@@ -174,12 +174,16 @@ static void test_normal_properties(void **state)
         m += buf[i];
     assert_true(fabs(m / 1000 - 2.0) < 0.1);
     assert_status(mom_rng_fill_normal(r, buf, 10, NAN, 1.0), MOM_E_INVALID);
+    assert_non_null(strstr(mom_rng_errmsg(r), "finite"));
     assert_status(mom_rng_fill_normal(r, NULL, 10, 0.0, 1.0), MOM_E_INVALID);
+    assert_non_null(strstr(mom_rng_errmsg(r), "out is NULL"));
     assert_ok(mom_rng_fill_normal(r, NULL, 0, 0.0, 1.0));
+    assert_string_equal(mom_rng_errmsg(r), ""); /* cleared by the next call */
     assert_ok(mom_rng_fill_uniform(r, buf, 1000, -3.0, -1.0));
     for (int i = 0; i < 1000; i++)
         assert_true(buf[i] >= -3.0f && buf[i] <= -1.0f);
     assert_status(mom_rng_fill_uniform(r, buf, 10, 1.0, 0.0), MOM_E_INVALID);
+    assert_non_null(strstr(mom_rng_errmsg(r), "[1, 0)"));
     mom_rng_destroy(r);
 }
 
@@ -243,8 +247,10 @@ static void test_sample_without_replacement(void **state)
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(idx[i], i);
     assert_status(mom_rng_sample(r, idx, 6, 5), MOM_E_INVALID);
+    assert_non_null(strstr(mom_rng_errmsg(r), "6 distinct values of 5"));
     assert_status(mom_rng_sample(r, NULL, 1, 5), MOM_E_INVALID);
     assert_ok(mom_rng_sample(r, NULL, 0, 5));
+    assert_string_equal(mom_rng_errmsg(r), "");
     mom_rng_destroy(r);
 }
 
@@ -277,7 +283,20 @@ static void test_state_roundtrip(void **state)
         assert_true(strlen(mom_rng_errmsg(b)) > 0);
         before = mom_rng_u32(b);
         assert_ok(mom_rng_set_state(b, st));
+        assert_string_equal(mom_rng_errmsg(b), "");
         assert_int_equal(mom_rng_u32(b), before); /* unchanged by the refused state */
+        /* a cached-normal word without its flag is no state get_state writes */
+        if ((st[3] >> 8) != 0)
+            (void)mom_rng_normal(b); /* takes the cached normal */
+        mom_rng_get_state(b, st);
+        assert_true((st[3] >> 8) == 0);
+        uint64_t odd[MOM_RNG_STATE_WORDS];
+        memcpy(odd, st, sizeof odd);
+        odd[4] = 0x4008000000000000u; /* the double 3.0 */
+        assert_status(mom_rng_set_state(b, odd), MOM_E_FORMAT);
+        uint64_t now[MOM_RNG_STATE_WORDS];
+        mom_rng_get_state(b, now);
+        assert_memory_equal(now, st, sizeof now);
     }
     assert_status(mom_rng_set_state(NULL, bad), MOM_E_INVALID);
     mom_rng_destroy(a);

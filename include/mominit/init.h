@@ -23,7 +23,8 @@
  *  - GLOROT_NORMAL: (float)(z * SCALE * sqrt(2 / (cols + rows))) (the factor formed first).
  * The library is built without floating-point contraction and uses only IEEE-exact operations
  * here, so these are bit-identical on every machine. ECHO_STATE's scale factor comes from
- * mom_spectral_radius(), which uses LAPACK: bit-identical with the same LAPACK; with another, the
+ * mom_spectral_radius(), which uses LAPACK: bit-identical with the same LAPACK build running the
+ * same kernels (OpenBLAS picks its kernels by CPU at run time); with another, the
  * radius may differ in its last bits (n <= 1024, dgeev) or by up to about 1e-12 relative
  * (n > 1024, iterative), which moves a weight by one float ulp with a probability of about 1e-8
  * (resp. 1e-5) per weight.
@@ -70,7 +71,8 @@ typedef enum mom_init_kind {
      *  largest singular value; mom_spectral_radius()) of the drawn float matrix. The radius of the
      *  stored matrix is then computed again and kept as MOM_INIT_OPT_REACHED_RADIUS (it differs
      *  from RADIUS only by the float rounding of the weights, about 1e-7 relative). A draw with
-     *  r = 0 (SCALE 0, or a nilpotent pattern) cannot be rescaled: MOM_E_INVALID. */
+     *  r = 0 (SCALE 0, or a nilpotent pattern) cannot be rescaled: MOM_E_INVALID; so is a
+     *  RADIUS so small (or large) that a drawn weight would become subnormal or 0 (overflow). */
     MOM_INIT_ECHO_STATE = 5
 } mom_init_kind;
 
