@@ -15,8 +15,9 @@ meson install -C "$dir" --destdir "$tmp/dest" --quiet $no_rebuild
 prefix=$(meson introspect "$dir" --buildoptions |
     python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"))')
 root="$tmp/dest$prefix"
-pcdir=$(dirname "$(find "$root" -name mominit.pc | head -n 1)")
-[ -n "$pcdir" ] || { echo "mominit.pc was not installed"; exit 1; }
+pcfile=$(find "$root" -name mominit.pc | head -n 1)
+[ -n "$pcfile" ] || { echo "mominit.pc was not installed"; exit 1; }
+pcdir=$(dirname "$pcfile")
 for f in include/mominit/mominit.h include/mominit/version.h; do
     [ -f "$root/$f" ] || { echo "missing $f"; exit 1; }
 done

@@ -29,9 +29,12 @@ while [ $# -gt 0 ]; do
     *) echo "repro-rnn.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
+# job lines are split on blanks (no shell quoting, docs/distributed.md): paths relative to the
+# repository root, where the jobs run, and an output folder without blanks
+case $out in *[[:space:]]*) echo "repro-rnn.sh: --out must not contain blanks: $out" >&2; exit 2 ;; esac
 sh scripts/build.sh
 mkdir -p "$out"
-bin=$(pwd)/build/examples/mominit-rnn
+bin=build/examples/mominit-rnn
 list=$(mktemp "$out/jobs.XXXXXX") # one per invocation (several may share OUT); repro-run.sh removes it
 for task in $tasks; do
     case $task in mem5) T=200 ;; *) T=80 ;; esac

@@ -12,6 +12,10 @@ set -u
 out=$1 worker=$2 name=$3
 shift 3
 lock="$out/$name.lock"
+if [ ! -d "$out" ]; then
+    echo "FAILED $name: the output folder $out does not exist" >&2
+    exit 1
+fi
 if ! mkdir "$lock" 2>/dev/null; then
     echo "skip $name: another runner has it ($lock)" >&2
     exit 0

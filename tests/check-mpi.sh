@@ -12,17 +12,18 @@
 #     trainers compare a hash of them across ranks after each update and abort on a mismatch);
 #   - only rank 0 prints the summary and writes the checkpoint and log;
 #   - a 2-rank run resumed from rank 0's checkpoint continues bit for bit.
-# Skipped (77) with a message when mpirun is missing or the trainers were built without MPI.
+# Skipped (a TAP plan of 0 with SKIP, status 0: meson counts a TAP test that exits non-zero
+# as an error, 77 included) with a message when mpirun is missing or the trainers were built without MPI.
 # usage: check-mpi.sh MPI_FOUND(0|1) MOMINIT_RNN MOMINIT_AE CKPT_DIFF
 set -u
 found=$1 rnn=$2 ae=$3 diff=$4
 if [ "$found" != 1 ]; then
     echo "1..0 # SKIP the trainers were built without MPI: install one (Debian: openmpi-bin libopenmpi-dev) and reconfigure (meson setup --reconfigure -Dmpi=enabled)"
-    exit 77
+    exit 0
 fi
 if ! command -v mpirun >/dev/null 2>&1; then
     echo "1..0 # SKIP mpirun not found: install an MPI launcher (Debian: openmpi-bin)"
-    exit 77
+    exit 0
 fi
 # Open MPI refuses to run as root without these, and counts slots by cores: allow 2 ranks anywhere.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
