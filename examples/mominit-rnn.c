@@ -18,7 +18,7 @@
 static const char *prog = "mominit-rnn";
 
 typedef struct options {
-    int task, target, center, recall_loss;
+    int task, target, center, recall_loss, learn_h0;
     size_t T, hidden, batch, eval_size;
     uint64_t steps, eval_every, seed, warm_steps;
     uint64_t init_seed; /* --init-seed; UINT64_MAX: the same as --seed */
@@ -52,6 +52,8 @@ static void usage(FILE *f)
 "  --eval-every N     evaluate every N updates (default 1000)\n"
 "  --eval-size N      fresh test sequences per evaluation (default 10000)\n"
 "  --center           subtract input means and the mean target\n"
+"  --learn-h0         learn the initial hidden state (starts at 0; Martens & Sutskever's model\n"
+"                     has one, paper.md's h[-1] = 0 does not), with the same initial weights\n"
 "  --loss-steps all|recall  memorization: count every step in the loss (default), or only\n"
 "                     the recall steps (the steps the error counts); with the default\n"
 "                     mem20 and mem5 stay at chance here, while --loss-steps recall\n"
@@ -166,6 +168,8 @@ static void parse(options *o, int argc, char **argv)
                 o->target = TARGET_HS;
             else
                 cli_usage_error(prog, "unknown target '%s' (mean, sum, hs)", v);
+        } else if (strcmp(a, "--learn-h0") == 0) {
+            o->learn_h0 = 1;
         } else if (strcmp(a, "--clip") == 0) {
             o->clip = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1e30);
         } else if (strcmp(a, "--trace") == 0) {
@@ -349,7 +353,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: out of memory for the outputs\n", prog);
         return 1;
     }
-    if ((rc = mom_net_create_rnn(&net, t.n_in, o.hidden, t.n_out, MOM_ACT_TANH, t.output, 0, NULL)))
+    if ((rc = mom_net_create_rnn(&net, t.n_in, o.hidden, t.n_out, MOM_ACT_TANH, t.output,
+                                  o.learn_h0 ? MOM_RNN_LEARN_H0 : 0u, NULL)))
         die_lib("creating the network", rc, NULL);
     if ((rc = mom_rng_create(&data_rng, o.seed, 1, NULL)) ||
         (rc = mom_rng_create(&eval_rng, o.seed, 2, NULL)))

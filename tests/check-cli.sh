@@ -31,7 +31,7 @@ expect() { # expect STATUS PATTERN -- command...
 for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
             --input-scale --eval-every --eval-size --center --log --plot --threads --checkpoint \
             --checkpoint-every --resume --hf-lambda --hf-fixed-cg --hf-struct --init-seed \
-            --loss-steps --mpi --trace; do
+            --loss-steps --mpi --trace --learn-h0 --clip --target --bias-only; do
     expect 0 "$flag" -- "$rnn" --help
 done
 for flag in --data --arch --optim --mu-max --lr --steps --batch --final-phase --si-scale --seed \
