@@ -51,7 +51,8 @@ static void usage(FILE *f)
 "                     multiplication and xor, 0.1 otherwise)\n"
 "  --eval-every N     evaluate every N updates (default 1000)\n"
 "  --eval-size N      fresh test sequences per evaluation (default 10000)\n"
-"  --center           subtract input means and the mean target\n"
+"  --center           addition and multiplication: subtract the input means and the mean\n"
+"                     target\n"
 "  --learn-h0         learn the initial hidden state (starts at 0; Martens & Sutskever's model\n"
 "                     has one, paper.md's h[-1] = 0 does not), with the same initial weights\n"
 "  --loss-steps all|recall  memorization: count every step in the loss (default), or only\n"
@@ -184,6 +185,8 @@ static void parse(options *o, int argc, char **argv)
         cli_usage_error(prog, "--loss-steps recall applies to the memorization tasks (mem5, mem20)");
     if (o->target != TARGET_MEAN && o->task != TASK_ADDITION)
         cli_usage_error(prog, "--target applies to the addition task");
+    if (o->center && o->task != TASK_ADDITION && o->task != TASK_MULTIPLICATION)
+        cli_usage_error(prog, "--center applies to the addition and multiplication tasks");
     train_flags_finish(prog, &o->tf, o->eval_every);
     if (o->lr < 0)
         o->lr = default_lr(o->task);
@@ -360,13 +363,21 @@ int main(int argc, char **argv)
         (rc = mom_rng_create(&eval_rng, o.seed, 2, NULL)))
         die_lib("creating the random streams", rc, NULL);
 
-    /* Output biases from the average target of 1000 sequences (stream 3). */
+    /* Output biases from the average target of 1000 sequences (stream 3), whatever the
+     * evaluation size, so that the initial network depends on the seeds alone. */
     {
+        task_batch initb;
+        if (task_batch_alloc(&initb, &t, 1000) != 0) {
+            fprintf(stderr, "%s: out of memory for the batches\n", prog);
+            return 1;
+        }
         mom_rng_reseed(eval_rng, o.seed, 3);
-        task_generate(&t, &evalb, eval_rng);
-        mom_batch v = task_loss_view(&evalb);
+        task_generate(&t, &initb, eval_rng);
+        mom_batch v = task_loss_view(&initb);
         uint64_t init_seed = o.init_seed == UINT64_MAX ? o.seed : o.init_seed;
-        if ((rc = mom_init_preset_rnn(net, o.input_scale, init_seed, &v)))
+        rc = mom_init_preset_rnn(net, o.input_scale, init_seed, &v);
+        task_batch_free(&initb);
+        if (rc != MOM_OK)
             die_lib("initializing the network", rc, mom_net_errmsg(net));
     }
     if (o.bias_only) {

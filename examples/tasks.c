@@ -294,11 +294,13 @@ double task_symbol_errors(const task *t, const task_batch *b, const float *y)
                 continue;
             const float *yr = y + CELL(step, s) * k, *tr = b->targets + CELL(step, s) * k;
             size_t best = 0, want = 0;
+            int nan = yr[0] != yr[0];
             for (size_t j = 1; j < a; j++) {
                 best = yr[j] > yr[best] ? j : best;
                 want = tr[j] > tr[want] ? j : want;
+                nan |= yr[j] != yr[j];
             }
-            wrong += best != want;
+            wrong += nan || best != want; /* a NaN output recalls nothing */
         }
     }
     return wrong;

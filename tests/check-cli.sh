@@ -133,6 +133,17 @@ if [ "$(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')" = "step 5 10 15 20 " ] &&
     echo "ok $count - a resumed log drops the rows past its checkpoint"
 else echo "not ok $count - resumed log: $(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')"
     fails=$((fails + 1)); fi
+expect 2 "--center applies to the addition and multiplication" -- "$rnn" --task xor --center
+# The initial network depends on the seeds alone, not on the evaluation size (its output biases
+# come from 1000 sequences of their own).
+"$rnn" $r --steps 20 --eval-every 20 --eval-size 50 > "$tmp/e50" 2>/dev/null
+"$rnn" $r --steps 20 --eval-every 20 --eval-size 1000 > "$tmp/e1000" 2>/dev/null
+count=$((count + 1))
+if [ "$(sed 's/.*train_loss=\([^ ]*\).*/\1/' "$tmp/e50")" = \
+     "$(sed 's/.*train_loss=\([^ ]*\).*/\1/' "$tmp/e1000")" ] && grep -q train_loss "$tmp/e50"; then
+    echo "ok $count - the training does not depend on --eval-size"
+else echo "not ok $count - --eval-size 50 vs 1000: $(cat "$tmp/e50") / $(cat "$tmp/e1000")"
+    fails=$((fails + 1)); fi
 # The seconds column is the run's wall time: a resumed run's rows go on from the log's last row.
 "$rnn" $r --steps 10 --checkpoint "$tmp/s.ckpt" --log "$tmp/s.csv" > /dev/null 2>&1
 sed 's/,[0-9.]*$/,500.25/' "$tmp/s.csv" > "$tmp/s2.csv" && mv "$tmp/s2.csv" "$tmp/s.csv"

@@ -231,6 +231,16 @@ static void test_memorization_tasks(void **state)
         assert_memory_equal(b2.inputs, b.inputs, cells * t.n_in * sizeof(float));
         assert_memory_equal(b2.eval_mask, b.eval_mask, cells * sizeof(float));
         assert_memory_equal(b2.loss_mask, b.eval_mask, cells * sizeof(float));
+        /* wrong symbols: outputs equal to the targets recall everything; an output row with a
+         * NaN recalls nothing, even where argmax would have landed on the target's symbol 0 */
+        float *y = malloc(cells * t.n_out * sizeof *y);
+        assert_non_null(y);
+        memcpy(y, b.targets, cells * t.n_out * sizeof *y);
+        assert_true(task_symbol_errors(&t, &b, y) == 0.0);
+        for (size_t i = 0; i < cells * t.n_out; i++)
+            y[i] = NAN;
+        assert_true(task_symbol_errors(&t, &b, y) == (double)(b.n * c));
+        free(y);
         task_batch_free(&b2);
         mom_rng_destroy(r);
         task_batch_free(&b);
@@ -358,6 +368,33 @@ static void test_idx_reader(void **state)
     assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "truncated"));
     assert_non_null(strstr(err, "20000000 images"));
+    /* the same header compressed: the file's size says nothing, so room grows with the data and
+     * the reader says the data is short, not that 63 GB are out of reach */
+    write_file(path, huge, sizeof huge, 1);
+    assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "truncated"));
+    assert_non_null(strstr(err, "data ends in image 0"));
+    assert_null(s.x);
+    /* 1000 images of 28 x 28 (3 MB as floats): the room grows past its first 1 MB */
+    {
+        const size_t n = 1000, d = 784;
+        unsigned char *big = malloc(16 + n * d);
+        assert_non_null(big);
+        const unsigned char head[16] = {0, 0, 8, 3, 0, 0, n >> 8, n & 0xff, 0, 0, 0, 28, 0, 0, 0, 28};
+        memcpy(big, head, 16);
+        for (size_t i = 0; i < n * d; i++)
+            big[16 + i] = (unsigned char)(i * 7 + i / d);
+        for (int gz = 0; gz < 2; gz++) {
+            write_file(path, big, 16 + n * d, gz);
+            assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), 0);
+            assert_int_equal(s.n, n);
+            for (size_t i = 0; i < n * d; i += 997)
+                assert_true(s.x[i] == (float)big[16 + i] / 255.0f);
+            assert_true(s.x[n * d - 1] == (float)big[16 + n * d - 1] / 255.0f);
+            dataset_free(&s);
+        }
+        free(big);
+    }
     /* damaged gzip streams: the trailer cut off, then a wrong CRC in it */
     write_file(path, good, sizeof good, 1);
     struct stat st;
