@@ -16,5 +16,7 @@ if [ -n "$grid" ]; then
     exit 0
 fi
 echo "$name: $n runs to do, $jobs at a time, results in $out" >&2
-sh scripts/run-jobs.sh "$list" "$out" "$jobs"
+rc=0
+sh scripts/run-jobs.sh "$list" "$out" "$jobs" || rc=$? # a failed run: the table of the others
 python3 scripts/results.py "--${name#repro-}" "$out"
+exit $rc
