@@ -164,7 +164,10 @@ int mom_net_reserve(mom_net *net, size_t n, size_t steps)
         return mom__fail(&net->base, MOM_E_INVALID, "n must be at least 1");
     if (net->kind == MOM_NET_RECURRENT && steps == 0)
         return mom__fail(&net->base, MOM_E_INVALID, "steps must be at least 1 for a recurrent net");
-    return net->ops->reserve(net, n, net->kind == MOM_NET_RECURRENT ? steps : 1);
+    int rc = net->ops->reserve(net, n, net->kind == MOM_NET_RECURRENT ? steps : 1);
+    if (rc == MOM_OK)
+        mom__team_prepare(&net->team); /* the helpers' state is the last thing a call allocates */
+    return rc;
 }
 
 size_t mom_net_workspace_bytes(const mom_net *net)

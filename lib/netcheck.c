@@ -13,6 +13,10 @@
 #include "net_internal.h"
 
 #define CHECK_GRAD_DEFAULT_EPS 1e-2
+/* Rounding of a float-computed loss, in units of FLT_EPSILON times the loss, that the gradient
+ * check allows for in a difference of two losses (generous: a wrong gradient entry larger than
+ * this noise still gives an error of order 1). */
+#define FD_NOISE_ULPS 64.0
 /* Step of the 4-point stencil for the Jacobian, relative to max(1, |theta_i|): large enough that
  * float rounding of z (about 1e-7 |z|) divided by the step stays near 1e-5, small enough that the
  * O(h^4) truncation error is negligible. */
@@ -71,7 +75,12 @@ int mom_net_check_grad(double *max_rel_err, mom_net *net, const mom_batch *batch
         if (rc != MOM_OK)
             goto done;
         double fd = (lp - lm) / ((double)up - (double)down);
-        double err = fabs((double)g[i] - fd) / fmax(fabs((double)g[i]) + fabs(fd), floor);
+        /* what float rounding of the two losses alone can put into fd: a gradient entry at or
+         * below it is not measurable by differences, so it is not held to the relative test */
+        double noise = FD_NOISE_ULPS * FLT_EPSILON * fmax(fabs(lp), fabs(lm)) /
+                       ((double)up - (double)down);
+        double err = fabs((double)g[i] - fd) /
+                     fmax(fabs((double)g[i]) + fabs(fd), fmax(floor, noise));
         if (!(err <= worst)) /* also catches NaN */
             worst = isnan(err) ? INFINITY : err;
     }
@@ -113,8 +122,7 @@ int mom_net_check_gv(double *max_rel_err, mom_net *net, const mom_batch *batch, 
         return mom__fail(&net->base, MOM_E_INVALID, "max_rel_err is NULL");
     if (n_vectors == 0)
         n_vectors = 1;
-    double l0;
-    int rc = mom_net_loss(&l0, net, batch, NULL); /* validates the batch and the parameters */
+    int rc = mom__net_check_batch(net, batch, 1, 1); /* the sizes below come from it */
     if (rc != MOM_OK)
         return rc;
 
@@ -136,6 +144,15 @@ int mom_net_check_gv(double *max_rel_err, mom_net *net, const mom_batch *batch, 
         rc = mom__fail(&net->base, MOM_E_NOMEM, "cannot allocate the Gauss-Newton check buffers");
         goto done;
     }
+    /* Only now, with the check's own memory in hand, may the network's workspaces grow, both at
+     * once (mom_net_reserve() keeps the old ones if either cannot be had): a call that fails for
+     * want of memory leaves the network as it was. */
+    rc = mom_net_reserve(net, n, T);
+    double l0;
+    if (rc == MOM_OK)
+        rc = mom_net_loss(&l0, net, batch, NULL); /* validates the parameters */
+    if (rc != MOM_OK)
+        goto done;
     memcpy(pc, net->params, P * sizeof *pc);
     size_t out_layer = net->n_layers - 1;
     rc = net->ops->forward(net, batch, pc, out_layer, y);

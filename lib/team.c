@@ -195,6 +195,18 @@ void mom__team_stop(mom__team *t)
     t->st = NULL;
 }
 
+static int wanted_threads(const mom__team *t)
+{
+    return t->threads > 0 ? t->threads : mom__blas_threads();
+}
+
+void mom__team_prepare(mom__team *t)
+{
+    int threads = wanted_threads(t);
+    if (threads > 1 && t->st == NULL && !t->failed && start(t, threads) != 0)
+        t->failed = 1;
+}
+
 void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
 {
     if (parts < 2) { /* the common small case (an RNN's BPTT asks once per chunk) */
@@ -202,9 +214,8 @@ void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
             fn(arg, 0, 1);
         return;
     }
-    int threads = t->threads > 0 ? t->threads : mom__blas_threads();
-    if (threads > 1 && t->st == NULL && !t->failed && start(t, threads) != 0)
-        t->failed = 1;
+    int threads = wanted_threads(t);
+    mom__team_prepare(t);
     mom__team_state *s = t->st;
     if (threads < 2 || s == NULL || s->pid != getpid()) {
         for (size_t p = 0; p < parts; p++)
@@ -243,6 +254,8 @@ void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
 #else /* no threads: every job runs on the caller */
 
 void mom__team_stop(mom__team *t) { t->st = NULL; }
+
+void mom__team_prepare(mom__team *t) { (void)t; }
 
 void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
 {

@@ -50,6 +50,10 @@ void mom__team_stop(mom__team *t);
  * stays serial, which gives the same results). Returns when every part is done. */
 void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts);
 
+/* Start the helpers now if the team has any to use (as the first shared job would), so that no
+ * later job allocates: what mom_net_reserve() promises. A failure leaves the team serial. */
+void mom__team_prepare(mom__team *t);
+
 /* Parts for a pass over `count` values: 1 below `least` (too small to be worth a wake-up), else
  * count / grain, at least 2, at most MOM__TEAM_MAX_PARTS and at most `rows` (parts split rows). A
  * function of the shape only. Parts finer than one per thread let the caller take over the parts

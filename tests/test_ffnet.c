@@ -977,8 +977,50 @@ static void test_builtin_checks(void **state)
         assert_ok(mom_net_check_gv(&err, pb.net, &pb.batch, 1, 42));
         assert_true(err > 1e-2);
         pb.net->ops = good;
+        /* tiny weights (gradients far below the loss's rounding over the step) and the point
+         * where every parameter is 0 (for a softmax net with uniform targets, a zero gradient):
+         * a correct gradient passes; the broken one is still caught */
+        for (int z = 0; z < 2; z++) {
+            float *p = mom_net_params(pb.net);
+            for (size_t i = 0; i < P; i++)
+                p[i] = z ? 0.0f : keep[i] * 1e-3f;
+            assert_ok(mom_net_check_grad(&err, pb.net, &pb.batch, 0, 0));
+            if (!(err >= 0 && err < 5e-2))
+                fail_msg("output %d, %s: check_grad error %.3g", out,
+                         z ? "all zero" : "weights x 1e-3", err);
+            pb.net->ops = &broken_ops;
+            assert_ok(mom_net_check_grad(&err, pb.net, &pb.batch, 0, 0));
+            pb.net->ops = good;
+            if (!z)
+                assert_true(err > 0.02);
+        }
+        memcpy(mom_net_params(pb.net), keep, P * sizeof *keep);
         free(keep);
         problem_free(&pb);
+    }
+    /* near a minimum the gradient is small beside the loss: logistic outputs, targets 0.5, tiny
+     * weights (gradient ~1e-4, loss ~2); the differences of float losses cannot resolve such
+     * entries, and the check must not call the gradient wrong for that */
+    {
+        const size_t sizes[] = {4, 5, 3};
+        const int acts[] = {MOM_ACT_TANH};
+        mom_net *net;
+        assert_ok(mom_net_create_ff(&net, 2, sizes, acts, MOM_OUT_LOGISTIC_XENT, NULL));
+        mom_rng *r;
+        assert_ok(mom_rng_create(&r, 7, 0, NULL));
+        float x[8 * 4], t[8 * 3];
+        assert_ok(mom_rng_fill_uniform(r, mom_net_params(net), mom_net_num_params(net), -5e-4,
+                                       5e-4));
+        assert_ok(mom_rng_fill_uniform(r, x, 32, -0.5, 0.5));
+        for (int i = 0; i < 24; i++)
+            t[i] = 0.5f;
+        mom_batch b = {8, 1, x, t, NULL, NULL};
+        double err = -1;
+        assert_ok(mom_net_check_grad(&err, net, &b, 0, 0));
+        if (!(err >= 0 && err < 5e-2))
+            fail_msg("near a minimum: check_grad error %.3g", err);
+        mom_rng_destroy(r);
+        mom_net_destroy(net);
     }
     /* invalid arguments */
     const size_t sizes[] = {3, 2};
@@ -1000,7 +1042,7 @@ static void test_builtin_checks(void **state)
 }
 
 /* Every allocation failure inside the checks returns MOM_E_NOMEM, leaks nothing and leaves the
- * parameters alone. */
+ * parameters and the workspace alone. */
 static void test_checks_nomem(void **state)
 {
     (void)state;
@@ -1016,6 +1058,7 @@ static void test_checks_nomem(void **state)
             size_t P = pb.ref.n_params;
             float keep[64];
             memcpy(keep, mom_net_params(pb.net), P * sizeof *keep);
+            const size_t ws0 = mom_net_workspace_bytes(pb.net);
             ta.fail_at = ta.calls + fail_at;
             double err = 5;
             int rc = which == 0 ? mom_net_check_grad(&err, pb.net, &pb.batch, 0, 0)
@@ -1026,6 +1069,7 @@ static void test_checks_nomem(void **state)
             } else {
                 assert_int_equal(rc, MOM_E_NOMEM);
                 assert_true(err == 5);
+                assert_int_equal(mom_net_workspace_bytes(pb.net), ws0); /* nothing grown */
             }
             assert_memory_equal(keep, mom_net_params(pb.net), P * sizeof *keep);
             problem_free(&pb);
@@ -1092,6 +1136,35 @@ static void test_no_allocation_after_first(void **state)
     assert_status(mom_net_reserve(pb.net, 0, 0), MOM_E_INVALID);
     problem_free(&pb);
     assert_int_equal(ta.live, 0);
+    /* ... also with helper threads, whose state the first shared pass would otherwise allocate:
+     * passes of 256 x 256 values are shared */
+    {
+        const size_t big[] = {256, 256, 256};
+        const int tanh_act[] = {MOM_ACT_TANH};
+        test_alloc_init(&ta, 0);
+        mom_net *net;
+        assert_ok(mom_net_create_ff(&net, 2, big, tanh_act, MOM_OUT_LINEAR_SQUARED, &ta.a));
+        assert_ok(mom_net_set(net, MOM_NET_THREADS, 2));
+        const size_t n = 256, P2 = mom_net_num_params(net);
+        float *x = calloc(n * 256, sizeof *x), *t = calloc(n * 256, sizeof *t);
+        float *g2 = malloc(P2 * sizeof *g2);
+        assert_non_null(x);
+        assert_non_null(t);
+        assert_non_null(g2);
+        fill_normal(mom_net_params(net), P2, 1310, 0.05);
+        fill_normal(x, n * 256, 1311, 1.0);
+        mom_batch b = {n, 1, x, t, NULL, NULL};
+        assert_ok(mom_net_reserve(net, n, 0));
+        calls = ta.calls;
+        assert_ok(mom_net_loss_grad(&loss, g2, net, &b, NULL));
+        assert_ok(mom_net_loss_grad(&loss, g2, net, &b, NULL));
+        assert_int_equal(ta.calls, calls);
+        mom_net_destroy(net);
+        assert_int_equal(ta.live, 0);
+        free(x);
+        free(t);
+        free(g2);
+    }
     free(g);
     free(v);
     free(buf);

@@ -259,8 +259,9 @@ MOM_API MOM_NODISCARD int mom_net_block(const mom_net *net, size_t index, int *k
 MOM_API MOM_NODISCARD int mom_net_find_block(size_t *index, const mom_net *net, int kind,
                                              size_t layer);
 
-/** Set an option (mom_net_option); both take any finite value (0 = off, else on).
- *  @return MOM_OK, MOM_E_INVALID. @since 0.1.0 */
+/** Set an option (mom_net_option): MOM_NET_CHECK_FINITE and MOM_NET_FLUSH_SUBNORMALS take any
+ *  finite value (0 = off, else on), MOM_NET_THREADS an integer in [0, 1024].
+ *  @return MOM_OK, MOM_E_INVALID (the option keeps its value). @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_net_set(mom_net *net, int option, double value);
 
 /** Read an option. @return MOM_OK, MOM_E_INVALID. @since 0.1.0 */
@@ -268,8 +269,10 @@ MOM_API MOM_NODISCARD int mom_net_get(double *value, const mom_net *net, int opt
 
 /**
  * Size the workspace for batches of up to n cases of up to `steps` steps (steps ignored for
- * feedforward nets), so that later calls do not allocate. Growing the Gauss-Newton workspace drops
- * the activations cached by mom_net_gv_begin() (mom_net_gv() then returns MOM_E_STATE).
+ * feedforward nets), so that later calls do not allocate; the network's helper threads
+ * (MOM_NET_THREADS) are started here too when it has any to use. Growing the Gauss-Newton
+ * workspace drops the activations cached by mom_net_gv_begin() (mom_net_gv() then returns
+ * MOM_E_STATE).
  * @return MOM_OK, MOM_E_INVALID, MOM_E_NOMEM (the previous workspace is kept).
  * @since 0.1.0
  */
@@ -372,8 +375,12 @@ MOM_API MOM_NODISCARD int mom_net_metric(double *value, mom_net *net, const mom_
  * losses are float computations, rounding noise limits the attainable error: on a correct net
  * expect about 1e-3 to 2e-2 with the default step (smaller steps are noisier: up to about 0.1 with
  * eps = 1e-3 on small recurrent nets); a wrong gradient gives errors of order 1.
- * @param max_rel_err receives max_i |g_i - fd_i| / max(|g_i| + |fd_i|, floor) where floor is 1e-3
- *        times the largest |g|.
+ * @param max_rel_err receives max_i |g_i - fd_i| / max(|g_i| + |fd_i|, floor_i) where floor_i is
+ *        the larger of 1e-3 times the largest |g| and the rounding noise of the difference,
+ *        64 FLT_EPSILON max(|f(theta_i + h)|, |f(theta_i - h)|) / 2h: entries smaller than that
+ *        noise (tiny gradients, a point where the gradient vanishes) cannot be told apart by
+ *        differences, and a wrong entry above it still gives an error of order 1. Units with
+ *        kinks (ReLU) can give large errors at any step when a difference crosses a kink.
  * @return as mom_net_loss(); MOM_E_INVALID also for eps negative or not finite. On failure
  *         *max_rel_err is untouched.
  * @since 0.1.0
