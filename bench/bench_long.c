@@ -113,10 +113,14 @@ int main(int argc, char **argv)
     double *rw = malloc(steps * sizeof *rw), *rc = malloc(steps * sizeof *rc);
     double *scratch = malloc(steps * sizeof *scratch);
     float *g = malloc(P * sizeof *g), *act = malloc(200 * 784 * sizeof *act);
-    if (!tw || !tc || !rw || !rc || !scratch || !g || !act || bu_bare_init(&ref, &s) != 0) {
+    float *ref_p = malloc(P * sizeof *ref_p); /* the reference's operands: fixed, not the net's */
+    if (!tw || !tc || !rw || !rc || !scratch || !g || !act || !ref_p ||
+        bu_bare_init(&ref, &s) != 0) {
         fprintf(stderr, "bench_long: out of memory\n");
         return 1;
     }
+    memcpy(ref_p, mom_net_params(s.net), P * sizeof *ref_p);
+    ref.p = ref_p;
     printf("config curves\nsteps %zu\nflush %d\nblas_threads %s\nseed %llu\n", steps, flush,
            bu_blas_threads(), seed);
     fflush(stdout);
@@ -167,6 +171,7 @@ int main(int argc, char **argv)
     if (census(&s, &last, steps, g, act) != 0)
         return 1;
     bu_bare_free(&ref);
+    free(ref_p);
     bu_setup_destroy(&s);
     free(tw);
     free(tc);
