@@ -8,6 +8,7 @@
 
 #include "benchutil.h"
 #include "lib/blas.h"
+#include "lib/net_internal.h" /* mom__rnn_groups(), the thread team */
 
 #ifdef MOM_BENCH_HAVE_DATA
 #include "data.h" /* examples/data.h: the CURVES generator and the IDX reader */
@@ -328,6 +329,9 @@ int bu_bare_init(bu_bare *b, const bu_setup *s)
         return -1;
     b->c = c;
     b->p = mom_net_params(s->net);
+    /* the network's own helper threads: a second team would keep a second helper spinning
+     * beside the network's between jobs, and each would slow the other down */
+    b->team = &s->net->team;
     b->x = s->inputs;
     b->v = alloc_fill(b, P, rng, 0.0, 1e-3, 1);
     b->g = alloc_fill(b, P, rng, 0.0, 1e-3, 1);
@@ -400,13 +404,54 @@ static void bare_ff(const bu_bare *b, int gv)
     }
 }
 
+/* The per-step products of the recurrence, cut into rnn.c's groups of sequences and run as the
+ * parts of a job of the library's own thread team (team.h), as rnn.c runs them: side by side on
+ * the network's threads when the BLAS has several. */
+typedef struct rnn_job {
+    const bu_bare *b;
+    size_t t0, t1, K; /* backward: the chunk [t0, t1) and the chunk length */
+    float beta;       /* forward: 1 when the input projection was a product */
+} rnn_job;
+
+static void rnn_fwd_part(void *arg, size_t part, size_t parts)
+{
+    const rnn_job *j = arg;
+    const bu_config *c = j->b->c;
+    const size_t n = c->batch, H = c->H, nH = n * H;
+    size_t s0, s1;
+    mom__rnn_group_rows(n, part, parts, &s0, &s1);
+    float *hs = j->b->hs + s0 * H;
+    for (size_t t = 1; t < c->T; t++)
+        mom__gemm(0, 0, s1 - s0, H, H, 1.0f, hs + (t - 1) * nH, H, j->b->wt, H, j->beta,
+                  hs + t * nH, H);
+}
+
+static void rnn_bwd_part(void *arg, size_t part, size_t parts)
+{
+    const rnn_job *j = arg;
+    const bu_config *c = j->b->c;
+    const size_t n = c->batch, T = c->T, I = c->I, H = c->H, nH = n * H, K = j->K;
+    const float *w_hh = j->b->p + H * I;
+    size_t s0, s1;
+    mom__rnn_group_rows(n, part, parts, &s0, &s1);
+    float *ds = j->b->ds + s0 * H;
+    for (size_t t = j->t1; t-- > j->t0;)
+        if (t + 1 < j->t1)
+            mom__gemm(0, 0, s1 - s0, H, H, 1.0f, ds + (t + 1 - j->t0) * nH, H, w_hh, H, 0.0f,
+                      ds + (t - j->t0) * nH, H);
+        else if (t + 1 < T)
+            mom__gemm(0, 0, s1 - s0, H, H, 1.0f, ds + K * nH, H, w_hh, H, 0.0f,
+                      ds + (t - j->t0) * nH, H);
+}
+
 /* Recurrent (rnn.c's shapes): the input projection of all steps as one product (with more than 16
  * inputs), the recurrence
- * one n x H x H product per step (forward with a transposed copy of W_hh), the output layer on the
- * counted rows (the last step), BPTT one product per step, and the weight gradients of W_vh and
- * W_hh one product each per chunk of K steps (K as rnn.c chooses it: about 64 Ki floats of
- * deltas, which stay in cache), or over all steps at once when gv = 1 (the Gauss-Newton product
- * keeps every step's deltas). gv = 1 adds the R-pass's extra products. */
+ * one product per step and group of sequences (forward with a transposed copy of W_hh), the
+ * output layer on the counted rows (the last step), BPTT one product per step and group, and the
+ * weight gradients of W_vh and W_hh one product each per chunk of K steps (K as rnn.c chooses
+ * it: about 64 Ki floats of deltas, which stay in cache), or over all steps at once when gv = 1
+ * (the Gauss-Newton product keeps every step's deltas). gv = 1 adds the R-pass's extra products.
+ * The groups run on the library's thread team, as in rnn.c. */
 static void bare_rnn(const bu_bare *b, int gv)
 {
     const bu_config *c = b->c;
@@ -414,6 +459,8 @@ static void bare_rnn(const bu_bare *b, int gv)
     const float *w_vh = b->p, *w_hh = w_vh + H * I, *w_ho = w_hh + H * H + H;
     float *g_vh = b->g, *g_hh = g_vh + H * I, *g_ho = g_hh + H * H + H;
     float *hs = b->hs, *ds = b->ds, *z = b->z;
+    mom__team *team = b->team;
+    const size_t parts = mom__rnn_groups(n, H, T);
     /* the input projection is a product only with many inputs (rnn.c adds x W_vh^T inside its
      * per-step pass when I <= 16: I multiply-adds per hidden value, elementwise work) */
     const int fuse = I <= 16;
@@ -421,9 +468,8 @@ static void bare_rnn(const bu_bare *b, int gv)
         mom__gemm(0, 1, T * n, H, I, 1.0f, b->x, I, w_vh, I, 0.0f, hs, H);
     if (gv)
         mom__gemm(0, 1, (T - 1) * n, H, H, 1.0f, hs, H, w_hh, H, fuse ? 0.0f : 1.0f, hs + nH, H);
-    for (size_t t = 1; t < T; t++)
-        mom__gemm(0, 0, n, H, H, 1.0f, hs + (t - 1) * nH, H, b->wt, H, fuse ? 0.0f : 1.0f,
-                  hs + t * nH, H);
+    rnn_job j = {.b = b, .beta = fuse ? 0.0f : 1.0f};
+    mom__team_run(team, rnn_fwd_part, &j, parts);
     const float *hl = hs + (T - 1) * nH;
     mom__gemm(0, 1, n, O, H, 1.0f, hl, H, w_ho, H, 0.0f, z, O);
     if (gv)
@@ -436,13 +482,10 @@ static void bare_rnn(const bu_bare *b, int gv)
     mom__gemm(0, 0, n, H, O, 1.0f, z, O, w_ho, H, 0.0f, ds + (T - 1 - last0) * nH, H);
     for (size_t c0 = last0 + K; c0 >= K; c0 -= K) {
         const size_t t0 = c0 - K, t1 = t0 + K < T ? t0 + K : T;
-        for (size_t t = t1; t-- > t0;)
-            if (t + 1 < t1)
-                mom__gemm(0, 0, n, H, H, 1.0f, ds + (t + 1 - t0) * nH, H, w_hh, H, 0.0f,
-                          ds + (t - t0) * nH, H);
-            else if (t + 1 < T)
-                mom__gemm(0, 0, n, H, H, 1.0f, ds + K * nH, H, w_hh, H, 0.0f, ds + (t - t0) * nH,
-                          H);
+        j.t0 = t0;
+        j.t1 = t1;
+        j.K = K;
+        mom__team_run(team, rnn_bwd_part, &j, parts);
         const size_t nr = (t1 - t0) * n, skip = t0 == 0 ? n : 0;
         mom__gemm(1, 0, H, I, nr, 1.0f, ds, H, b->x + t0 * n * I, I, 0.0f, g_vh, I);
         mom__gemm(1, 0, H, H, nr - skip, 1.0f, ds + skip * H, H, hs + (t0 * n + skip - n) * H, H,

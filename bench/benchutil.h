@@ -109,6 +109,7 @@ typedef struct bu_bare {
     void (*after_grad)(void *ctx, size_t off, size_t len);
     void *ctx;
     size_t bytes;        /* bytes of the buffers above that this struct allocated */
+    struct mom__team *team; /* the network's thread team (the RNN's groups of sequences run on it) */
 } bu_bare;
 
 int bu_bare_init(bu_bare *b, const bu_setup *s); /* 0, or -1 when out of memory */

@@ -129,4 +129,10 @@ int mom__net_check_batch(mom_net *net, const mom_batch *b, int need_inputs, int 
 /* Length of sequence s of a validated batch. */
 size_t mom__seq_len(const mom_batch *b, size_t s);
 
+/* Recurrent nets (rnn.c): how many groups of sequences the recurrence of a batch of n sequences
+ * of T steps and H units is cut into, and the sequences [*s0, *s1) of group `part` (also used by
+ * bench/ to time the same products). */
+size_t mom__rnn_groups(size_t n, size_t H, size_t T);
+void mom__rnn_group_rows(size_t n, size_t part, size_t parts, size_t *s0, size_t *s1);
+
 #endif

@@ -12,7 +12,7 @@
  *   backward: dW_vh = dS^T X, dW_hh = dS[1..]^T H[..T-1], dW_ho = dZ^T H;
  * and only the recurrence itself (h[t-1] W_hh^T forward, dS[t+1] W_hh backward) runs step by step,
  * one n x H x H gemm per step for all sequences together, or, in large enough batches, for each
- * group of sequences, the groups side by side on the network's threads (rnn_groups()).
+ * group of sequences, the groups side by side on the network's threads (mom__rnn_groups()).
  *
  * Counted rows. Only rows with a nonzero step weight (mom__step_weight()) contribute to the loss.
  * When at most half of the T*n rows count (the usual "last step only" case), their hidden vectors
@@ -746,8 +746,8 @@ static void transpose_into(float *out, const float *w, size_t H, size_t I)
  * sequences, each run through all its steps as a part of a team job (team.h): with a
  * multithreaded BLAS these small products run on one thread each (the BLAS does not split them),
  * and the groups run side by side. The number of groups depends only on the batch's shape
- * (rnn_groups()), and every value is computed by the same operations whatever thread runs its
- * group, so the results do not depend on the thread count. */
+ * (mom__rnn_groups()), and every value is computed by the same operations whatever thread runs
+ * its group, so the results do not depend on the thread count. */
 
 #define RNN_GROUP_ROWS 48                   /* sequences per group, at least */
 #define RNN_GROUP_LEAST ((size_t)1 << 18)    /* recurrent values (T n H) below which: one group */
@@ -755,7 +755,7 @@ static void transpose_into(float *out, const float *w, size_t H, size_t I)
 
 /* Groups only where the per-step products are small enough that a BLAS runs each on one thread
  * (larger ones it shares out itself) and the whole recurrence is worth the helpers' wake-ups. */
-static size_t rnn_groups(size_t n, size_t H, size_t T)
+size_t mom__rnn_groups(size_t n, size_t H, size_t T)
 {
     size_t g = n / RNN_GROUP_ROWS;
     g = g < MOM__TEAM_MAX_PARTS ? g : MOM__TEAM_MAX_PARTS;
@@ -772,7 +772,7 @@ static size_t group_start(size_t n, size_t part, size_t parts)
     return part >= parts ? n : (n * part / parts) & ~(size_t)7;
 }
 
-static void group_rows(size_t n, size_t part, size_t parts, size_t *s0, size_t *s1)
+void mom__rnn_group_rows(size_t n, size_t part, size_t parts, size_t *s0, size_t *s1)
 {
     *s0 = group_start(n, part, parts);
     *s1 = group_start(n, part + 1, parts);
@@ -795,7 +795,7 @@ static void fwd_group(void *arg, size_t part, size_t parts)
     const mom_batch *b = j->b;
     const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
     size_t s0, s1;
-    group_rows(n, part, parts, &s0, &s1);
+    mom__rnn_group_rows(n, part, parts, &s0, &s1);
     const size_t m = s1 - s0;
     for (size_t t = 0; t < T; t++) {
         float *ht = j->hbuf + (t + 1) * nH;
@@ -844,7 +844,7 @@ static void hidden_forward(const rnn_impl *r, mom__team *team, const mom_batch *
         mom__gemm(0, 1, T * n, H, I, 1.0f, b->inputs, I, w_vh, I, 0.0f, hbuf + nH, H);
     fwd_job j = {.r = r, .b = b, .b_h = b_h, .wt = wt, .wvt = wvt, .hbuf = hbuf, .fl = fl,
                  .fuse = fuse};
-    mom__team_run(team, fwd_group, &j, rnn_groups(n, H, T));
+    mom__team_run(team, fwd_group, &j, mom__rnn_groups(n, H, T));
 }
 
 /* Step weights of every row into w (cells); decide compact vs dense; in compact mode compact w,
@@ -939,7 +939,7 @@ static void bptt_group(void *arg, size_t part, size_t parts)
     const mom_batch *b = j->b;
     const size_t n = b->n, T = b->steps, H = r->nh, nH = n * H;
     size_t s0, s1;
-    group_rows(n, part, parts, &s0, &s1);
+    mom__rnn_group_rows(n, part, parts, &s0, &s1);
     const size_t m = s1 - s0, off = s0 * H;
     float *colsum = j->colsums + part * H;
     for (size_t t = j->t1; t-- > j->t0;) {
@@ -993,7 +993,8 @@ static void bptt_group(void *arg, size_t part, size_t parts)
  * add_ds: ds already holds a term with respect to s to add after the act' multiplication
  * (structural damping); tmp (n x H) is then the accumulator.
  * Writes g_bh, g_vh, g_hh (and g_h0) of g; colsum is MOM__TEAM_MAX_PARTS x H floats of scratch;
- * fl the flush threshold. team: the network's helpers for the groups of sequences (rnn_groups()).
+ * fl the flush threshold. team: the network's helpers for the groups of sequences
+ * (mom__rnn_groups()).
  */
 static void bptt(const rnn_impl *r, mom__team *team, const mom_batch *b, const float *p,
                  const float *hbuf, float *ds, size_t K, const float *dout, const float *dz,
@@ -1004,7 +1005,7 @@ static void bptt(const rnn_impl *r, mom__team *team, const mom_batch *b, const f
     const float *w_hh = p + r->off_hh, *w_ho = p + r->off_ho;
     float *g_bh = g + r->off_bh, *g_vh = g + r->off_vh, *g_hh = g + r->off_hh;
     float beta_vh = 0.0f, beta_hh = 0.0f; /* 0 until a chunk has written the block */
-    const size_t parts = rnn_groups(n, H, T);
+    const size_t parts = mom__rnn_groups(n, H, T);
     /* the groups' shares of g_bh, added in group order at the end (one group: g_bh itself) */
     float *colsums = parts == 1 ? g_bh : colsum;
     memset(colsums, 0, parts * H * sizeof *colsums);
@@ -1181,7 +1182,7 @@ static void rpass_group(void *arg, size_t part, size_t parts)
     const mom_batch *b = j->b;
     const size_t n = b->n, T = b->steps, I = r->ni, H = r->nh, nH = n * H;
     size_t s0, s1;
-    group_rows(n, part, parts, &s0, &s1);
+    mom__rnn_group_rows(n, part, parts, &s0, &s1);
     const size_t m = s1 - s0, off = s0 * H;
     for (size_t t = 0; t < T; t++) {
         float *rt = j->R + t * nH, *rr = rt + off;
@@ -1240,7 +1241,7 @@ static int rnn_gv(mom_net *net, const float *v, double struct_damping, float *ou
     rpass_job j = {.r = r, .b = b, .hbuf = hbuf, .vt = ws->vt, .wt = ws->wt, .wvt = ws->wvt,
                    .h0 = ws->colsum, .v_bh = v + r->off_bh, .R = R, .ds = damp ? ds : NULL,
                    .cs = cs, .fl = net->flush_below, .fuse = fuse};
-    mom__team_run(&net->team, rpass_group, &j, rnn_groups(n, H, T));
+    mom__team_run(&net->team, rpass_group, &j, mom__rnn_groups(n, H, T));
 
     /* R-pass of z on the counted rows, then H (the output loss Hessian times weight / n) */
     const int compact = r->gv_compact;
