@@ -119,9 +119,12 @@ typedef enum mom_optim_kind {
  *    parameters did not move).
  *  - MOM_OPTIM_HF_LAST_LOSS_BEFORE / MOM_OPTIM_HF_LAST_LOSS_AFTER: the objective
  *    f = mean loss + (w/2)|theta|^2 on the gradient data before and after the step.
- *  - MOM_OPTIM_HF_LAST_LS_TRIES: objective evaluations made by the line search (0 when it is off).
- *  - MOM_OPTIM_HF_LAST_GV_PRODUCTS: Gauss-Newton products made (CG iterations, plus one for a warm
- *    start, plus one for rho).
+ *  - MOM_OPTIM_HF_LAST_LS_TRIES: step sizes the line search tested (0 when it is off); with the
+ *    same batch for gradient and curvature data, the first test reuses the objective that rho
+ *    evaluated at the full step, so it costs no evaluation.
+ *  - MOM_OPTIM_HF_LAST_GV_PRODUCTS: Gauss-Newton products made: CG iterations, plus one for a warm
+ *    start, plus one for rho, plus one when CG stops on a direction without positive curvature
+ *    (d = 0 at an exact solution), whose product is not an iteration.
  *  - MOM_OPTIM_HF_LAST_LOSS_EVALS: loss-only evaluations on either data set (CG-backtracking, rho,
  *    line search or the fixed step's check), not counting the one loss-and-gradient evaluation.
  */
@@ -249,10 +252,10 @@ MOM_API MOM_NODISCARD int mom_optim_set_momentum(mom_optim *opt, mom_sched *sche
 /** Set an option (mom_optim_option). MOM_OPTIM_WEIGHT_DECAY and MOM_OPTIM_CLIP_NORM take values
  *  in [0, FLT_MAX]; MOM_OPTIM_FLUSH_SUBNORMALS any finite value (0 = off, else on); the HF
  *  options take the ranges listed with mom_optim_option.
- *  On an HF optimizer that has made its first step, raising MOM_OPTIM_HF_MAX_CG or
- *  MOM_OPTIM_HF_FIXED_CG beyond every earlier value, or turning CG-backtracking on, allocates room
- *  for the stored CG iterates here (so that steps never allocate); MOM_OPTIM_HF_CG_DECAY
- *  allocates a constant schedule.
+ *  On an HF optimizer that has made its first step, a setting that raises the iteration limit
+ *  (FIXED_CG when set, else MAX_CG) beyond every earlier one, or turns CG-backtracking on,
+ *  allocates room for the stored CG iterates here (so that steps never allocate);
+ *  MOM_OPTIM_HF_CG_DECAY allocates a constant schedule.
  *  @return MOM_OK, MOM_E_INVALID (unknown option, value out of range or not finite, a read-only
  *          HF report key: the option keeps its value), MOM_E_UNSUPPORTED (an HF option on
  *          another kind, MOM_OPTIM_CLIP_NORM on HF), MOM_E_STATE (inside begin/end), MOM_E_NOMEM
