@@ -76,14 +76,19 @@ class _HandleLock:
     inside a call on the same handle (from a callback the library makes during that call), where
     destroying the C object would pull memory from under the library."""
 
-    __slots__ = ("_rl", "depth")
+    __slots__ = ("_rl", "depth", "barred")
 
     def __init__(self):
         self._rl = threading.RLock()
         self.depth = 0  # changed only by the holder
+        self.barred = None  # set by the holder: why it may not re-enter now (a callback's rule)
 
     def acquire(self):
         self._rl.acquire()
+        if self.barred is not None and self.depth > 0:  # the holder itself, from a callback
+            why = self.barred
+            self._rl.release()
+            raise RuntimeError(why)
         self.depth += 1
 
     def release(self):
@@ -195,11 +200,10 @@ class Handle:
         anchor = _Anchor(owner)
         carr._mominit_anchor = anchor  # lives exactly as long as the buffer and its views
         owner.views.add(anchor)
-        arr = np.frombuffer(carr, dtype=np.float32)
+        # read-only views sit on a read-only buffer: numpy then refuses to make them writable
+        arr = np.frombuffer(memoryview(carr).toreadonly() if readonly else carr, dtype=np.float32)
         if shape is not None:
             arr = arr.reshape(shape)
-        if readonly:
-            arr.flags.writeable = False
         return arr
 
 

@@ -11,6 +11,7 @@ handles are freed exactly once and that MOM_E_NOMEM becomes NoMemError. Calls go
 so a custom allocator is slow: use it for testing and accounting, not for speed.
 """
 import ctypes
+import operator
 import threading
 
 from . import _lib
@@ -51,16 +52,28 @@ class Allocator:
     def free(self, ptr):
         raise NotImplementedError
 
+    @staticmethod
+    def _address(p):
+        """An override's result as what the C side receives: an int address or None. Anything
+        else (a float, a numpy integer is fine) raises here, inside the callback's try, rather
+        than in ctypes' conversion of the return value, which would hand C garbage."""
+        if p is None:
+            return None
+        p = operator.index(p)
+        if not 0 <= p < 1 << (8 * ctypes.sizeof(ctypes.c_void_p)):
+            raise ValueError(f"allocator returned {p}, not an address")
+        return p or None
+
     def _on_alloc(self, user, size):
         try:
-            return self.alloc(size) or None
+            return self._address(self.alloc(size))
         except BaseException as e:  # noqa: B902 - nothing may propagate into C
             self.last_exception = e
             return None
 
     def _on_realloc(self, user, ptr, size):
         try:
-            return self.realloc(ptr, size) or None
+            return self._address(self.realloc(ptr, size))
         except BaseException as e:  # noqa: B902
             self.last_exception = e
             return None

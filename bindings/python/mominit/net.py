@@ -24,6 +24,10 @@ def _f32_input(a, name, copy):
     return a
 
 
+def _fresh_view(a):
+    return None if a is None else a.view()
+
+
 class Batch:
     """A view of a minibatch in numpy memory (struct mom_batch). Nothing is copied by default.
 
@@ -43,14 +47,18 @@ class Batch:
     references the Batch until the next gv_begin() or close().
     """
 
-    __slots__ = ("_inputs", "_targets", "_mask", "_lengths_arr", "_c", "__weakref__")
+    __slots__ = ("_inputs", "_targets", "_mask", "_lengths_arr", "_bases", "_c", "__weakref__")
 
-    # Read-only: the C view holds the arrays' addresses, so replacing one would leave the library
-    # reading memory that may be freed. Build a new Batch instead.
-    inputs = property(lambda self: self._inputs)
-    targets = property(lambda self: self._targets)
-    mask = property(lambda self: self._mask)
-    lengths = property(lambda self: self._lengths_arr)
+    # Read-only: the C view holds the arrays' addresses and sizes, so replacing one would leave
+    # the library reading memory that may be freed. Build a new Batch instead. The batch keeps
+    # views of its own (they own no memory, so nothing can resize them) and the arrays themselves
+    # (two references besides the caller's: numpy's resize() refuses an array referenced so), and
+    # hands out fresh views: reshaping what the properties return, or the caller's own arrays,
+    # cannot change the shapes checked here.
+    inputs = property(lambda self: _fresh_view(self._inputs))
+    targets = property(lambda self: _fresh_view(self._targets))
+    mask = property(lambda self: _fresh_view(self._mask))
+    lengths = property(lambda self: _fresh_view(self._lengths_arr))
 
     def __init__(self, inputs, targets=None, mask=None, lengths=None, copy=False):
         inputs = _f32_input(inputs, "inputs", copy)
@@ -76,6 +84,8 @@ class Batch:
         else:
             raise ValueError("inputs must be 2-d (n, n_in) for a feedforward batch or 3-d "
                              f"(T, n, n_in) for a recurrent one, got shape {inputs.shape}")
+        self._bases = (inputs, targets, mask, lengths)
+        inputs, targets, mask, lengths = (_fresh_view(a) for a in self._bases)
         self._inputs, self._targets, self._mask, self._lengths_arr = inputs, targets, mask, lengths
         addr = lambda a: None if a is None else a.ctypes.data  # noqa: E731
         self._c = _lib.mom_batch(n, steps, addr(inputs), addr(targets), addr(mask), addr(lengths))
@@ -106,15 +116,15 @@ class Batch:
 
     @property
     def recurrent(self):
-        return self.inputs.ndim == 3
+        return self._inputs.ndim == 3
 
     @property
     def n_in(self):
-        return self.inputs.shape[-1]
+        return self._inputs.shape[-1]
 
     @property
     def n_out(self):
-        return None if self.targets is None else self.targets.shape[-1]
+        return None if self._targets is None else self._targets.shape[-1]
 
     def __repr__(self):
         kind = f"T={self.steps}, " if self.recurrent else ""

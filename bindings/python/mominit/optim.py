@@ -136,17 +136,24 @@ class Optimizer(Handle):
         owner_ref = weakref.ref(self)
 
         def trampoline(values, count, ctype, what, _user):
+            owner = owner_ref()
+            lock = owner._lock if owner is not None else None
             try:
                 dtype = np.float32 if ctype == 1 else np.float64
                 buf = (ctypes.c_char * (count * np.dtype(dtype).itemsize)).from_address(values)
                 view = np.frombuffer(buf, dtype=dtype, count=count)
                 # a copy: fn may keep what it gets, but not the library's memory behind it
                 arr = view.copy()
-                fn(arr, ReduceWhat(what))
+                if lock is not None:  # optim.h: the hook must not call its optimizer
+                    lock.barred = "the reduction hook must not call its own optimizer"
+                try:
+                    fn(arr, ReduceWhat(what))
+                finally:
+                    if lock is not None:
+                        lock.barred = None
                 view[...] = arr
                 return 0
             except BaseException as e:  # reported by the step that called the hook
-                owner = owner_ref()
                 if owner is not None:
                     owner._reduce_exc = e
                 return -1  # MOM_E_INVALID

@@ -127,7 +127,7 @@ class TestLifetime(unittest.TestCase):
         gen = np.random.default_rng(0)
         x, t = classification_batch(gen, 4, 3, 2)
         b = mi.Batch(x, t)
-        self.assertIs(b.inputs, x)  # no copy
+        self.assertIs(b.inputs.base, x)  # no copy: a view of the caller's array
         self.assertEqual(b._c.inputs, x.ctypes.data)
         wr = weakref.ref(x)
         del x
@@ -180,6 +180,27 @@ class TestAllocationFailures(unittest.TestCase):
         self.assertIsInstance(broken.last_exception, RuntimeError)
         with self.assertRaises(TypeError):
             mi.Rng(1, allocator="malloc")
+
+    def test_allocator_results_are_checked_before_they_reach_c(self):
+        # a numpy integer is an address like any int; a float is no address: a failure with the
+        # reason kept (ctypes alone would print the error and hand C an uninitialised pointer)
+        class Numpy(mi.CountingAllocator):
+            def alloc(self, size):
+                return np.uintp(super().alloc(size))
+
+        class Float(mi.CountingAllocator):
+            def alloc(self, size):
+                return float(super().alloc(size))
+
+        numpy_alloc = Numpy()
+        with mi.Rng(1, allocator=numpy_alloc) as r:
+            r.uniform_array((4,))
+        gc.collect()
+        self.assertEqual(numpy_alloc.live, 0)
+        float_alloc = Float()
+        with self.assertRaises(mi.NoMemError):
+            mi.Rng(1, allocator=float_alloc)
+        self.assertIsInstance(float_alloc.last_exception, TypeError)
 
 
 class TestThreads(unittest.TestCase):

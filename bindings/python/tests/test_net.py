@@ -15,6 +15,32 @@ from helpers import (addition_batch, classification_batch, finite_difference_gra
                      relative_error)
 
 
+class TestBatchShapes(unittest.TestCase):
+    def test_shapes_are_fixed_when_the_batch_is_built(self):
+        # the C view holds n and the addresses: reshaping the caller's arrays or what the
+        # properties return changes nothing the library sees, and resizing is refused
+        f32 = np.float32
+        x, t = np.ones((6, 3), f32), np.ones((6, 2), f32)
+        b = mi.Batch(x, t)
+        with mi.Net.feedforward([3, 4, 2]) as net, mi.Net.feedforward([6, 4, 2]) as wide:
+            mi.preset_ff(net, 1)
+            loss = net.loss(b)
+            x.shape = (3, 6)  # the caller's own array
+            b.inputs.shape = (3, 6)  # a fresh view each time
+            self.assertEqual(b.n_in, 3)
+            self.assertEqual(b.inputs.shape, (6, 3))
+            self.assertEqual(net.loss(b), loss)
+            with self.assertRaises(ValueError):  # still a batch of 3 inputs
+                wide.loss(b)
+            with self.assertRaises(ValueError):
+                x.resize((100000, 6))
+            c = mi.Batch(np.ones((5, 3), f32), np.ones((5, 2), f32))  # the batch's own arrays
+            with self.assertRaises(ValueError):
+                c.inputs.resize((100000, 3))
+            with self.assertRaises(ValueError):
+                c.inputs.base.resize((100000, 3))
+
+
 class TestParamsView(unittest.TestCase):
     def test_params_alias_library_memory(self):
         with mi.Net.feedforward([3, 4, 2]) as net:

@@ -174,6 +174,8 @@ class TestOptions(unittest.TestCase):
             np.testing.assert_array_equal(vel, -1.0)  # the same memory, updated by the step
             with self.assertRaises(ValueError):
                 vel[0] = 1.0
+            with self.assertRaises(ValueError):  # nor can it be made writable
+                vel.flags.writeable = True
             opt.reset()
             np.testing.assert_array_equal(vel, 0.0)
             self.assertEqual(opt.steps, 0)
@@ -320,6 +322,17 @@ class TestReduceHook(unittest.TestCase):
             np.testing.assert_array_equal(oa.velocity, v0)
             self.assertEqual(oa.steps, s0)
             # removed: plain steps again
+            # the hook must not call its own optimizer (optim.h): refused, the step fails as
+            # above and leaves no step begun
+            def meddle(values, what):
+                oa.cancel()
+
+            oa.set_reduce(meddle)
+            with self.assertRaises(mi.MomError) as cm:
+                oa.step_net(a, (x, t))
+            self.assertIsInstance(cm.exception.__cause__, RuntimeError)
+            self.assertFalse(oa.begun)
+            self.assertEqual(oa.steps, s0)
             oa.set_reduce(None)
             oa.step_net(a, (x, t))
             self.assertEqual(oa.steps, s0 + 1)
