@@ -256,6 +256,7 @@ typedef struct rd {
     const char *where;      /* "section NETW" */
     mom__base *err;
     int newer;              /* the image has a newer minor version than this library */
+    unsigned minor;         /* the image's minor version (what it may hold) */
 } rd;
 
 static int rd_need(rd *r, size_t n, const char *what)
@@ -820,7 +821,7 @@ static int parse_net(ck_index *ix, rd *r)
     at = r->pos;
     if ((rc = rd_u32(r, &check, "the network options")) != MOM_OK)
         return rc;
-    if (check > 3)
+    if (check > (r->minor >= 1 ? 3u : 1u)) /* bit 1 (flushing off) came with 1.1 */
         return unknown_value(r, at, "network options", check);
 
     uint64_t n_sizes, n_acts;
@@ -960,8 +961,12 @@ static int parse_optim(ck_index *ix, rd *r, const mom_allocator *a, int verify)
     if (n_params == 0 || n_params > (uint64_t)(PTRDIFF_MAX / 4))
         return fail_at(r->err, MOM_E_FORMAT, r->where, at, "the parameter count %llu is invalid",
                        (unsigned long long)n_params);
+    at = r->pos;
     if ((rc = rd_u64(r, &t, "the step count")) != MOM_OK)
         return rc;
+    if (t == UINT64_MAX) /* no optimizer gets there: its steps stop one short */
+        return fail_at(r->err, MOM_E_FORMAT, r->where, at, "the step count %llu is invalid",
+                       (unsigned long long)t);
     const size_t opts_at = r->pos;
     for (uint64_t i = 0; i < n_opts; i++) {
         uint32_t key;
@@ -973,7 +978,7 @@ static int parse_optim(ck_index *ix, rd *r, const mom_allocator *a, int verify)
         int known = 0;
         for (size_t k = 0; k < nk; k++)
             known |= keys[k] == (int)key;
-        if (!known)
+        if (!known || (key == MOM_OPTIM_FLUSH_SUBNORMALS && r->minor < 1)) /* 1.1's key */
             return unknown_value(r, at, "option key", key);
         for (uint64_t j = 0; j < i; j++)
             if (get_u32(r->b + opts_at + OPTION_SIZE * (size_t)j) == key)
@@ -981,6 +986,10 @@ static int parse_optim(ck_index *ix, rd *r, const mom_allocator *a, int verify)
     }
     if ((rc = rd_need(r, (size_t)n_params * 4, "the velocity")) != MOM_OK)
         return rc;
+    for (size_t i = 0; i < (size_t)n_params; i++) /* no step leaves a velocity non-finite */
+        if ((get_u32(r->b + r->pos + 4 * i) & 0x7f800000u) == 0x7f800000u) /* inf or NaN */
+            return fail_at(r->err, MOM_E_FORMAT, r->where, r->pos + 4 * i,
+                           "velocity entry %zu is not finite", i);
     r->pos += (size_t)n_params * 4;
     if ((rc = rd_finish(r)) != MOM_OK)
         return rc;
@@ -1258,7 +1267,8 @@ static int parse_image(ck_index *ix, const unsigned char *img, size_t size, mom_
         int id = order[k];
         if (!ix->present[id])
             continue;
-        rd r = {img, ix->off[id], ix->off[id] + ix->size[id], sec_where[id], err, newer};
+        rd r = {img, ix->off[id], ix->off[id] + ix->size[id], sec_where[id], err, newer,
+                ix->minor};
         switch (id) {
         case SEC_NETW: rc = parse_net(ix, &r); break;
         case SEC_OPTM: rc = parse_optim(ix, &r, a, verify); break;
@@ -1582,8 +1592,11 @@ int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
         return mom__fail(&ck->base, MOM_E_STATE, "the handle holds no image (capture or load first)");
     char why[128];
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return mom__fail(&ck->base, MOM_E_IO, "cannot save to %s: it is a directory", path);
+    /* the new file replaces the old by rename(): fine for a regular file (or a symbolic link,
+     * which is replaced itself), not for a directory, a device, a FIFO or a socket */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return mom__fail(&ck->base, MOM_E_IO, "cannot save to %s: it is %s", path,
+                         S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
 
     /* The temporary file, in the same directory: ".NAME.TAG.tmp" with NAME cut to 200 bytes,
      * so that it stays within NAME_MAX (255) whatever the target's name. */

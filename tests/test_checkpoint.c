@@ -1002,6 +1002,17 @@ static void test_atomic_save(void **state)
     assert_non_null(strstr(mom_ckpt_errmsg(ck), "directory"));
     assert_int_equal(stat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
+    /* A FIFO (or a device) is not replaced by a regular file: refused, left as it was. */
+    {
+        char fifo[400];
+        snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        assert_status(mom_ckpt_save_file(ck, fifo), MOM_E_IO);
+        assert_non_null(strstr(mom_ckpt_errmsg(ck), "not a regular file"));
+        assert_int_equal(stat(fifo, &st), 0);
+        assert_true(S_ISFIFO(st.st_mode));
+        unlink(fifo);
+    }
 
     /* A failure in the middle of writing (the file-size limit is hit): the previous file stays. */
     struct rlimit old;
@@ -1344,6 +1355,7 @@ static void test_crafted(void **state)
     size_t slen, sch = find_section(img, "SCHD", &slen);
     size_t glen, rng = find_section(img, "RNGS", &glen);
     assert_true(net && opt && sch && rng);
+    const size_t vel = opt + 24 + 12 * (size_t)rd32(img + opt + 4); /* the velocity */
 
     struct {
         size_t at;
@@ -1378,6 +1390,9 @@ static void test_crafted(void **state)
         {opt + 24 + 12, 4, 1, "twice"},                          /* duplicate option */
         {opt + 28, 8, 0xFFF0000000000000u, "not valid"},         /* weight decay -inf */
         {opt + 28, 8, 0xBFF0000000000000u, "not valid"},         /* weight decay -1 */
+        {opt + 16, 8, UINT64_MAX, "step count"},                 /* t: no step gets there */
+        {vel + 4, 4, 0x7FC00000u, "velocity entry 1"},           /* a NaN velocity */
+        {vel, 4, 0xFF800000u, "velocity entry 0"},               /* -inf */
         {sch, 4, 0xFFFFFFFFu, "does not fit"},                   /* schedule count */
         {sch, 4, 1, "no momentum schedule"},                     /* one schedule */
         {sch + 4, 4, 9, "schedule role"},                        /* role */
@@ -1407,6 +1422,28 @@ static void test_crafted(void **state)
         assert_true(ba.largest < 4096); /* only the probe optimizer */
         assert_int_equal(mom_ckpt_size(ck), 0);
     }
+
+    /* What format 1.1 added is no valid value in a file that says it is 1.0: the network's
+     * option bit 1 (flushing off) and the optimizer's key 3; in a 1.1 file both load. */
+    for (int minor = 0; minor < 2; minor++)
+        for (int what = 0; what < 2; what++) {
+            memcpy(b, img, size);
+            b[10] = (unsigned char)minor;
+            b[11] = 0;
+            if (what == 0)
+                wr32(b + net + 12, rd32(b + net + 12) | 2u);
+            else
+                wr32(b + opt + 24 + 12, MOM_OPTIM_FLUSH_SUBNORMALS); /* clip norm's record */
+            fix_crcs(b, size);
+            int rc = mom_ckpt_load_buffer(ck, b, size);
+            if (minor == 1)
+                assert_int_equal(rc, MOM_OK);
+            else if (rc != MOM_E_FORMAT ||
+                     strstr(mom_ckpt_errmsg(ck), what ? "option key 3" : "network options 2") ==
+                         NULL)
+                fail_msg("1.0 file with %s: %s: %s", what ? "key 3" : "option bit 1",
+                         mom_status_name(rc), mom_ckpt_errmsg(ck));
+        }
 
     /* A stream that claims a huge size but ends early allocates only for what it delivered. */
     memcpy(b, img, size);

@@ -135,6 +135,9 @@ MOM_API size_t mom_ckpt_size(const mom_ckpt *ck);
  * Write the image to a file, atomically: the data goes to a new temporary file in the same
  * directory, which is flushed to disk (fsync) and then renamed over `path`; the directory is then
  * synced. Readers see either the previous file or the complete new one, never a mixture.
+ * What is at `path` is replaced: a regular file, or a symbolic link itself (not the file it
+ * names); an existing directory, device, FIFO or socket there is refused (MOM_E_IO). The new
+ * file has mode 0666 minus the umask.
  * @param path file name (UTF-8 / native encoding); the directory must exist and be writable.
  * @return MOM_OK; MOM_E_INVALID (ck or path NULL, empty path); MOM_E_STATE (the handle holds no
  *         image); MOM_E_NOMEM; MOM_E_IO (cannot create, write, sync or rename: the message names
