@@ -390,6 +390,16 @@ static void generate(void)
     patch("bad-huge-options.ckpt", nagff, oat + 4, 4, 0x7FFFFFFFu);
     patch("bad-option-nan.ckpt", nagff, oat + 28, 8, 0x7FF8000000000001u);
     patch("bad-option-key.ckpt", nagff, oat + 24, 4, 555);
+    patch("bad-step-count.ckpt", nagff, oat + 16, 8, UINT64_MAX); /* no step gets there */
+    {
+        const size_t vel = oat + 24 + 12 * (size_t)craft_rd32(nagff->data + oat + 4);
+        patch("bad-velocity-nan.ckpt", nagff, vel, 4, 0x7FC00000u);
+        /* the 1.1 option bit in a file that says it is 1.0 */
+        blob *v10 = add("bad-v10-flush-bit.ckpt", nagff->data, nagff->size);
+        v10->data[10] = 0;
+        v10->data[nat + 12] |= 2;
+        craft_fix_crcs(v10->data, v10->size);
+    }
     patch("bad-huge-pieces.ckpt", nagff, sat + 12, 8, (uint64_t)1 << 60);
     patch("bad-piece-order.ckpt", nagff, sat + 12 + 8 + 16, 8, 0);
     patch("bad-callback.ckpt", nagff, sat + 8, 4, 6);
