@@ -363,7 +363,9 @@ class TestReduceHook(unittest.TestCase):
                 opt.set_reduce(call_it)
                 with self.assertRaises(mi.MomError) as cm:
                     opt.step_net(net, (x, t))
-                self.assertIsInstance(cm.exception.__cause__, RuntimeError)
+                cause = cm.exception.__cause__
+                self.assertIsInstance(cause, RuntimeError)  # the binding's refusal ...
+                self.assertNotIsInstance(cause, mi.MomError)  # ... before the library saw it
                 self.assertFalse(victim.closed)
                 self.assertFalse(opt.begun)
             opt.set_reduce(None)
