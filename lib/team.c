@@ -195,17 +195,16 @@ void mom__team_stop(mom__team *t)
     t->st = NULL;
 }
 
-static int wanted_threads(const mom__team *t)
+/* The threads the team wants now; starts the helpers the first time it wants more than one. */
+static int prepare(mom__team *t)
 {
-    return t->threads > 0 ? t->threads : mom__blas_threads();
-}
-
-void mom__team_prepare(mom__team *t)
-{
-    int threads = wanted_threads(t);
+    int threads = t->threads > 0 ? t->threads : mom__blas_threads();
     if (threads > 1 && t->st == NULL && !t->failed && start(t, threads) != 0)
         t->failed = 1;
+    return threads;
 }
+
+void mom__team_prepare(mom__team *t) { (void)prepare(t); }
 
 void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
 {
@@ -214,8 +213,7 @@ void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
             fn(arg, 0, 1);
         return;
     }
-    int threads = wanted_threads(t);
-    mom__team_prepare(t);
+    int threads = prepare(t);
     mom__team_state *s = t->st;
     if (threads < 2 || s == NULL || s->pid != getpid()) {
         for (size_t p = 0; p < parts; p++)
