@@ -108,7 +108,7 @@ void mom__fpenv_adopt(unsigned long control) { (void)control; }
 
 void mom__fpenv_pause(mom__fpenv *e)
 {
-    if (e->changed) {
+    if (e != NULL && e->changed) {
         e->mode = mom__fpenv_control();
         mom__fpenv_adopt(e->saved);
     }
@@ -116,6 +116,6 @@ void mom__fpenv_pause(mom__fpenv *e)
 
 void mom__fpenv_resume(const mom__fpenv *e)
 {
-    if (e->changed)
+    if (e != NULL && e->changed)
         mom__fpenv_adopt(e->mode);
 }

@@ -44,7 +44,9 @@ void mom__fpenv_leave(const mom__fpenv *e);
 /* Give the caller's mode back for a while, and take the library's again: an optimizer's step
  * calls the network in the mode the network would see if the caller called it, so that each
  * handle's flush option governs that handle's work only. Between mom__fpenv_enter() and
- * mom__fpenv_leave(); no effect if enter changed nothing. */
+ * mom__fpenv_leave(); no effect if enter changed nothing, or for e NULL (what a caller passes
+ * when the two handles' options agree: the modes are then the same, and a step spends nothing
+ * on switching). */
 void mom__fpenv_pause(mom__fpenv *e);
 void mom__fpenv_resume(const mom__fpenv *e);
 

@@ -941,7 +941,7 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
 typedef struct net_ctx {
     mom_net *net;
     const mom_batch *gb, *cb;
-    mom__fpenv *fe; /* the step's mode, paused for each network call */
+    mom__fpenv *fe; /* the step's mode, paused for each network call (NULL: options agree) */
 } net_ctx;
 
 /* A network call in the floating-point mode the network's own option gives (the caller's mode,
@@ -1026,7 +1026,7 @@ int mom_optim_step_hf(double *loss, mom_optim *opt, mom_net *net, const mom_batc
     if (curv_batch == NULL)
         curv_batch = grad_batch;
     mom__fpenv fe;
-    net_ctx ctx = {net, grad_batch, curv_batch, &fe};
+    net_ctx ctx = {net, grad_batch, curv_batch, opt->flush != net->flush ? &fe : NULL};
     const mom_hf_model model = {net_loss_grad, net_loss,      net_curv_begin, net_gv,
                                 net_curv_loss, net_fisher,    &ctx};
     const int kind = mom_net_kind_of(net);

@@ -809,7 +809,8 @@ int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_bat
         return mom_optim_step_hf(loss, opt, net, batch, NULL);
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    int rc = step_first_order(loss, opt, net, batch, &fe);
+    /* equal options give equal modes: only differing ones need the network's mode restored */
+    int rc = step_first_order(loss, opt, net, batch, opt->flush != net->flush ? &fe : NULL);
     mom__fpenv_leave(&fe);
     return rc;
 }
