@@ -184,21 +184,13 @@ int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_
     /* Room grows with the data read (a compressed file's size says nothing of what it holds: a
      * tiny gzip file may announce millions of images), from 1 MB, doubling, up to the announced
      * size. */
-    size_t cap = ((size_t)1 << 20) / sizeof *s->x / d;
-    cap = cap < 1 ? 1 : cap > n ? n : cap;
+    size_t first = ((size_t)1 << 20) / sizeof *s->x / d, cap = 0;
+    first = first < 1 ? 1 : first > n ? n : first;
     unsigned char *raw = malloc(d);
-    s->x = malloc(cap * d * sizeof *s->x);
-    if (raw == NULL || s->x == NULL) {
-        free(raw);
-        dataset_free(s);
-        snprintf(err, err_size, "%s: out of memory for %zu images", path, cap);
-        gzclose(f);
-        return -1;
-    }
     for (size_t i = 0; i < n; i++) {
         if (i == cap) {
-            size_t grown = cap > n / 2 ? n : 2 * cap;
-            float *x = realloc(s->x, grown * d * sizeof *s->x);
+            size_t grown = cap == 0 ? first : cap > n / 2 ? n : 2 * cap;
+            float *x = raw ? realloc(s->x, grown * d * sizeof *s->x) : NULL;
             if (x == NULL) {
                 free(raw);
                 dataset_free(s);
