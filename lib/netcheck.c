@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fpenv.h"
 #include "net_internal.h"
 
 #define CHECK_GRAD_DEFAULT_EPS 1e-2
@@ -42,11 +43,16 @@ int mom_net_check_grad(double *max_rel_err, mom_net *net, const mom_batch *batch
     size_t P = net->n_params;
     float *g = alloc_floats(net, P);
     float *pc = alloc_floats(net, P);
-    int rc = MOM_OK;
+    int rc = MOM_OK, entered = 0;
+    mom__fpenv fe;
     if (g == NULL || pc == NULL) {
         rc = mom__fail(&net->base, MOM_E_NOMEM, "cannot allocate the gradient check buffers");
         goto done;
     }
+    /* the differenced losses run in the mode the public calls use (the analytic gradient is
+     * computed flushed when the network's option says so) */
+    mom__fpenv_enter(&fe, net->flush);
+    entered = 1;
     double l0;
     rc = mom_net_loss_grad(&l0, g, net, batch, NULL); /* validates the batch and the parameters */
     if (rc != MOM_OK)
@@ -86,6 +92,8 @@ int mom_net_check_grad(double *max_rel_err, mom_net *net, const mom_batch *batch
     }
     *max_rel_err = worst;
 done:
+    if (entered)
+        mom__fpenv_leave(&fe);
     mom__free(&net->base.alloc, g);
     mom__free(&net->base.alloc, pc);
     return rc;
@@ -139,6 +147,8 @@ int mom_net_check_gv(double *max_rel_err, mom_net *net, const mom_batch *batch, 
     float *z = alloc_floats(net, cells), *y = alloc_floats(net, cells);
     float *pc = alloc_floats(net, P), *v = alloc_floats(net, P), *gv = alloc_floats(net, P);
     mom_rng *rng = NULL;
+    mom__fpenv fe;
+    int entered = 0;
     if (J == NULL || u == NULL || hu == NULL || z == NULL || y == NULL || pc == NULL ||
         v == NULL || gv == NULL || mom_rng_create(&rng, seed, 0, a) != MOM_OK) {
         rc = mom__fail(&net->base, MOM_E_NOMEM, "cannot allocate the Gauss-Newton check buffers");
@@ -148,6 +158,9 @@ int mom_net_check_gv(double *max_rel_err, mom_net *net, const mom_batch *batch, 
      * once (mom_net_reserve() keeps the old ones if either cannot be had): a call that fails for
      * want of memory leaves the network as it was. */
     rc = mom_net_reserve(net, n, T);
+    /* the Jacobian's forward passes run in the mode the public calls use */
+    mom__fpenv_enter(&fe, net->flush);
+    entered = 1;
     double l0;
     if (rc == MOM_OK)
         rc = mom_net_loss(&l0, net, batch, NULL); /* validates the parameters */
@@ -181,6 +194,8 @@ int mom_net_check_gv(double *max_rel_err, mom_net *net, const mom_batch *batch, 
         }
         pc[i] = keep;
     }
+    mom__fpenv_leave(&fe); /* the reference below is double arithmetic, in the caller's mode */
+    entered = 0;
 
     rc = mom_net_gv_begin(net, batch, NULL);
     if (rc != MOM_OK)
@@ -223,6 +238,8 @@ int mom_net_check_gv(double *max_rel_err, mom_net *net, const mom_batch *batch, 
     if (rc == MOM_OK)
         *max_rel_err = worst;
 done:
+    if (entered)
+        mom__fpenv_leave(&fe);
     net->gv_ready = 0;
     mom_rng_destroy(rng);
     mom__free(a, J);

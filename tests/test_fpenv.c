@@ -130,6 +130,8 @@ static void calls_keep_mxcsr(unsigned start)
         KEEPS(mom_net_gv(o, net, v, 0.0));
         KEEPS(mom_net_forward(y, net, b, NULL, 1));
         KEEPS(mom_net_metric(&value, net, b, NULL, MOM_METRIC_SQUARED_ERROR, 0.0));
+        KEEPS(mom_net_check_grad(&value, net, b, 5, 0.0));
+        KEEPS(mom_net_check_gv(&value, net, b, 1, 3));
         static const int kinds[] = {MOM_OPTIM_SGD, MOM_OPTIM_CM, MOM_OPTIM_NAG, MOM_OPTIM_HF};
         for (int q = 0; q < 4; q++) {
             mom_optim *opt;
