@@ -14,7 +14,9 @@
  * every value against the rules of the constructor that will receive it) and only then replaces
  * the handle's image. Restoring uses only checked data, so its failures are limited to a mismatch
  * with the caller's handles and to allocation, and all of those are detected before any handle
- * is modified. */
+ * is modified, except in apply_options(), which sets the optimizer's options one by one through
+ * mom_optim_set() and puts the old values back if one fails (the optimizer's detail message then
+ * says what failed). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>

@@ -96,7 +96,8 @@ static inline char *mom__align_ptr(void *p, size_t align)
     return (char *)p + (align - (uintptr_t)p % align) % align;
 }
 
-/* Philox4x32-10 stream; embedded by value in handles that need randomness. */
+/* Philox4x32-10 stream: the mom_rng handle (the initializers and checks that draw work on a
+ * copy of it on the stack and write the copy back only on success). */
 struct mom_rng {
     mom__base base;
     uint64_t key;     /* seed */

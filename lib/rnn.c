@@ -111,7 +111,6 @@ static int lay(size_t *total, size_t *off, size_t count, size_t elem)
     return 1;
 }
 
-/* Ensure workspace `ws` fits (n, T). is_gv selects the buffer set. */
 /* Whether ws can not hold n sequences of t steps (or n * t overflows): ws_ensure() then builds
  * a new workspace (or fails). */
 static int ws_short(const rnn_ws *ws, size_t n, size_t t)
@@ -121,6 +120,8 @@ static int ws_short(const rnn_ws *ws, size_t n, size_t t)
            cells > ws->cap_cells;
 }
 
+/* Make ws (the loss-and-gradient set, or the Gauss-Newton set when is_gv) fit n sequences of t
+ * steps: a new workspace is built before the old one is freed, so a failure keeps the old one. */
 static int ws_ensure(mom_net *net, rnn_ws *ws, int is_gv, size_t n, size_t t)
 {
     rnn_impl *r = net->impl;

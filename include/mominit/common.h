@@ -21,8 +21,10 @@
 extern "C" {
 #endif
 
-/* MOM_API marks every exported function. Symbols are hidden by default when the library is built
- * (MOM_BUILDING is defined then); users need not define anything. */
+/* MOM_API marks every exported function: the library is built with hidden visibility by default
+ * and a version script, so only these are exported; users need not define anything. (The
+ * _WIN32 branch is for a future Windows build, which would define MOM_BUILDING_DLL; Windows is
+ * not supported yet.) */
 #if defined(_WIN32) && defined(MOM_BUILDING_DLL)
 #define MOM_API __declspec(dllexport)
 #elif defined(__GNUC__) && __GNUC__ >= 4

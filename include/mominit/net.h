@@ -118,7 +118,9 @@ typedef enum mom_net_option {
      *  the output loss and deltas, derivatives and bias sums) of a feedforward network, the
      *  recurrence of a recurrent one (below). 0 (the default)
      *  uses as many as the BLAS uses (OpenBLAS's openblas_get_num_threads(), asked at each
-     *  call; 1 with a BLAS that does not tell), 1 runs them on the calling thread, k > 1 on the
+     *  call; 1 with a BLAS that does not tell; the helpers are started once, for the count
+     *  found then: a later rise of the BLAS's count adds none until this option is set again,
+     *  a fall to 1 runs the passes on the calling thread), 1 runs them on the calling thread, k > 1 on the
      *  calling thread and k - 1 helper threads (at most 8 in all; values up to 1024 are
      *  accepted, and mom_net_get() returns the value set, not the count in use). The helpers belong to the
      *  network: started by the first pass large enough to be shared (about 32,000 values or
