@@ -176,24 +176,40 @@ static void problem_free(problem *p)
 
 /* Copy cases [lo, hi) of step s's minibatch of B into caller buffers laid out as the library wants
  * (feedforward: row-major cases; RNN: time-major steps x n x width) and describe them in *b. */
-static void problem_batch(const problem *p, mom_batch *b, float *x, float *t, uint64_t s, size_t B,
-                          size_t lo, size_t hi)
+static void batch_ff(const problem *p, mom_batch *b, float *x, uint64_t s, size_t B, size_t lo,
+                     size_t hi)
+{
+    for (size_t j = lo; j < hi; j++) {
+        size_t c = (size_t)((s * B + j) % POOL);
+        memcpy(x + (j - lo) * FF_IN, p->x + c * FF_IN, FF_IN * sizeof(float));
+    }
+    mom_batch v = {hi - lo, 0, x, x, NULL, NULL};
+    *b = v;
+}
+
+static void batch_rnn(const problem *p, mom_batch *b, float *x, float *t, uint64_t s, size_t B,
+                      size_t lo, size_t hi)
 {
     const size_t n = hi - lo;
     for (size_t j = lo; j < hi; j++) {
         size_t c = (size_t)((s * B + j) % POOL);
-        if (p->kind == PROB_FF) {
-            memcpy(x + (j - lo) * FF_IN, p->x + c * FF_IN, FF_IN * sizeof(float));
-        } else {
-            for (size_t st = 0; st < RNN_T; st++) {
-                x[(st * n + (j - lo)) * 2] = p->x[(c * RNN_T + st) * 2];
-                x[(st * n + (j - lo)) * 2 + 1] = p->x[(c * RNN_T + st) * 2 + 1];
-                t[st * n + (j - lo)] = p->t[c * RNN_T + st];
-            }
+        for (size_t st = 0; st < RNN_T; st++) {
+            x[(st * n + (j - lo)) * 2] = p->x[(c * RNN_T + st) * 2];
+            x[(st * n + (j - lo)) * 2 + 1] = p->x[(c * RNN_T + st) * 2 + 1];
+            t[st * n + (j - lo)] = p->t[c * RNN_T + st];
         }
     }
-    mom_batch v = {n, p->kind == PROB_FF ? 0 : RNN_T, x, p->kind == PROB_FF ? x : t, NULL, NULL};
+    mom_batch v = {n, RNN_T, x, t, NULL, NULL};
     *b = v;
+}
+
+static void problem_batch(const problem *p, mom_batch *b, float *x, float *t, uint64_t s, size_t B,
+                          size_t lo, size_t hi)
+{
+    if (p->kind == PROB_FF)
+        batch_ff(p, b, x, s, B, lo, hi);
+    else
+        batch_rnn(p, b, x, t, s, B, lo, hi);
 }
 
 static mom_net *problem_net(const problem *p)
@@ -430,7 +446,7 @@ static void small_ff(mom_net **net, float **x, mom_batch *b, size_t cases)
     problem_init(&p, PROB_FF);
     *net = problem_net(&p);
     assert_non_null(*x = malloc(cases * FF_IN * sizeof(float)));
-    problem_batch(&p, b, *x, NULL, 0, cases, 0, cases);
+    batch_ff(&p, b, *x, 0, cases, 0, cases);
     problem_free(&p);
 }
 
