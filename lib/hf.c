@@ -364,6 +364,7 @@ typedef struct hf_src {
     int same_data; /* curvature data == gradient data: losses at equal points are reused */
     int pc_auto;   /* preconditioner on in auto mode */
     int use_sd;    /* products take the structural-damping coefficient */
+    mom__fpenv *fe; /* the mode entered for this step (schedules run in the caller's), or NULL */
 } hf_src;
 
 enum { CB_LOSS_GRAD, CB_LOSS, CB_CURV_BEGIN, CB_GV, CB_CURV_LOSS, CB_FISHER };
@@ -652,14 +653,17 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
 
     if (o->t == UINT64_MAX)
         return mom__fail(&o->base, MOM_E_STATE, "the step counter is at its largest value");
-    /* settings of this step */
+    /* settings of this step; the schedules (a user's callback among them) run in the caller's
+     * floating-point mode */
+    mom__fpenv_pause(s->fe);
     const double decay = mom_sched_value(o->momentum, o->t);
+    const double eps_sched = h->line_search ? 1.0 : mom_sched_value(o->lr, o->t);
+    mom__fpenv_resume(s->fe);
     if (!(decay >= 0.0 && decay <= 1.0))
         return mom__fail(&o->base, MOM_E_INVALID, "CG decay %g at step %llu is outside [0, 1]",
                          decay, (unsigned long long)o->t);
-    double eps = 1.0;
+    double eps = eps_sched;
     if (!h->line_search) {
-        eps = mom_sched_value(o->lr, o->t);
         if (!(eps >= 0.0 && eps <= FLT_MAX))
             return mom__fail(&o->base, MOM_E_INVALID,
                              "step size (learning rate) %g at step %llu is negative or not a "
@@ -1035,7 +1039,7 @@ int mom_optim_step_hf(double *loss, mom_optim *opt, mom_net *net, const mom_batc
     hf_src src = {&model, net,
                   kind == MOM_NET_FEEDFORWARD && opt->flush == net->flush ? net_gv_acc : NULL,
                   same_batch(grad_batch, curv_batch),
-                  kind == MOM_NET_FEEDFORWARD, kind == MOM_NET_RECURRENT};
+                  kind == MOM_NET_FEEDFORWARD, kind == MOM_NET_RECURRENT, &fe};
     /* subnormals flushed for HF's own vector work as the optimizer's option says; the network's
      * calls run in the caller's mode under the network's option (NET_CALL);
      * mom_optim_step_hf_model() runs the caller's callbacks, so it leaves the caller's mode
@@ -1061,6 +1065,6 @@ int mom_optim_step_hf_model(double *loss, mom_optim *opt, float *params,
     if (missing != NULL)
         return mom__fail(&opt->base, MOM_E_INVALID, "model callback %s is NULL (required)",
                          missing);
-    hf_src src = {model, NULL, NULL, 0, model->fisher_diag != NULL, 1};
+    hf_src src = {model, NULL, NULL, 0, model->fisher_diag != NULL, 1, NULL};
     return hf_step(loss, opt, params, &src);
 }

@@ -513,7 +513,7 @@ static int update_surely_finite(const mom_optim *o, uint32_t max_g, float wd, fl
  * its network's team; NULL: no helpers). With defer_point set (NAG inside a fused step) the
  * look-ahead point is left to the network's hooks, range by range. */
 static int begin_impl(const float **point, mom_optim *opt, float *params, mom__team *team,
-                      int defer_point)
+                      int defer_point, mom__fpenv *fe)
 {
     if (opt->kind == MOM_OPTIM_HF)
         return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
@@ -527,14 +527,16 @@ static int begin_impl(const float **point, mom_optim *opt, float *params, mom__t
                          "a step is already begun (call mom_optim_end() or mom_optim_cancel())");
     if (opt->t == UINT64_MAX)
         return mom__fail(&opt->base, MOM_E_STATE, "the step counter is at its largest value");
+    /* the schedules (a user's callback among them) run in the caller's floating-point mode */
+    mom__fpenv_pause(fe);
     double eps = mom_sched_value(opt->lr, opt->t);
+    double mu = opt->kind != MOM_OPTIM_SGD ? mom_sched_value(opt->momentum, opt->t) : 0.0;
+    mom__fpenv_resume(fe);
     if (!(eps >= 0.0 && eps <= FLT_MAX))
         return mom__fail(&opt->base, MOM_E_INVALID,
                          "learning rate %g at step %llu is negative or not a finite float", eps,
                          (unsigned long long)opt->t);
-    double mu = 0.0;
     if (opt->kind != MOM_OPTIM_SGD) {
-        mu = mom_sched_value(opt->momentum, opt->t);
         if (!(mu >= 0.0 && mu <= 1.0))
             return mom__fail(&opt->base, MOM_E_INVALID,
                              "momentum %g at step %llu is outside [0, 1]", mu,
@@ -562,7 +564,7 @@ int mom_optim_begin(const float **point, mom_optim *opt, float *params)
     ENTER(opt);
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    int rc = begin_impl(point, opt, params, NULL, 0);
+    int rc = begin_impl(point, opt, params, NULL, 0, &fe);
     mom__fpenv_leave(&fe);
     return rc;
 }
@@ -728,32 +730,35 @@ static void fused_update(void *ctx, size_t off, size_t len)
     nag_write_range(f->o, f->team, f->th, f->o->grad, f->wd, 1.0f, off, len);
 }
 
+/* fe: the mode the public entry entered (the schedules run outside it, in the caller's) */
 static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mom_batch *batch,
                             mom__fpenv *fe)
 {
+    /* equal options give equal modes: only differing ones need the network's mode restored */
+    mom__fpenv *net_fe = opt->flush != net->flush ? fe : NULL;
     float *theta = mom_net_params(net);
-    const float *point;
+    const float *point = NULL; /* set by begin_impl() when it succeeds */
     /* fused when nothing must see the whole gradient before the update (a reduction across
      * workers, the clipping norm), and when the fused passes, which run in the network's
      * floating-point mode, would run in the same mode outside it */
     const int fuse = opt->kind == MOM_OPTIM_NAG && opt->reduce == NULL &&
                      !(opt->clip_norm > 0.0) && opt->flush == net->flush &&
                      mom__net_can_fuse_nag(net);
-    int rc = begin_impl(&point, opt, theta, &net->team, fuse);
+    int rc = begin_impl(&point, opt, theta, &net->team, fuse, fe);
     if (rc != MOM_OK)
         return rc;
     double l = 0.0;
     uint32_t max_g = NO_MAX_G;
     fused_nag f = {.o = opt, .team = &net->team, .th = theta, .mu = opt->step_mu,
                    .wd = (float)opt->weight_decay};
-    mom__fpenv_pause(fe); /* the network computes in the mode its own option gives */
+    mom__fpenv_pause(net_fe); /* the network computes in the mode its own option gives */
     if (fuse) {
         mom__nag_fuse hooks = {fused_point, fused_decide, fused_update, &f};
         rc = mom__net_loss_grad_nag(&l, opt->grad, net, batch, opt->point, &hooks);
     } else {
         rc = mom__net_loss_grad_max(&l, opt->grad, &max_g, net, batch, point);
     }
-    mom__fpenv_resume(fe);
+    mom__fpenv_resume(net_fe);
     if (rc != MOM_OK) {
         opt->begun = 0;
         opt->begun_params = NULL;
@@ -809,8 +814,7 @@ int mom_optim_step_net(double *loss, mom_optim *opt, mom_net *net, const mom_bat
         return mom_optim_step_hf(loss, opt, net, batch, NULL);
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    /* equal options give equal modes: only differing ones need the network's mode restored */
-    int rc = step_first_order(loss, opt, net, batch, opt->flush != net->flush ? &fe : NULL);
+    int rc = step_first_order(loss, opt, net, batch, &fe);
     mom__fpenv_leave(&fe);
     return rc;
 }

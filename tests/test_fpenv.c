@@ -161,6 +161,77 @@ static void calls_keep_mxcsr(unsigned start)
 }
 #endif
 
+#if HAVE_MXCSR
+/* A user schedule that records the control bits it was called in and returns a constant. */
+static double record_mxcsr(uint64_t t, void *user_data)
+{
+    (void)t;
+    unsigned *seen = user_data;
+    unsigned now = _mm_getcsr() & MXCSR_CONTROL;
+    if (*seen == 0xffffffffu)
+        *seen = now;
+    else if (*seen != now)
+        *seen = 0xfffffffeu; /* called in two different modes */
+    return 0.01;
+}
+#endif
+
+/* User schedules are user code: they run in the caller's floating-point mode, not in the mode
+ * the library computes in, through every kind of step (x86 only). */
+static void test_callbacks_in_caller_mode(void **state)
+{
+    (void)state;
+#if HAVE_MXCSR
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(0x1F80u); /* the default: no FTZ/DAZ, while the library computes with them */
+    const unsigned want = _mm_getcsr() & MXCSR_CONTROL;
+    mom_net *net = make_ff();
+    data d;
+    mom_batch b = make_batch(&d, 6, 0, 12, 12, 1, 0);
+    size_t P = mom_net_num_params(net);
+    float *g = malloc(P * sizeof *g);
+    assert_non_null(g);
+    static const int kinds[] = {MOM_OPTIM_SGD, MOM_OPTIM_CM, MOM_OPTIM_NAG, MOM_OPTIM_HF};
+    for (int q = 0; q < 4; q++) {
+        unsigned seen = 0xffffffffu;
+        mom_sched *s;
+        assert_ok(mom_sched_create_callback(&s, record_mxcsr, &seen, NULL));
+        mom_optim *opt;
+        assert_ok(mom_optim_create(&opt, kinds[q], P, NULL));
+        if (kinds[q] == MOM_OPTIM_HF) {
+            assert_ok(mom_optim_set(opt, MOM_OPTIM_HF_LINE_SEARCH, 0));
+            assert_ok(mom_optim_set_lr(opt, s));
+        } else {
+            assert_ok(mom_optim_set_lr(opt, s));
+            if (kinds[q] != MOM_OPTIM_SGD)
+                assert_ok(mom_optim_set_momentum(opt, s));
+        }
+        double loss;
+        if (kinds[q] == MOM_OPTIM_HF) {
+            assert_ok(mom_optim_step_hf(&loss, opt, net, &b, NULL));
+        } else {
+            assert_ok(mom_optim_step_net(&loss, opt, net, &b));
+            const float *point;
+            float *theta = mom_net_params(net);
+            assert_ok(mom_optim_begin(&point, opt, theta));
+            assert_ok(mom_net_loss_grad(&loss, g, net, &b, point));
+            assert_ok(mom_optim_end(opt, theta, loss, g));
+        }
+        if (seen != want)
+            fail_msg("optimizer kind %d: the schedule ran with MXCSR %#x, the caller's is %#x",
+                     kinds[q], seen, want);
+        mom_optim_destroy(opt);
+        mom_sched_destroy(s);
+    }
+    free(g);
+    free_data(&d);
+    mom_net_destroy(net);
+    _mm_setcsr(saved);
+#else
+    print_message("# not x86: MXCSR test not applicable\n");
+#endif
+}
+
 /* The caller's MXCSR (control bits: rounding, exception masks, FTZ, DAZ) is the same after every
  * call as before it, whatever it was: the default, FTZ and DAZ already set, another rounding mode
  * with an exception unmasked... (x86 only). */
@@ -448,6 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mxcsr_unchanged),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_callbacks_in_caller_mode),
         cmocka_unit_test(test_flush_observable),
         cmocka_unit_test(test_flush_changes_nothing_normally),
         cmocka_unit_test(test_flush_saturated_net),
