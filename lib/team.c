@@ -15,8 +15,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 /*
  * Job protocol. The caller publishes a job (function, argument, parts, floating-point mode) and
@@ -38,6 +42,7 @@ struct mom__team_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pid_t pid;                /* the process that started the helpers */
+    _Atomic long tid;         /* Linux: a helper's thread id (0 until one runs) */
     /* under mu */
     uint64_t gen;
     int quit;
@@ -79,6 +84,9 @@ static void *helper_main(void *p)
     mom__team_state *s = p;
     uint64_t seen = 0;
     pthread_mutex_lock(&s->mu);
+#if defined(__linux__) && defined(SYS_gettid)
+    atomic_store_explicit(&s->tid, (long)syscall(SYS_gettid), memory_order_relaxed);
+#endif
     for (;;) {
         while (s->gen == seen && !s->quit)
             pthread_cond_wait(&s->cv, &s->mu);
@@ -113,6 +121,7 @@ static int start(mom__team *t, int threads)
     atomic_init(&s->slot, 0);
     atomic_init(&s->finished, 0);
     s->pid = getpid();
+    atomic_init(&s->tid, 0);
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         mom__free(a, s);
         return -1;
@@ -174,12 +183,34 @@ static int start(mom__team *t, int threads)
     return 0;
 }
 
+/* Whether the helpers of s are threads of this process. A fork() child has the same memory but
+ * no helpers; it usually has another process id too, but not always: a child forked into a new
+ * PID namespace by a process that is itself PID 1 of its own, or a process that got a reused id.
+ * On Linux the first helper's thread id then tells (it is in no thread group of the child).
+ * Called only where the answer decides between joining threads and not: not per job. */
+static int helpers_here(mom__team_state *s)
+{
+    if (s->pid != getpid())
+        return 0;
+#if defined(__linux__) && defined(SYS_tgkill)
+    /* not under mu: in a child, a helper of the parent may have held it at the fork */
+    long tid = atomic_load_explicit(&s->tid, memory_order_relaxed);
+    if (tid != 0 && syscall(SYS_tgkill, (long)getpid(), tid, 0) != 0 && errno == ESRCH)
+        return 0;
+#endif
+    return 1;
+}
+
 void mom__team_stop(mom__team *t)
 {
     mom__team_state *s = t->st;
     if (s == NULL)
         return;
-    if (s->pid == getpid()) {
+    /* joining is a cancellation point: a cancelled caller would leave the helpers unjoined
+     * and the state leaked, so cancellation waits until the team is gone (per-thread state) */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    if (helpers_here(s)) {
         pthread_mutex_lock(&s->mu);
         s->quit = 1;
         pthread_cond_broadcast(&s->cv);
@@ -193,6 +224,7 @@ void mom__team_stop(mom__team *t)
      * as they are (they may be held by the parent's helper) and only the memory is freed */
     mom__free(&t->alloc, s);
     t->st = NULL;
+    pthread_setcancelstate(cancel_state, NULL);
 }
 
 /* The threads the team wants now; starts the helpers the first time it wants more than one. */

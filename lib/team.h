@@ -11,8 +11,8 @@
  * Helpers sleep on a condition variable between jobs: they never spin while the BLAS runs. A
  * late wake-up costs nothing but the wake itself: the caller claims every part no helper has
  * started, so a job never takes longer than running it alone (plus a signal). In a child process
- * after fork(), where the helpers do not exist, jobs run on the caller. Helpers block every
- * signal and run each job in the caller's floating-point control mode. On Linux they are kept
+ * after fork(), where the helpers do not exist, jobs run on the caller. Helpers block the
+ * asynchronous signals (the synchronous ones, faults and traps, stay open) and run each job in the caller's floating-point control mode. On Linux they are kept
  * off the CPU the caller ran on when they were started, when the process may use other CPUs.
  *
  * Not thread-safe by itself: one thread drives a team at a time (the handle's contract).
