@@ -10,8 +10,11 @@
  *  - loading returns MOM_OK, MOM_E_FORMAT, MOM_E_UNSUPPORTED or MOM_E_NOMEM; a failure always
  *    leaves a message, and a MOM_E_FORMAT or MOM_E_UNSUPPORTED message names an offset;
  *  - the buffer and stream loaders agree (the stream loader may stop before trailing bytes);
- *  - a loaded image can be restored, and what is restored captures, saves and loads again, to an
- *    image that captures to exactly the same bytes (save/load is a fixed point after one trip);
+ *  - a loaded image's user data is at most MOM_CKPT_USER_DATA_MAX bytes, and NULL exactly when
+ *    empty;
+ *  - a loaded image can be restored, and what is restored captures (with the image's user data
+ *    set again), saves and loads again, to an image with the same user data that captures to
+ *    exactly the same bytes (save/load is a fixed point after one trip);
  *  - restoring into the handles just restored succeeds; into another architecture it fails with
  *    MOM_E_FORMAT only.
  * Built with clang -fsanitize=fuzzer (meson -Dfuzz=enabled); fuzz/replay.c runs the corpus through
@@ -65,9 +68,17 @@ static void check_failure(const mom_ckpt *ck, int rc)
         CHECK(strstr(mom_ckpt_errmsg(ck), " at offset ") != NULL);
 }
 
-/* Capture the handles into a fresh checkpoint and return its bytes (NULL on NOMEM). */
+/* The user data of a loaded image, checked. */
+static void user_data(const void **ud, size_t *us, const mom_ckpt *ck)
+{
+    CHECK(mom_ckpt_user_data(ud, us, ck) == MOM_OK);
+    CHECK(*us <= MOM_CKPT_USER_DATA_MAX && (*us == 0) == (*ud == NULL));
+}
+
+/* Capture the handles and the user data into a fresh checkpoint and return its bytes (NULL on
+ * NOMEM). */
 static unsigned char *capture_bytes(size_t *size, const mom_net *net, const mom_optim *opt,
-                                    mom_rng *const *rngs, size_t n_rngs)
+                                    mom_rng *const *rngs, size_t n_rngs, const void *ud, size_t us)
 {
     mom_ckpt *ck;
     if (mom_ckpt_create(&ck, NULL) != MOM_OK)
@@ -75,7 +86,10 @@ static unsigned char *capture_bytes(size_t *size, const mom_net *net, const mom_
     const mom_rng *r[MAX_RNGS];
     for (size_t i = 0; i < n_rngs; i++)
         r[i] = rngs[i];
-    int rc = mom_ckpt_capture(ck, net, opt, r, n_rngs);
+    int rc = mom_ckpt_set_user_data(ck, ud, us);
+    CHECK(rc == MOM_OK || rc == MOM_E_NOMEM);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_capture(ck, net, opt, r, n_rngs);
     CHECK(rc == MOM_OK || rc == MOM_E_NOMEM);
     unsigned char *b = NULL;
     if (rc == MOM_OK) {
@@ -174,9 +188,12 @@ static void exercise(mom_ckpt *ck)
         CHECK(extra[0] == NULL);
     }
 
-    /* capture -> save -> load -> restore -> capture is a fixed point. */
+    /* capture -> save -> load -> restore -> capture is a fixed point, user data included. */
+    const void *ud;
+    size_t us;
+    user_data(&ud, &us, ck);
     size_t s1 = 0, s2 = 0;
-    unsigned char *b1 = capture_bytes(&s1, net, opt, r, want);
+    unsigned char *b1 = capture_bytes(&s1, net, opt, r, want, ud, us);
     if (b1 != NULL) {
         mom_ckpt *c2;
         if (mom_ckpt_create(&c2, NULL) == MOM_OK) {
@@ -185,10 +202,16 @@ static void exercise(mom_ckpt *ck)
             mom_net *n2 = NULL;
             mom_optim *o2 = NULL;
             mom_rng *r2[MAX_RNGS] = {NULL};
+            const void *ud2 = NULL;
+            size_t us2 = 0;
+            if (rc == MOM_OK) {
+                user_data(&ud2, &us2, c2);
+                CHECK(us2 == us && (us == 0 || memcmp(ud2, ud, us) == 0));
+            }
             if (rc == MOM_OK &&
                 (rc = mom_ckpt_restore_new(nk ? &n2 : NULL, ok ? &o2 : NULL, r2, want, c2)) ==
                     MOM_OK) {
-                unsigned char *b2 = capture_bytes(&s2, n2, o2, r2, want);
+                unsigned char *b2 = capture_bytes(&s2, n2, o2, r2, want, ud2, us2);
                 if (b2 != NULL)
                     CHECK(s2 == s1 && memcmp(b1, b2, s1) == 0);
                 free(b2);
@@ -241,6 +264,13 @@ static void try_input(const uint8_t *data, size_t size)
         if (rs == MOM_OK) {
             CHECK(mom_ckpt_size(cs) <= size && src.pos == mom_ckpt_size(cs));
             CHECK((rb == MOM_OK) == (mom_ckpt_size(cs) == size));
+        }
+        if (rb == MOM_OK && rs == MOM_OK) { /* the same image: the same user data */
+            const void *ub, *us_;
+            size_t nb, ns;
+            user_data(&ub, &nb, ck);
+            user_data(&us_, &ns, cs);
+            CHECK(nb == ns && (nb == 0 || memcmp(ub, us_, nb) == 0));
         }
     }
     if (rb == MOM_OK)

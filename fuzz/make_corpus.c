@@ -1,7 +1,7 @@
 /* Generator of the checkpoint seed corpus (fuzz/corpus/): valid files of each kind (network only,
- * SGD, CM and NAG training states with every schedule kind, an optimizer alone, a newer minor
- * version) and crafted bad ones (truncated, damaged, absurd sizes behind valid CRCs, a newer major
- * version).
+ * SGD, CM and NAG training states with every schedule kind, an optimizer alone, user data, a newer
+ * minor version) and crafted bad ones (truncated, damaged, absurd sizes behind valid CRCs, a newer
+ * major version).
  *
  * Everything is bit-exact on every machine: parameters come from the Gaussian initializer, and the
  * optimizers take their steps through mom_optim_begin()/mom_optim_end() with gradients drawn from
@@ -18,7 +18,7 @@
 #include "mominit/mominit.h"
 #include "craft.h"
 
-#define MAX_FILES 64
+#define MAX_FILES 96
 
 typedef struct blob {
     char name[64];
@@ -66,12 +66,13 @@ static blob *find(const char *name)
     return NULL;
 }
 
-/* Capture and add. */
-static void add_capture(const char *name, const mom_net *net, const mom_optim *opt,
-                        mom_rng **rngs, size_t n)
+/* Capture, with user data if user_size > 0, and add. */
+static void add_capture_user(const char *name, const mom_net *net, const mom_optim *opt,
+                             mom_rng **rngs, size_t n, const void *user, size_t user_size)
 {
     mom_ckpt *ck;
     OK(mom_ckpt_create(&ck, NULL));
+    OK(mom_ckpt_set_user_data(ck, user, user_size));
     OK(mom_ckpt_capture(ck, net, opt, (const mom_rng *const *)rngs, n));
     size_t size = mom_ckpt_size(ck);
     unsigned char *b = malloc(size);
@@ -81,6 +82,12 @@ static void add_capture(const char *name, const mom_net *net, const mom_optim *o
     add(name, b, size);
     free(b);
     mom_ckpt_destroy(ck);
+}
+
+static void add_capture(const char *name, const mom_net *net, const mom_optim *opt,
+                        mom_rng **rngs, size_t n)
+{
+    add_capture_user(name, net, opt, rngs, n, NULL, 0);
 }
 
 /* A copy of `src` with `remove` bytes at `at` replaced by `ins` (n_ins bytes). Sections containing
@@ -342,6 +349,48 @@ static void generate(void)
         craft_fix_crcs(nb, size);
         add("bad-unknown-section.ckpt", nb, size);
         free(nb);
+    }
+
+    /* User data (format 1.2): the caller's bytes in section USER, the last one; some text, as a
+     * trainer's flags, and every byte value, opaque to the library. */
+    {
+        static const char flags[] = "task=addition T=30 seed=7 lr=0x1.47ae147ae147bp-7";
+        unsigned char ud[sizeof flags + 256];
+        memcpy(ud, flags, sizeof flags);
+        for (int i = 0; i < 256; i++)
+            ud[sizeof flags + (size_t)i] = (unsigned char)(255 - i);
+        add_capture_user("ok-user-data.ckpt", ff, nag, r, 1, ud, sizeof ud);
+        add_capture_user("ok-user-net.ckpt", rnn, NULL, NULL, 0, flags, sizeof flags - 1);
+        const blob *u = find("ok-user-data.ckpt");
+        size_t ulen, uat = sect(u, "USER", &ulen);
+        static const unsigned char more[4] = {'m', 'o', 'r', 'e'};
+        /* USER in a file that says it is 1.1, before the section existed */
+        blob *v11 = add("bad-user-v11.ckpt", u->data, u->size);
+        v11->data[10] = 1;
+        craft_fix_crcs(v11->data, v11->size);
+        /* the size field: one byte more than the section has, one byte less than it has */
+        patch("bad-user-size.ckpt", u, uat, 8, ulen - 8 + 1);
+        patch("bad-user-short.ckpt", u, uat, 8, ulen - 8 - 1);
+        /* a damaged byte of the user data */
+        blob *crc = add("bad-crc-user.ckpt", u->data, u->size);
+        crc->data[uat + 8 + 5] ^= 0x04;
+        /* two USER sections (RNGS renamed) */
+        blob *dup = add("bad-user-dup.ckpt", u->data, u->size);
+        for (uint32_t i = 0; i < craft_rd32(dup->data + 24); i++)
+            if (memcmp(dup->data + 32 + 24 * i, "RNGS", 4) == 0)
+                memcpy(dup->data + 32 + 24 * i, "USER", 4);
+        craft_fix_crcs(dup->data, dup->size);
+        /* a USER section without user data, which no writer makes */
+        blob *empty = splice("bad-user-empty.ckpt", u, uat + 8, ulen - 8, more, 0);
+        craft_wr64(empty->data + uat, 0);
+        craft_fix_crcs(empty->data, empty->size);
+        /* a newer minor version may append fields to USER after the bytes: skipped */
+        blob *nm = splice("ok-newer-minor-user.ckpt", u, u->size, 0, more, sizeof more);
+        for (uint32_t i = 0; i < craft_rd32(nm->data + 24); i++)
+            if (memcmp(nm->data + 32 + 24 * i, "USER", 4) == 0)
+                craft_wr64(nm->data + 32 + 24 * i + 12, ulen + sizeof more);
+        nm->data[10] = MOM_CKPT_FORMAT_MINOR + 1;
+        craft_fix_crcs(nm->data, nm->size);
     }
 
     /* a newer major version */

@@ -16,7 +16,15 @@
  * with the caller's handles and to allocation, and all of those are detected before any handle
  * is modified, except in apply_options(), which sets the optimizer's options one by one through
  * mom_optim_set() and puts the old values back if one fails (the optimizer's detail message then
- * says what failed). */
+ * says what failed).
+ *
+ * User data. The caller's bytes (mom_ckpt_set_user_data()) are kept in the handle apart from the
+ * image, and copied into section USER by every capture; mom_ckpt_user_data() points into the
+ * image, so it always describes the image the handle holds, whatever has been set since.
+ *
+ * Cancellation. The file functions disable the calling thread's cancelability around their work
+ * (cancel_block()), so that no cancellation point in them (open, read, write, fsync, close,
+ * rename) can abandon a temporary file or a descriptor. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -32,6 +40,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+#endif
+#if defined(MOM_HAVE_PTHREAD)
+#include <pthread.h>
 #endif
 
 #include "blas.h"
@@ -58,12 +69,15 @@ static const unsigned char ckpt_magic[8] = {0x89, 'M', 'O', 'M', 0x0D, 0x0A, 0x1
 #define TAG(a, b, c, d)                                                                        \
     ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 
-enum { SEC_NETW, SEC_OPTM, SEC_SCHD, SEC_HFST, SEC_RNGS, SEC_COUNT };
+enum { SEC_NETW, SEC_OPTM, SEC_SCHD, SEC_HFST, SEC_RNGS, SEC_USER, SEC_COUNT };
 static const uint32_t sec_tag[SEC_COUNT] = {TAG('N', 'E', 'T', 'W'), TAG('O', 'P', 'T', 'M'),
                                             TAG('S', 'C', 'H', 'D'), TAG('H', 'F', 'S', 'T'),
-                                            TAG('R', 'N', 'G', 'S')};
+                                            TAG('R', 'N', 'G', 'S'), TAG('U', 'S', 'E', 'R')};
 static const char *const sec_where[SEC_COUNT] = {"section NETW", "section OPTM", "section SCHD",
-                                                 "section HFST", "section RNGS"};
+                                                 "section HFST", "section RNGS", "section USER"};
+/* The format minor version that introduced each section: in a file of an older minor version the
+ * tag is unknown, hence damage (as any unknown tag in a file of this library's version or older). */
+static const unsigned sec_since[SEC_COUNT] = {0, 0, 0, 0, 0, 2};
 
 /* Schedule roles in section SCHD. */
 enum { ROLE_LR = 1, ROLE_MOMENTUM = 2, ROLE_MAX = 2 };
@@ -82,6 +96,7 @@ typedef struct ck_index {
     size_t n_params;              /* of NETW, else of OPTM */
     size_t n_rngs;
     size_t sched_at[ROLE_MAX + 1]; /* offset of the first node of each role's schedule */
+    size_t user_at, user_size;     /* the user data's bytes in USER (0, 0 without USER) */
 } ck_index;
 
 struct mom_ckpt {
@@ -90,6 +105,8 @@ struct mom_ckpt {
     size_t size;        /* 0: no image */
     size_t cap;
     ck_index ix;
+    unsigned char *user; /* the bytes set for the next captures, user_size of user_cap */
+    size_t user_size, user_cap;
 };
 
 static const char null_ckpt_msg[] = "checkpoint handle is NULL";
@@ -586,15 +603,34 @@ static void emit_rngs(wr *w, const mom_rng *const *rngs, size_t n)
     }
 }
 
-static void emit_section(wr *w, int id, const mom_net *net, const mom_optim *opt,
-                         const mom_rng *const *rngs, size_t n_rngs)
+/* USER: u64 size, u8 bytes[size] (format 1.2). */
+static void emit_user(wr *w, const unsigned char *user, size_t size)
+{
+    w_u64(w, size);
+    unsigned char *q = w_take(w, size);
+    if (q)
+        memcpy(q, user, size);
+}
+
+/* What a capture serializes. */
+typedef struct ck_source {
+    const mom_net *net;
+    const mom_optim *opt;
+    const mom_rng *const *rngs;
+    size_t n_rngs;
+    const unsigned char *user;
+    size_t user_size;
+} ck_source;
+
+static void emit_section(wr *w, int id, const ck_source *src)
 {
     switch (id) {
-    case SEC_NETW: emit_net(w, net); break;
-    case SEC_OPTM: emit_optim(w, opt); break;
-    case SEC_SCHD: emit_scheds(w, opt); break;
-    case SEC_HFST: hf_emit(w, opt); break;
-    case SEC_RNGS: emit_rngs(w, rngs, n_rngs); break;
+    case SEC_NETW: emit_net(w, src->net); break;
+    case SEC_OPTM: emit_optim(w, src->opt); break;
+    case SEC_SCHD: emit_scheds(w, src->opt); break;
+    case SEC_HFST: hf_emit(w, src->opt); break;
+    case SEC_RNGS: emit_rngs(w, src->rngs, src->n_rngs); break;
+    case SEC_USER: emit_user(w, src->user, src->user_size); break;
     default: break;
     }
 }
@@ -656,6 +692,7 @@ void mom_ckpt_destroy(mom_ckpt *ck)
         return;
     mom_allocator a = ck->base.alloc;
     mom__free(&a, ck->img);
+    mom__free(&a, ck->user);
     mom__free(&a, ck);
 }
 
@@ -709,13 +746,16 @@ int mom_ckpt_capture(mom_ckpt *ck, const mom_net *net, const mom_optim *opt,
     }
     if (n_rngs > 0)
         ids[n_sec++] = SEC_RNGS;
+    if (ck->user_size > 0)
+        ids[n_sec++] = SEC_USER;
+    const ck_source src = {net, opt, rngs, n_rngs, ck->user, ck->user_size};
 
     /* Pass 1: measure. */
     size_t sec_size[SEC_COUNT];
     size_t total = HEADER_SIZE + ENTRY_SIZE * n_sec;
     for (size_t i = 0; i < n_sec; i++) {
         wr m = {NULL, 0, 0};
-        emit_section(&m, ids[i], net, opt, rngs, n_rngs);
+        emit_section(&m, ids[i], &src);
         if (m.overflow || !mom__add_size(&total, total, m.pos))
             return mom__fail(&ck->base, MOM_E_NOMEM, "the checkpoint would not fit in memory");
         sec_size[i] = m.pos;
@@ -740,7 +780,7 @@ int mom_ckpt_capture(mom_ckpt *ck, const mom_net *net, const mom_optim *opt,
     size_t off = HEADER_SIZE + ENTRY_SIZE * n_sec;
     for (size_t i = 0; i < n_sec; i++) {
         wr w = {img + off, 0, 0};
-        emit_section(&w, ids[i], net, opt, rngs, n_rngs);
+        emit_section(&w, ids[i], &src);
         unsigned char *e = img + HEADER_SIZE + ENTRY_SIZE * i;
         put_u32(e, sec_tag[ids[i]]);
         put_u64(e + 4, off);
@@ -762,6 +802,59 @@ int mom_ckpt_capture(mom_ckpt *ck, const mom_net *net, const mom_optim *opt,
                          scratch.errmsg);
     }
     ck->ix = ix;
+    return MOM_OK;
+}
+
+int mom_ckpt_set_user_data(mom_ckpt *ck, const void *data, size_t size)
+{
+    ENTER(ck);
+    if (data == NULL && size > 0)
+        return mom__fail(&ck->base, MOM_E_INVALID, "data is NULL but size is %zu", size);
+    if (size > MOM_CKPT_USER_DATA_MAX)
+        return mom__fail(&ck->base, MOM_E_INVALID,
+                         "%zu bytes of user data are more than a checkpoint holds (at most %u, "
+                         "MOM_CKPT_USER_DATA_MAX)",
+                         size, MOM_CKPT_USER_DATA_MAX);
+    if (size == 0) {
+        mom__free(&ck->base.alloc, ck->user);
+        ck->user = NULL;
+        ck->user_size = ck->user_cap = 0;
+        return MOM_OK;
+    }
+    if (size <= ck->user_cap) { /* the buffer of the bytes set before is large enough */
+        memmove(ck->user, data, size);
+        ck->user_size = size;
+        return MOM_OK;
+    }
+    /* a new buffer, so that a failure keeps the bytes set before */
+    unsigned char *p = mom__malloc(&ck->base.alloc, size);
+    if (p == NULL)
+        return mom__fail(&ck->base, MOM_E_NOMEM, "cannot allocate %zu bytes for the user data",
+                         size);
+    memcpy(p, data, size);
+    mom__free(&ck->base.alloc, ck->user);
+    ck->user = p;
+    ck->user_size = ck->user_cap = size;
+    return MOM_OK;
+}
+
+int mom_ckpt_user_data(const void **data, size_t *size, const mom_ckpt *ck)
+{
+    if (data != NULL)
+        *data = NULL;
+    if (size != NULL)
+        *size = 0;
+    if (ck == NULL)
+        return MOM_E_INVALID;
+    /* A query: the detail message is written only on failure. */
+    mom__base *b = (mom__base *)&ck->base;
+    if (data == NULL || size == NULL)
+        return mom__fail(b, MOM_E_INVALID, "the %s output pointer is NULL",
+                         data == NULL ? "data" : "size");
+    if (ck->size > 0 && ck->ix.user_size > 0) {
+        *data = ck->img + ck->ix.user_at;
+        *size = ck->ix.user_size;
+    }
     return MOM_OK;
 }
 
@@ -1166,6 +1259,26 @@ static int parse_rngs(ck_index *ix, rd *r)
     return MOM_OK;
 }
 
+/* USER: the caller's bytes, opaque; only their size is checked. */
+static int parse_user(ck_index *ix, rd *r)
+{
+    size_t at = r->pos;
+    uint64_t n;
+    int rc;
+    if ((rc = rd_count(r, &n, 1, 1, "the size of the user data")) != MOM_OK)
+        return rc;
+    if (n > MOM_CKPT_USER_DATA_MAX)
+        return fail_at(r->err, MOM_E_FORMAT, r->where, at,
+                       "%llu bytes of user data, more than the %u a checkpoint holds",
+                       (unsigned long long)n, MOM_CKPT_USER_DATA_MAX);
+    if (n == 0 && !r->newer) /* the section is written only for user data */
+        return fail_at(r->err, MOM_E_FORMAT, r->where, at, "a USER section without user data");
+    ix->user_at = r->pos;
+    ix->user_size = (size_t)n;
+    r->pos += (size_t)n;
+    return rd_finish(r);
+}
+
 static void tag_text(char out[5], uint32_t tag)
 {
     for (int i = 0; i < 4; i++) {
@@ -1236,6 +1349,11 @@ static int parse_image(ck_index *ix, const unsigned char *img, size_t size, mom_
         for (int k = 0; k < SEC_COUNT; k++)
             if (sec_tag[k] == tag)
                 id = k;
+        if (id >= 0 && ix->minor < sec_since[id]) /* not yet defined in the file's version */
+            return fail_at(err, MOM_E_FORMAT, "section table", at,
+                           "section '%s' in a format %u.%u file (it came with format %d.%u)",
+                           name, (unsigned)get_u16(img + 8), ix->minor, MOM_CKPT_FORMAT_MAJOR,
+                           sec_since[id]);
         if (id < 0) {
             if (!newer)
                 return fail_at(err, MOM_E_FORMAT, "section table", at,
@@ -1264,7 +1382,8 @@ static int parse_image(ck_index *ix, const unsigned char *img, size_t size, mom_
                        "an optimizer (OPTM) needs its schedules (SCHD) and vice versa");
 
     /* The contents, section by section. */
-    static const int order[SEC_COUNT] = {SEC_NETW, SEC_OPTM, SEC_SCHD, SEC_HFST, SEC_RNGS};
+    static const int order[SEC_COUNT] = {SEC_NETW, SEC_OPTM, SEC_SCHD, SEC_HFST, SEC_RNGS,
+                                         SEC_USER};
     for (int k = 0; k < SEC_COUNT; k++) {
         int id = order[k];
         if (!ix->present[id])
@@ -1283,6 +1402,7 @@ static int parse_image(ck_index *ix, const unsigned char *img, size_t size, mom_
                 rc = hf_parse(&r, ix->optim_kind);
             break;
         case SEC_RNGS: rc = parse_rngs(ix, &r); break;
+        case SEC_USER: rc = parse_user(ix, &r); break;
         default: break;
         }
         if (rc != MOM_OK)
@@ -1485,6 +1605,26 @@ int mom_ckpt_load_stream(mom_ckpt *ck, mom_ckpt_read_fn read, void *user_data)
 
 #if !defined(_WIN32)
 
+/* The file functions are no cancellation points (ckpt.h): the calling thread's cancelability is
+ * off while they run, and put back as the caller had it before they return. */
+#if defined(MOM_HAVE_PTHREAD)
+static int cancel_block(void)
+{
+    int old = PTHREAD_CANCEL_ENABLE;
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old); /* fails only for a bad state */
+    return old;
+}
+
+static void cancel_restore(int old)
+{
+    int ignored;
+    (void)pthread_setcancelstate(old, &ignored);
+}
+#else
+static int cancel_block(void) { return 0; }
+static void cancel_restore(int old) { (void)old; }
+#endif
+
 static void sys_error(char *buf, size_t n, int e)
 {
     if (strerror_r(e, buf, n) != 0)
@@ -1516,7 +1656,7 @@ static int fd_read(void *buf, size_t size, size_t *got, void *user_data)
     return 0;
 }
 
-int mom_ckpt_load_file(mom_ckpt *ck, const char *path)
+static int load_file(mom_ckpt *ck, const char *path)
 {
     ENTER(ck);
     if (path == NULL || path[0] == '\0')
@@ -1585,7 +1725,7 @@ static uint64_t temp_tag(const mom_ckpt *ck, unsigned attempt)
     return x ^ (x >> 31);
 }
 
-int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
+static int save_file(mom_ckpt *ck, const char *path)
 {
     ENTER(ck);
     if (path == NULL || path[0] == '\0')
@@ -1678,6 +1818,22 @@ int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
     }
     mom__free(&ck->base.alloc, tmp);
     return MOM_OK;
+}
+
+int mom_ckpt_load_file(mom_ckpt *ck, const char *path)
+{
+    const int old = cancel_block();
+    const int rc = load_file(ck, path);
+    cancel_restore(old);
+    return rc;
+}
+
+int mom_ckpt_save_file(mom_ckpt *ck, const char *path)
+{
+    const int old = cancel_block();
+    const int rc = save_file(ck, path);
+    cancel_restore(old);
+    return rc;
 }
 
 #else /* _WIN32 */

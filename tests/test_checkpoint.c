@@ -1,11 +1,13 @@
 /* Tests of checkpoints (ckpt.h): CRC-32C, the byte layout, round trips of every kind of state,
  * bit-exact resumption (SGD, CM, NAG on feedforward and recurrent nets), atomic saving, defensive
  * loading (every truncation, every flipped bit, crafted sizes and versions, mismatching
- * architectures), and allocation-failure injection through the allocator hook for the
- * constructors, the checkpoint paths and the first step paths. */
+ * architectures), allocation-failure injection through the allocator hook for the
+ * constructors, the checkpoint paths and the first step paths, the caller's user data (format
+ * 1.2), and the file functions under a pending thread cancellation. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -1881,6 +1883,654 @@ static void test_alloc_fail_ckpt(void **state)
     }
 }
 
+/* ---- user data (format 1.2) ------------------------------------------------------------------- */
+
+/* The image's user data is exactly `n` bytes equal to `want` (NULL when n is 0). */
+static void assert_user(const mom_ckpt *ck, const void *want, size_t n)
+{
+    const void *d = (const void *)&d;
+    size_t sz = 12345;
+    assert_ok(mom_ckpt_user_data(&d, &sz, ck));
+    if (sz != n)
+        fail_msg("user data of %zu bytes, expected %zu", sz, n);
+    if (n == 0)
+        assert_null(d);
+    else
+        assert_memory_equal(d, want, n);
+}
+
+/* Bytes of every value, zeros included. */
+static void fill_bytes(unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 7u + seed + (i >> 8));
+}
+
+/* The handle's image as new bytes (caller frees). */
+static unsigned char *image_of(mom_ckpt *ck, size_t *size)
+{
+    *size = mom_ckpt_size(ck);
+    unsigned char *b = malloc(*size);
+    assert_non_null(b);
+    assert_ok(mom_ckpt_save_buffer(b, *size, ck));
+    return b;
+}
+
+/* The handle holds exactly the image `img` of `size` bytes. */
+static void assert_image(mom_ckpt *ck, const unsigned char *img, size_t size)
+{
+    assert_int_equal(mom_ckpt_size(ck), size);
+    unsigned char *cur = malloc(size);
+    assert_non_null(cur);
+    assert_ok(mom_ckpt_save_buffer(cur, size, ck));
+    assert_memory_equal(cur, img, size);
+    free(cur);
+}
+
+/* The calls and their rules: set copies, the next capture stores, the bytes stay set; the query
+ * describes the image the handle holds. */
+static void test_user_data_api(void **state)
+{
+    (void)state;
+    mom_ckpt *ck;
+    assert_ok(mom_ckpt_create(&ck, NULL));
+    const void *d = (const void *)&d;
+    size_t sz = 7;
+    assert_status(mom_ckpt_user_data(&d, &sz, NULL), MOM_E_INVALID);
+    assert_null(d);
+    assert_int_equal(sz, 0);
+    assert_status(mom_ckpt_user_data(NULL, &sz, ck), MOM_E_INVALID);
+    assert_non_null(strstr(mom_ckpt_errmsg(ck), "data"));
+    assert_status(mom_ckpt_user_data(&d, NULL, ck), MOM_E_INVALID);
+    assert_non_null(strstr(mom_ckpt_errmsg(ck), "size"));
+    assert_user(ck, NULL, 0); /* no image */
+    assert_non_null(strstr(mom_ckpt_errmsg(ck), "size")); /* a query that succeeds keeps it */
+    assert_status(mom_ckpt_set_user_data(NULL, "x", 1), MOM_E_INVALID);
+    assert_status(mom_ckpt_set_user_data(ck, NULL, 1), MOM_E_INVALID);
+    assert_non_null(strstr(mom_ckpt_errmsg(ck), "NULL"));
+    assert_ok(mom_ckpt_set_user_data(ck, NULL, 0));
+    assert_ok(mom_ckpt_set_user_data(ck, "x", 0));
+    assert_user(ck, NULL, 0);
+
+    train_state s = make_state(MOM_NET_FEEDFORWARD, MOM_OPTIM_NAG, 4, NULL);
+    const mom_rng *r = s.rng;
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    const size_t plain = mom_ckpt_size(ck);
+    assert_user(ck, NULL, 0);
+    size_t size;
+    unsigned char *b = image_of(ck, &size);
+    assert_int_equal(b[10], 2); /* format 1.2, USER or not */
+    assert_int_equal(find_section(b, "USER", NULL), 0);
+    free(b);
+
+    /* Copied at once; stored by the next capture, not before. */
+    unsigned char mine[300], keep[300];
+    fill_bytes(mine, sizeof mine, 3);
+    memcpy(keep, mine, sizeof keep);
+    assert_ok(mom_ckpt_set_user_data(ck, mine, sizeof mine));
+    assert_user(ck, NULL, 0);
+    memset(mine, 0xEE, sizeof mine);
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    assert_user(ck, keep, sizeof keep);
+    assert_int_equal(mom_ckpt_size(ck), plain + 24 + 8 + sizeof keep);
+    /* the layout: USER is the last section, u64 size then the bytes */
+    b = image_of(ck, &size);
+    size_t ulen, uat = find_section(b, "USER", &ulen);
+    assert_true(uat > 0);
+    assert_int_equal(ulen, 8 + sizeof keep);
+    assert_int_equal(uat + ulen, size);
+    assert_int_equal(rd64(b + uat), sizeof keep);
+    assert_memory_equal(b + uat + 8, keep, sizeof keep);
+    assert_memory_equal(b + 32 + 24 * (rd32(b + 24) - 1), "USER", 4);
+    free(b);
+
+    /* Set after a capture: the image keeps its bytes until the next capture. */
+    assert_ok(mom_ckpt_set_user_data(ck, "other", 5));
+    assert_user(ck, keep, sizeof keep);
+    b = image_of(ck, &size);
+    assert_memory_equal(b + uat + 8, keep, sizeof keep);
+    free(b);
+    /* The bytes stay set: every capture stores them. */
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    assert_user(ck, "other", 5);
+    assert_ok(mom_ckpt_capture(ck, s.net, NULL, NULL, 0));
+    assert_user(ck, "other", 5);
+    assert_int_equal(mom_ckpt_net_kind(ck), MOM_NET_FEEDFORWARD);
+    /* Cleared: the next capture stores none, and the image is the plain one. */
+    assert_ok(mom_ckpt_set_user_data(ck, NULL, 0));
+    assert_user(ck, "other", 5);
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    assert_user(ck, NULL, 0);
+    assert_int_equal(mom_ckpt_size(ck), plain);
+
+    /* A failed capture keeps the image and its user data. */
+    assert_ok(mom_ckpt_set_user_data(ck, keep, sizeof keep));
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    assert_ok(mom_ckpt_set_user_data(ck, "zz", 2));
+    assert_status(mom_ckpt_capture(ck, NULL, NULL, NULL, 0), MOM_E_INVALID);
+    assert_user(ck, keep, sizeof keep);
+
+    /* More than MOM_CKPT_USER_DATA_MAX is refused; the bytes set before stay. */
+    assert_status(mom_ckpt_set_user_data(ck, keep, (size_t)MOM_CKPT_USER_DATA_MAX + 1),
+                  MOM_E_INVALID);
+    assert_non_null(strstr(mom_ckpt_errmsg(ck), "MOM_CKPT_USER_DATA_MAX"));
+    assert_status(mom_ckpt_set_user_data(ck, keep, SIZE_MAX), MOM_E_INVALID);
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    assert_user(ck, "zz", 2);
+    /* Shrinking and growing again within the buffer of earlier bytes. */
+    assert_ok(mom_ckpt_set_user_data(ck, keep, sizeof keep));
+    assert_ok(mom_ckpt_set_user_data(ck, "abc", 3));
+    assert_ok(mom_ckpt_capture(ck, s.net, NULL, NULL, 0));
+    assert_user(ck, "abc", 3);
+
+    free_state(&s);
+    mom_ckpt_destroy(ck);
+}
+
+/* Through a file, a buffer and a stream: the loaded image has the user data, which a restore does
+ * not touch; the loading handle's own set bytes are neither changed by the load nor replaced by
+ * the file's. A file without user data gives none. */
+static void test_user_data_round_trip(void **state)
+{
+    (void)state;
+    unsigned char ud[1000];
+    fill_bytes(ud, sizeof ud, 11);
+    char path[256];
+    tmp_path(path, sizeof path, "user.ckpt");
+    for (int via = VIA_FILE; via <= VIA_STREAM; via++) {
+        train_state a = make_state(MOM_NET_RECURRENT, MOM_OPTIM_NAG, 31, NULL);
+        train(a.net, a.opt, a.rng, 3);
+        mom_ckpt *ck;
+        assert_ok(mom_ckpt_create(&ck, NULL));
+        assert_ok(mom_ckpt_set_user_data(ck, ud, sizeof ud));
+        const mom_rng *r = a.rng;
+        assert_ok(mom_ckpt_capture(ck, a.net, a.opt, &r, 1));
+        size_t size = mom_ckpt_size(ck);
+        unsigned char *buf = NULL;
+        mem_stream ms = {0};
+        if (via == VIA_FILE) {
+            assert_ok(mom_ckpt_save_file(ck, path));
+        } else if (via == VIA_BUFFER) {
+            buf = malloc(size);
+            assert_ok(mom_ckpt_save_buffer(buf, size, ck));
+        } else {
+            assert_ok(mom_ckpt_save_stream(ck, mem_write, &ms));
+        }
+
+        /* The loading handle holds an image with other user data and has bytes of its own set. */
+        mom_ckpt *in;
+        assert_ok(mom_ckpt_create(&in, NULL));
+        assert_ok(mom_ckpt_set_user_data(in, "previous", 8));
+        assert_ok(mom_ckpt_capture(in, a.net, NULL, NULL, 0));
+        assert_user(in, "previous", 8);
+        assert_ok(mom_ckpt_set_user_data(in, "mine", 4));
+        if (via == VIA_FILE) {
+            assert_ok(mom_ckpt_load_file(in, path));
+        } else if (via == VIA_BUFFER) {
+            assert_ok(mom_ckpt_load_buffer(in, buf, size));
+        } else {
+            ms.chunk = 7;
+            assert_ok(mom_ckpt_load_stream(in, mem_read, &ms));
+        }
+        assert_int_equal(mom_ckpt_size(in), size);
+        assert_user(in, ud, sizeof ud);
+
+        /* Restore: the state comes back, the user data stays in the image. */
+        train_state b = {0};
+        assert_ok(mom_ckpt_restore_new(&b.net, &b.opt, &b.rng, 1, in));
+        assert_true(state_equal(&a, &b));
+        train_state c = make_state(MOM_NET_RECURRENT, MOM_OPTIM_NAG, 32, NULL);
+        assert_ok(mom_ckpt_restore(in, c.net, c.opt, &c.rng, 1));
+        assert_true(state_equal(&a, &c));
+        assert_user(in, ud, sizeof ud);
+
+        /* The next capture stores the handle's own bytes, not the file's. */
+        const mom_rng *rb = b.rng;
+        assert_ok(mom_ckpt_capture(in, b.net, b.opt, &rb, 1));
+        assert_user(in, "mine", 4);
+        assert_ok(mom_ckpt_set_user_data(in, NULL, 0));
+        assert_ok(mom_ckpt_capture(in, b.net, b.opt, &rb, 1));
+        assert_user(in, NULL, 0);
+        assert_int_equal(mom_ckpt_size(in), size - 24 - 8 - sizeof ud);
+
+        /* A file without user data, of format 1.2 or 1.1, gives none after an image with. */
+        size_t with_size, plain_size;
+        unsigned char *with = image_of(ck, &with_size), *plain = image_of(in, &plain_size);
+        for (int minor = 2; minor >= 1; minor--) {
+            plain[10] = (unsigned char)minor;
+            fix_crcs(plain, plain_size);
+            assert_ok(mom_ckpt_load_buffer(in, with, with_size));
+            assert_user(in, ud, sizeof ud);
+            assert_ok(mom_ckpt_load_buffer(in, plain, plain_size));
+            assert_user(in, NULL, 0);
+        }
+        free(with);
+        free(plain);
+
+        if (via == VIA_FILE)
+            unlink(path);
+        free(buf);
+        free(ms.data);
+        free_state(&a);
+        free_state(&b);
+        free_state(&c);
+        mom_ckpt_destroy(in);
+        mom_ckpt_destroy(ck);
+    }
+
+    /* A network file with user data. */
+    mom_net *net = make_net(MOM_NET_FEEDFORWARD, NULL);
+    init_net(net, 5);
+    mom_ckpt *ck;
+    assert_ok(mom_ckpt_create(&ck, NULL));
+    assert_ok(mom_ckpt_set_user_data(ck, "\0\1\2", 3));
+    assert_ok(mom_ckpt_capture(ck, net, NULL, NULL, 0));
+    size_t size;
+    unsigned char *img = image_of(ck, &size);
+    mom_ckpt *in;
+    assert_ok(mom_ckpt_create(&in, NULL));
+    assert_ok(mom_ckpt_load_buffer(in, img, size));
+    assert_user(in, "\0\1\2", 3);
+    mom_net *back = NULL;
+    assert_ok(mom_ckpt_restore_new(&back, NULL, NULL, 0, in));
+    assert_memory_equal(mom_net_params(back), mom_net_params(net),
+                        mom_net_num_params(net) * sizeof(float));
+    mom_net_destroy(back);
+    mom_net_destroy(net);
+    free(img);
+    mom_ckpt_destroy(in);
+    mom_ckpt_destroy(ck);
+}
+
+/* The limit, MOM_CKPT_USER_DATA_MAX bytes, through every front end; one byte more is refused by
+ * the setter and, in a crafted file, by the reader. */
+static void test_user_data_large(void **state)
+{
+    (void)state;
+    const size_t n = MOM_CKPT_USER_DATA_MAX;
+    unsigned char *ud = malloc(n + 1);
+    assert_non_null(ud);
+    fill_bytes(ud, n + 1, 5);
+    mom_net *net;
+    const size_t sizes[2] = {3, 2};
+    assert_ok(mom_net_create_ff(&net, 1, sizes, NULL, MOM_OUT_LINEAR_SQUARED, NULL));
+    mom_ckpt *ck, *in;
+    assert_ok(mom_ckpt_create(&ck, NULL));
+    assert_ok(mom_ckpt_create(&in, NULL));
+    assert_status(mom_ckpt_set_user_data(ck, ud, n + 1), MOM_E_INVALID);
+    assert_ok(mom_ckpt_set_user_data(ck, ud, n));
+    assert_ok(mom_ckpt_capture(ck, net, NULL, NULL, 0));
+    assert_user(ck, ud, n);
+    size_t size;
+    unsigned char *img = image_of(ck, &size);
+    assert_true(size > n);
+    assert_ok(mom_ckpt_load_buffer(in, img, size));
+    assert_user(in, ud, n);
+    mem_stream ms = {img, size, size, 0, 100000, 0, 0};
+    assert_ok(mom_ckpt_load_stream(in, mem_read, &ms));
+    assert_user(in, ud, n);
+    char path[256];
+    tmp_path(path, sizeof path, "large.ckpt");
+    assert_ok(mom_ckpt_save_file(ck, path));
+    assert_ok(mom_ckpt_load_file(in, path));
+    assert_user(in, ud, n);
+    unlink(path);
+
+    /* One byte more, crafted: the section and its size field grow by one. */
+    unsigned char *big = malloc(size + 1);
+    assert_non_null(big);
+    memcpy(big, img, size);
+    big[size] = ud[n];
+    size_t ulen, uat = find_section(big, "USER", &ulen);
+    for (uint32_t i = 0; i < rd32(big + 24); i++)
+        if (memcmp(big + 32 + 24 * i, "USER", 4) == 0)
+            wr64(big + 32 + 24 * i + 12, ulen + 1);
+    wr64(big + uat, n + 1);
+    wr64(big + 16, size + 1);
+    fix_crcs(big, size + 1);
+    assert_status(load_status(in, big, size + 1), MOM_E_FORMAT);
+    assert_non_null(strstr(mom_ckpt_errmsg(in), "more than the 16777216"));
+    assert_user(in, ud, n); /* the handle keeps its image */
+    free(big);
+    free(img);
+    free(ud);
+    mom_net_destroy(net);
+    mom_ckpt_destroy(in);
+    mom_ckpt_destroy(ck);
+}
+
+/* A damaged, truncated or misplaced USER section is refused with MOM_E_FORMAT, by every loader,
+ * and the handle keeps its image, its user data and the bytes set for the next capture. A newer
+ * minor version may append fields to USER. */
+static void test_user_data_refused(void **state)
+{
+    (void)state;
+    train_state s = make_state(MOM_NET_FEEDFORWARD, MOM_OPTIM_CM, 3, NULL);
+    train(s.net, s.opt, s.rng, 2);
+    unsigned char ud[100];
+    fill_bytes(ud, sizeof ud, 1);
+    mom_ckpt *ck;
+    assert_ok(mom_ckpt_create(&ck, NULL));
+    const mom_rng *r = s.rng;
+    assert_ok(mom_ckpt_set_user_data(ck, ud, sizeof ud));
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    size_t size;
+    unsigned char *img = image_of(ck, &size);
+    /* the handle under test: another image, with other user data, and bytes of its own set */
+    assert_ok(mom_ckpt_set_user_data(ck, "previous", 8));
+    assert_ok(mom_ckpt_capture(ck, s.net, NULL, NULL, 0));
+    size_t prev_size;
+    unsigned char *prev = image_of(ck, &prev_size);
+    assert_ok(mom_ckpt_set_user_data(ck, "staged", 6));
+
+    size_t ulen, uat = find_section(img, "USER", &ulen);
+    assert_true(uat > 0 && uat + ulen == size);
+    unsigned char *b = malloc(size + 16);
+    assert_non_null(b);
+    char path[256];
+    tmp_path(path, sizeof path, "baduser.ckpt");
+#define UNCHANGED                                                                              \
+    do {                                                                                       \
+        assert_image(ck, prev, prev_size);                                                     \
+        assert_user(ck, "previous", 8);                                                        \
+    } while (0)
+#define REFUSED(len, expect)                                                                   \
+    do {                                                                                       \
+        int rc_ = load_status(ck, b, (len));                                                   \
+        if (rc_ != MOM_E_FORMAT || strstr(mom_ckpt_errmsg(ck), (expect)) == NULL)              \
+            fail_msg("%s: %s: %s", (expect), mom_status_name(rc_), mom_ckpt_errmsg(ck));       \
+        UNCHANGED;                                                                             \
+        mem_stream ms_ = {b, (len), (len), 0, 5, 0, 0};                                        \
+        assert_status(mom_ckpt_load_stream(ck, mem_read, &ms_), MOM_E_FORMAT);                 \
+        UNCHANGED;                                                                             \
+        write_whole(path, b, (len));                                                           \
+        assert_status(mom_ckpt_load_file(ck, path), MOM_E_FORMAT);                             \
+        assert_non_null(strstr(mom_ckpt_errmsg(ck), (expect)));                                \
+        UNCHANGED;                                                                             \
+    } while (0)
+
+    /* the size field against the bytes there */
+    memcpy(b, img, size);
+    wr64(b + uat, sizeof ud + 1);
+    fix_crcs(b, size);
+    REFUSED(size, "does not fit");
+    memcpy(b, img, size);
+    wr64(b + uat, (uint64_t)1 << 63);
+    fix_crcs(b, size);
+    REFUSED(size, "does not fit");
+    memcpy(b, img, size);
+    wr64(b + uat, sizeof ud - 1);
+    fix_crcs(b, size);
+    REFUSED(size, "1 unexpected bytes");
+    /* a damaged byte of the user data, of its size field */
+    memcpy(b, img, size);
+    b[uat + 8 + 50] ^= 0x20;
+    REFUSED(size, "CRC mismatch in section 4 ('USER'");
+    memcpy(b, img, size);
+    b[uat] ^= 0x01;
+    REFUSED(size, "('USER'");
+    /* every truncation inside the section */
+    for (size_t len = uat; len < size; len++) {
+        memcpy(b, img, len);
+        assert_status(load_status(ck, b, len), MOM_E_FORMAT);
+        mem_stream ms = {b, len, len, 0, 3, 0, 0};
+        assert_status(mom_ckpt_load_stream(ck, mem_read, &ms), MOM_E_FORMAT);
+        UNCHANGED;
+    }
+    /* ... also with the header and table saying so (the section cut, its CRC right) */
+    memcpy(b, img, size);
+    for (uint32_t i = 0; i < rd32(b + 24); i++)
+        if (memcmp(b + 32 + 24 * i, "USER", 4) == 0)
+            wr64(b + 32 + 24 * i + 12, ulen - 10);
+    wr64(b + 16, size - 10);
+    fix_crcs(b, size - 10);
+    REFUSED(size - 10, "does not fit");
+    /* USER in files of format 1.1 and 1.0, before it existed */
+    memcpy(b, img, size);
+    b[10] = 1;
+    fix_crcs(b, size);
+    REFUSED(size, "section 'USER' in a format 1.1 file");
+    b[10] = 0;
+    fix_crcs(b, size);
+    REFUSED(size, "section 'USER' in a format 1.0 file");
+    /* two USER sections */
+    memcpy(b, img, size);
+    memcpy(b + 32 + 24 * 3, "USER", 4); /* RNGS */
+    fix_crcs(b, size);
+    REFUSED(size, "two 'USER' sections");
+    /* a USER section without user data (no writer makes one) */
+    memcpy(b, img, uat + 8);
+    wr64(b + uat, 0);
+    for (uint32_t i = 0; i < rd32(b + 24); i++)
+        if (memcmp(b + 32 + 24 * i, "USER", 4) == 0)
+            wr64(b + 32 + 24 * i + 12, 8);
+    wr64(b + 16, uat + 8);
+    fix_crcs(b, uat + 8);
+    REFUSED(uat + 8, "without user data");
+    /* ... which a newer minor version may write: no user data then */
+    b[10] = MOM_CKPT_FORMAT_MINOR + 1;
+    fix_crcs(b, uat + 8);
+    assert_ok(mom_ckpt_load_buffer(ck, b, uat + 8));
+    assert_user(ck, NULL, 0);
+    assert_ok(mom_ckpt_load_buffer(ck, prev, prev_size));
+
+    /* A newer minor version may append fields after the bytes: skipped. In a 1.2 file they are
+     * damage. */
+    memcpy(b, img, size);
+    memcpy(b + size, "newfield", 8);
+    for (uint32_t i = 0; i < rd32(b + 24); i++)
+        if (memcmp(b + 32 + 24 * i, "USER", 4) == 0)
+            wr64(b + 32 + 24 * i + 12, ulen + 8);
+    wr64(b + 16, size + 8);
+    fix_crcs(b, size + 8);
+    REFUSED(size + 8, "8 unexpected bytes");
+    b[10] = MOM_CKPT_FORMAT_MINOR + 1;
+    fix_crcs(b, size + 8);
+    assert_ok(mom_ckpt_load_buffer(ck, b, size + 8));
+    assert_user(ck, ud, sizeof ud);
+
+    /* The failed loads left the bytes set for the next capture. */
+    assert_ok(mom_ckpt_capture(ck, s.net, NULL, NULL, 0));
+    assert_user(ck, "staged", 6);
+#undef REFUSED
+#undef UNCHANGED
+    unlink(path);
+    free(b);
+    free(prev);
+    free(img);
+    free_state(&s);
+    mom_ckpt_destroy(ck);
+}
+
+/* Out of memory: mom_ckpt_set_user_data() keeps the bytes set before; a capture that stores user
+ * data and a load of a file with user data keep the image and its user data. */
+static void test_user_data_alloc_fail(void **state)
+{
+    (void)state;
+    test_alloc ta;
+    mom_ckpt *ck = NULL;
+    mom_net *net = make_net(MOM_NET_RECURRENT, NULL);
+    init_net(net, 8);
+    unsigned char big[5000];
+    fill_bytes(big, sizeof big, 9);
+    int failures = 0;
+
+    FAIL_EACH(ta,
+              {
+                  assert_ok(mom_ckpt_create(&ck, &ta.a));
+                  assert_ok(mom_ckpt_set_user_data(ck, "old", 3));
+              },
+              mom_ckpt_set_user_data(ck, big, sizeof big),
+              {
+                  failures++;
+                  assert_non_null(strstr(mom_ckpt_errmsg(ck), "user data"));
+                  assert_ok(mom_ckpt_capture(ck, net, NULL, NULL, 0));
+                  assert_user(ck, "old", 3);
+              },
+              {
+                  if (rc_ == MOM_OK) {
+                      /* the new bytes are set; smaller ones reuse the buffer */
+                      long calls = ta.calls;
+                      assert_ok(mom_ckpt_set_user_data(ck, big + 1, sizeof big - 1));
+                      assert_int_equal(ta.calls, calls);
+                      assert_ok(mom_ckpt_capture(ck, net, NULL, NULL, 0));
+                      assert_user(ck, big + 1, sizeof big - 1);
+                  }
+                  mom_ckpt_destroy(ck);
+              });
+    assert_int_equal(failures, 1);
+
+    /* Capture with user data into a handle whose buffer must grow. */
+    size_t small_size;
+    unsigned char *small = NULL;
+    failures = 0;
+    FAIL_EACH(ta,
+              {
+                  assert_ok(mom_ckpt_create(&ck, &ta.a));
+                  assert_ok(mom_ckpt_set_user_data(ck, "small", 5));
+                  assert_ok(mom_ckpt_capture(ck, net, NULL, NULL, 0));
+                  free(small);
+                  small = image_of(ck, &small_size);
+                  assert_ok(mom_ckpt_set_user_data(ck, big, sizeof big));
+              },
+              mom_ckpt_capture(ck, net, NULL, NULL, 0),
+              {
+                  failures++;
+                  assert_image(ck, small, small_size);
+                  assert_user(ck, "small", 5);
+              },
+              {
+                  if (rc_ == MOM_OK)
+                      assert_user(ck, big, sizeof big);
+                  mom_ckpt_destroy(ck);
+              });
+    assert_true(failures >= 1);
+
+    /* Loading a file with user data. */
+    mom_ckpt *src;
+    assert_ok(mom_ckpt_create(&src, NULL));
+    assert_ok(mom_ckpt_set_user_data(src, big, sizeof big));
+    assert_ok(mom_ckpt_capture(src, net, NULL, NULL, 0));
+    size_t size;
+    unsigned char *img = image_of(src, &size);
+    mom_ckpt_destroy(src);
+    failures = 0;
+    FAIL_EACH(ta,
+              {
+                  assert_ok(mom_ckpt_create(&ck, &ta.a));
+                  assert_ok(mom_ckpt_load_buffer(ck, small, small_size));
+              },
+              mom_ckpt_load_buffer(ck, img, size),
+              {
+                  failures++;
+                  assert_image(ck, small, small_size);
+                  assert_user(ck, "small", 5);
+              },
+              {
+                  if (rc_ == MOM_OK)
+                      assert_user(ck, big, sizeof big);
+                  mom_ckpt_destroy(ck);
+              });
+    assert_true(failures >= 1);
+    free(img);
+    free(small);
+    mom_net_destroy(net);
+}
+
+/* ---- thread cancellation ---------------------------------------------------------------------- */
+
+/* A thread that asks for its own cancellation, then saves or loads a file: the file functions
+ * must not act on it (no cancellation point inside, ckpt.h), return normally, and give the
+ * thread back its cancelability, so that the request takes effect at its next cancellation
+ * point; a thread that had cancellation disabled keeps it disabled. */
+typedef struct cancel_case {
+    mom_ckpt *ck;
+    const char *path;
+    int save;          /* mom_ckpt_save_file(), else mom_ckpt_load_file() */
+    int disabled;      /* the thread disables cancellation first */
+    int rc;            /* the call's status; 1 until it returned */
+    int state_after;   /* the thread's cancel state after the call */
+    int reached_end;   /* the thread ran past its cancellation point */
+} cancel_case;
+
+static void *cancel_thread(void *arg)
+{
+    cancel_case *c = arg;
+    int old;
+    if (c->disabled)
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    pthread_cancel(pthread_self()); /* deferred: pending until a cancellation point */
+    c->rc = c->save ? mom_ckpt_save_file(c->ck, c->path) : mom_ckpt_load_file(c->ck, c->path);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &c->state_after);
+    pthread_setcancelstate(c->state_after, &old);
+    pthread_testcancel();
+    c->reached_end = 1;
+    return NULL;
+}
+
+static void run_cancel_case(cancel_case *c)
+{
+    pthread_t th;
+    void *ret = NULL;
+    c->rc = 1;
+    c->state_after = -1;
+    c->reached_end = 0;
+    assert_int_equal(pthread_create(&th, NULL, cancel_thread, c), 0);
+    assert_int_equal(pthread_join(th, &ret), 0);
+    if (c->rc != MOM_OK)
+        fail_msg("%s_file with a cancellation pending: %s (%s)", c->save ? "save" : "load",
+                 c->rc == 1 ? "the thread was cancelled inside the call" : mom_status_name(c->rc),
+                 mom_ckpt_errmsg(c->ck));
+    if (c->disabled) {
+        assert_int_equal(c->state_after, PTHREAD_CANCEL_DISABLE);
+        assert_true(ret == NULL && c->reached_end);
+    } else {
+        assert_int_equal(c->state_after, PTHREAD_CANCEL_ENABLE);
+        assert_true(ret == PTHREAD_CANCELED && !c->reached_end);
+    }
+}
+
+static void test_file_functions_not_cancelled(void **state)
+{
+    (void)state;
+    train_state s = make_state(MOM_NET_FEEDFORWARD, MOM_OPTIM_CM, 12, NULL);
+    mom_ckpt *ck, *in;
+    assert_ok(mom_ckpt_create(&ck, NULL));
+    assert_ok(mom_ckpt_create(&in, NULL));
+    assert_ok(mom_ckpt_set_user_data(ck, "cancel", 6));
+    const mom_rng *r = s.rng;
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, &r, 1));
+    size_t size;
+    unsigned char *img = image_of(ck, &size);
+    char dir[256], path[300];
+    tmp_path(dir, sizeof dir, "cancel");
+    assert_int_equal(mkdir(dir, 0777), 0);
+    snprintf(path, sizeof path, "%s/state.ckpt", dir);
+    for (int disabled = 0; disabled < 2; disabled++) {
+        cancel_case c = {ck, path, 1, disabled, 0, 0, 0};
+        run_cancel_case(&c);
+        size_t n;
+        unsigned char *file = read_whole(path, &n);
+        assert_non_null(file);
+        assert_int_equal(n, size);
+        assert_memory_equal(file, img, size);
+        free(file);
+        assert_int_equal(count_temp_files(dir, "state.ckpt"), 0);
+
+        cancel_case l = {in, path, 0, disabled, 0, 0, 0};
+        run_cancel_case(&l);
+        assert_image(in, img, size);
+        assert_user(in, "cancel", 6);
+        assert_ok(mom_ckpt_capture(in, s.net, NULL, NULL, 0)); /* a different image next time */
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
+    free(img);
+    free_state(&s);
+    mom_ckpt_destroy(in);
+    mom_ckpt_destroy(ck);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1904,6 +2554,12 @@ int main(void)
         cmocka_unit_test(test_alloc_fail_constructors),
         cmocka_unit_test(test_alloc_fail_steps),
         cmocka_unit_test(test_alloc_fail_ckpt),
+        cmocka_unit_test(test_user_data_api),
+        cmocka_unit_test(test_user_data_round_trip),
+        cmocka_unit_test(test_user_data_large),
+        cmocka_unit_test(test_user_data_refused),
+        cmocka_unit_test(test_user_data_alloc_fail),
+        cmocka_unit_test(test_file_functions_not_cancelled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

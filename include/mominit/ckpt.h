@@ -19,7 +19,9 @@
  * the fixed step size and the CG decay) with their parameters, so that the loaded optimizer
  * computes the same mu_t and eps_t at every t, and for HF the report of the last step and whether
  * a warm start is held. Callback schedules cannot be saved (MOM_E_UNSUPPORTED). The random
- * streams: mom_rng_get_state() of each, in the order given (the caller's data streams).
+ * streams: mom_rng_get_state() of each, in the order given (the caller's data streams). The
+ * caller's own bytes, if it set any with mom_ckpt_set_user_data() (user data: a trainer's
+ * configuration, a running mean, ...), opaque to the library.
  * A network file for inference is a capture with no optimizer and no streams; a training
  * checkpoint holds everything needed to continue training.
  *
@@ -47,7 +49,12 @@
  *
  * Threads. A checkpoint handle is used by one thread at a time. The image is a snapshot: once
  * mom_ckpt_capture() has returned, training may continue in one thread while another thread
- * saves the handle.
+ * saves the handle. mom_ckpt_save_file() and mom_ckpt_load_file() are not cancellation points:
+ * where the library is built with POSIX threads, they disable the calling thread's
+ * cancelability for their duration (pthread_setcancelstate()) and restore the caller's setting
+ * before they return, so that a pthread_cancel() cannot leave a temporary file or an open file
+ * descriptor behind; a cancellation requested meanwhile takes effect at the caller's next
+ * cancellation point.
  */
 #ifndef MOMINIT_CKPT_H
 #define MOMINIT_CKPT_H
@@ -66,9 +73,12 @@ extern "C" {
 #define MOM_CKPT_FORMAT_MAJOR 1
 /** Minor version of the checkpoint format this library writes. Files with a newer minor version
  *  are read, skipping the sections this library does not know. @since 0.1.0 */
-#define MOM_CKPT_FORMAT_MINOR 1
+#define MOM_CKPT_FORMAT_MINOR 2
 /** Both as one number: MAJOR * 65536 + MINOR. @since 0.1.0 */
 #define MOM_CKPT_FORMAT_VERSION (MOM_CKPT_FORMAT_MAJOR * 65536 + MOM_CKPT_FORMAT_MINOR)
+/** The most bytes of user data a checkpoint holds (16 MiB): mom_ckpt_set_user_data() refuses
+ *  more, and a reader refuses a file that holds more (a rule of every 1.x file). @since 0.5.0 */
+#define MOM_CKPT_USER_DATA_MAX 16777216u
 
 /**
  * Write callback of mom_ckpt_save_stream(): store `size` bytes of `data` (size > 0), after the
@@ -115,7 +125,8 @@ MOM_API uint32_t mom_ckpt_format_version(void);
  * @param rngs   n_rngs random streams whose states are saved, in this order (typically the
  *               streams that shuffle or generate the training data); may be NULL if n_rngs == 0.
  *               Each must be non-NULL.
- * All are only read, during the call; nothing is kept.
+ * All are only read, during the call; nothing is kept. The user data set with
+ * mom_ckpt_set_user_data(), if any, goes into the image too (and stays set for later captures).
  * @return MOM_OK; MOM_E_INVALID (ck NULL, net and opt both NULL, rngs or an element NULL);
  *         MOM_E_SHAPE (net and opt differ in parameter count); MOM_E_STATE (opt has a step begun
  *         with mom_optim_begin(): capture between steps); MOM_E_UNSUPPORTED (a schedule of opt is
@@ -126,6 +137,40 @@ MOM_API uint32_t mom_ckpt_format_version(void);
  */
 MOM_API MOM_NODISCARD int mom_ckpt_capture(mom_ckpt *ck, const mom_net *net, const mom_optim *opt,
                                            const mom_rng *const *rngs, size_t n_rngs);
+
+/**
+ * Set the caller's own bytes ("user data") that the following captures store in the image, next
+ * to the training state: for example a trainer's configuration, so that a resume can refuse a
+ * checkpoint made with other settings, or a running mean that a resumed run needs to reproduce
+ * the uninterrupted one. The library copies the bytes and never interprets them; encode them
+ * portably (fixed byte order, no struct padding) if files travel between machines.
+ * The bytes stay set: every mom_ckpt_capture() from now on stores them (as section USER, format
+ * 1.2, docs/file-format.md), until another call replaces or clears them. Setting them does not
+ * change the image the handle holds now (mom_ckpt_user_data() still returns the image's), and
+ * loading does not change them (a load replaces the image, not the bytes set for the next
+ * capture).
+ * @param data  the bytes, copied during the call; may be NULL only when size is 0.
+ * @param size  their number, at most MOM_CKPT_USER_DATA_MAX; 0 clears them (captures then store
+ *              no user data).
+ * @return MOM_OK; MOM_E_INVALID (ck NULL, data NULL with size > 0, size above
+ *         MOM_CKPT_USER_DATA_MAX); MOM_E_NOMEM (the bytes set before are kept).
+ * @since 0.5.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_set_user_data(mom_ckpt *ck, const void *data, size_t size);
+
+/**
+ * The user data of the image the handle holds: after a load, the file's (none if it has none,
+ * as every file before format 1.2); after a capture, the bytes that were set then. No image, or
+ * an image without user data, gives *data = NULL and *size = 0.
+ * @param data  receives a pointer to the bytes, borrowed from the handle: valid until the next
+ *              load, capture, mom_ckpt_set_user_data() or mom_ckpt_destroy() on it. The bytes
+ *              are exactly those set, with no terminator added.
+ * @param size  receives their number (at most MOM_CKPT_USER_DATA_MAX).
+ * @return MOM_OK; MOM_E_INVALID (data, size or ck NULL; the outputs that are not NULL are then
+ *         set to NULL and 0). A query: the detail message is written only on failure.
+ * @since 0.5.0
+ */
+MOM_API MOM_NODISCARD int mom_ckpt_user_data(const void **data, size_t *size, const mom_ckpt *ck);
 
 /** Size in bytes of the image the handle holds (what the save functions write), 0 if it holds
  *  none or ck is NULL. @since 0.1.0 */
@@ -145,6 +190,7 @@ MOM_API size_t mom_ckpt_size(const mom_ckpt *ck);
  *         temporary file is removed). If only the final directory sync fails, the new file is
  *         in place but MOM_E_IO is returned, since its durability is not assured.
  *         MOM_E_UNSUPPORTED on systems without POSIX files (use the stream interface there).
+ * Thread cancellation is disabled during the call (see "Threads" above).
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_ckpt_save_file(mom_ckpt *ck, const char *path);
@@ -171,14 +217,18 @@ MOM_API MOM_NODISCARD int mom_ckpt_save_stream(mom_ckpt *ck, mom_ckpt_write_fn w
 /**
  * Read a checkpoint or network file into the handle and check it completely: magic, version,
  * section table, every CRC, and every value (architecture, schedule parameters, options, random
- * stream states). The file must be exactly one image, with no trailing bytes.
+ * stream states, the size of the user data). The file must be exactly one image, with no
+ * trailing bytes. The image's user data then replaces the previous image's (mom_ckpt_user_data());
+ * the bytes set with mom_ckpt_set_user_data() for the next capture are not changed.
+ * Thread cancellation is disabled during the call (see "Threads" above).
  * @return MOM_OK; MOM_E_INVALID (ck or path NULL); MOM_E_IO (cannot open or read: the message
  *         names the file and the system error); MOM_E_FORMAT (not a checkpoint, damaged,
  *         truncated or inconsistent: the message names the section and the byte offset);
  *         MOM_E_UNSUPPORTED (a newer major format version, or in a newer minor version a value
  *         this library does not know, such as a new schedule kind: the message says which);
  *         MOM_E_NOMEM; MOM_E_UNSUPPORTED also on systems without POSIX files. On failure the
- *         handle keeps its previous image.
+ *         handle keeps its previous image (with its user data) and the bytes set for the next
+ *         capture.
  * @since 0.1.0
  */
 MOM_API MOM_NODISCARD int mom_ckpt_load_file(mom_ckpt *ck, const char *path);
