@@ -177,16 +177,23 @@ static void test_helper_signal_mask(void **state)
     assert_int_equal(atomic_load(&j.async_open), 0);
 }
 
+/* A team of 2 threads whose helper has been started by a first job. */
+static void team_started(mom__team *t)
+{
+    team_default(t, 2);
+    count_job j;
+    job_reset(&j, 0);
+    mom__team_run(t, count_part, &j, 8);
+    check_once(&j, 8);
+}
+
 /* A child process after fork() has no helpers: its jobs run on its calling thread. */
 static void test_after_fork(void **state)
 {
     (void)state;
     mom__team t;
-    team_default(&t, 2);
+    team_started(&t);
     count_job j;
-    job_reset(&j, 0);
-    mom__team_run(&t, count_part, &j, 8); /* helpers started */
-    check_once(&j, 8);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -331,10 +338,7 @@ static void test_stop_defers_cancel(void **state)
 {
     (void)state;
     mom__team t;
-    team_default(&t, 2);
-    count_job j;
-    job_reset(&j, 0);
-    mom__team_run(&t, count_part, &j, 8); /* helpers started */
+    team_started(&t);
     cancel_case c = {&t, 0, 0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, stop_with_cancel_pending, &c), 0);
