@@ -3,11 +3,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "cli.h"
@@ -31,6 +34,59 @@ void cli_usage_error(const char *prog, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, " (see %s --help)\n", prog);
     exit(2);
+}
+
+void cli_fail(const char *prog, int status, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(status);
+}
+
+void cli_check_output(const char *prog, const char *flag, const char *path, int need_dir)
+{
+    size_t len = strlen(path);
+    if (len == 0)
+        cli_fail(prog, 2, "%s needs a file name", flag);
+    if (path[len - 1] == '/')
+        cli_fail(prog, 2, "%s %s: is a directory name, not a file name", flag, path);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            cli_fail(prog, 2, "%s %s: is a directory", flag, path);
+        if (access(path, W_OK) != 0)
+            cli_fail(prog, 2, "%s %s: cannot write it: %s", flag, path, strerror(errno));
+        if (!need_dir)
+            return;
+    } else if (errno != ENOENT) {
+        cli_fail(prog, 2, "%s %s: %s", flag, path, strerror(errno)); /* e.g. a file in the path */
+    }
+    /* the directory: "x" is in ".", "/x" in "/" */
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    if (stat(dir, &st) != 0) {
+        if (errno == ENOENT)
+            cli_fail(prog, 2, "%s %s: the directory %s does not exist", flag, path, dir);
+        cli_fail(prog, 2, "%s %s: %s: %s", flag, path, dir, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        cli_fail(prog, 2, "%s %s: %s is not a directory", flag, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        cli_fail(prog, 2, "%s %s: cannot create files in %s: %s", flag, path, dir,
+                 strerror(errno));
+}
+
+int cli_have_gnuplot(void)
+{
+    return system("command -v gnuplot >/dev/null 2>&1") == 0;
 }
 
 size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, size_t max)
@@ -135,6 +191,37 @@ static void fmt_duration(char *buf, size_t size, double s)
         snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* The bar's line is on the terminal without its newline: what the signal handler looks at. */
+static volatile sig_atomic_t bar_open;
+static struct sigaction old_int, old_term;
+
+/* SIGINT/SIGTERM while the bar is shown: end its line, then let the signal do what it did before
+ * (by default kill the process, so the status stays the signal's: 130 for SIGINT in the shell).
+ * Only async-signal-safe calls: write, sigaction, raise. */
+static void on_signal(int sig)
+{
+    if (bar_open) {
+        ssize_t r = write(STDERR_FILENO, "\n", 1);
+        (void)r;
+        bar_open = 0;
+    }
+    sigaction(sig, sig == SIGINT ? &old_int : &old_term, NULL);
+    raise(sig); /* blocked until the handler returns, then delivered with the old action */
+}
+
+static int install(int sig, struct sigaction *old)
+{
+    struct sigaction sa;
+    if (sigaction(sig, NULL, old) != 0 || old->sa_handler == SIG_IGN)
+        return 0; /* e.g. a background job's SIGINT: leave it ignored */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    return sigaction(sig, &sa, NULL) == 0;
+}
+
 void cli_progress_start(cli_progress *p, uint64_t start_step, uint64_t total)
 {
     memset(p, 0, sizeof *p);
@@ -143,6 +230,91 @@ void cli_progress_start(cli_progress *p, uint64_t start_step, uint64_t total)
     p->start_step = start_step;
     p->last_line_step = start_step;
     p->t0 = cli_now();
+    bar_open = 0;
+    if (p->tty)
+        p->handlers = install(SIGINT, &old_int) | install(SIGTERM, &old_term) << 1;
+}
+
+/* Columns of the terminal on stderr: its size, else $COLUMNS, else 80. */
+static int term_width(void)
+{
+#ifdef TIOCGWINSZ
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+#endif
+    const char *c = getenv("COLUMNS");
+    char *end;
+    long v = c && *c ? strtol(c, &end, 10) : 0;
+    return v > 0 && v < 10000 && *end == '\0' ? (int)v : 80;
+}
+
+void cli_progress_format(char *buf, size_t size, int width, uint64_t step, uint64_t total,
+                         double rate, const char *eta, double loss, const char *err)
+{
+    /* fields in the order shown; they are dropped, least important first, until the line fits
+     * in width - 1 columns (the last column would wrap on some terminals) */
+    enum { BAR, PCT, COUNT, RATE, ETA, LOSS, ERR, NF };
+    static const int drop_order[] = {RATE, BAR, PCT, ETA, ERR, LOSS};
+    char f[NF][64];
+    int on[NF];
+    double frac = total ? (double)step / (double)total : 1.0;
+    /* the layout is decided on the fields' usual widths (or more when they are wider), so that
+     * the fields shown and the bar's width hold still from one redraw to the next */
+    static const int usual[NF] = {0, 4, 0, 12, 10, 13, 10}; /* "1000 steps/s", "loss 0.001234" */
+    char digits[32];
+    int count_width = snprintf(digits, sizeof digits, "%llu", (unsigned long long)total);
+    f[BAR][0] = '\0';
+    snprintf(f[PCT], sizeof f[PCT], "%3.0f%%", 100.0 * frac);
+    snprintf(f[COUNT], sizeof f[COUNT], "%*llu/%llu", count_width, (unsigned long long)step,
+             (unsigned long long)total);
+    snprintf(f[RATE], sizeof f[RATE], "%.0f steps/s", rate);
+    snprintf(f[ETA], sizeof f[ETA], "ETA %s", eta);
+    snprintf(f[LOSS], sizeof f[LOSS], "loss %.4g", loss);
+    snprintf(f[ERR], sizeof f[ERR], "err %s", err);
+    for (int i = 0; i < NF; i++)
+        on[i] = 1;
+    int room = width - 1, bar_width = 0;
+    for (size_t d = 0;; d++) {
+        int len = 0, n = 0;
+        for (int i = 0; i < NF; i++)
+            if (on[i] && i != BAR) {
+                int w = (int)strlen(f[i]);
+                len += (n ? (i == COUNT && on[PCT] ? 1 : 2) : 0) + (w > usual[i] ? w : usual[i]);
+                n++;
+            }
+        /* the bar takes what is left, from 10 to 30 columns: "[...] " */
+        bar_width = on[BAR] ? room - len - 3 : 0;
+        if (bar_width > 30)
+            bar_width = 30;
+        if (on[BAR] ? bar_width >= 10 : len <= room)
+            break;
+        if (d == sizeof drop_order / sizeof drop_order[0])
+            break; /* the count alone does not fit: cut below */
+        on[drop_order[d]] = 0;
+    }
+    if (on[BAR]) {
+        int filled = (int)(bar_width * frac);
+        f[BAR][0] = '[';
+        for (int i = 0; i < bar_width; i++)
+            f[BAR][1 + i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+        f[BAR][1 + bar_width] = ']';
+        f[BAR][2 + bar_width] = '\0';
+    }
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0, prev = -1; i < NF && at + 1 < size; i++) {
+        if (!on[i])
+            continue;
+        const char *sep = prev < 0 ? "" : (prev == BAR || (prev == PCT && i == COUNT)) ? " " : "  ";
+        int w = snprintf(buf + at, size - at, "%s%s", sep, f[i]);
+        at = w < 0 ? at : at + (size_t)w < size ? at + (size_t)w : size - 1;
+        prev = i;
+    }
+    if (room < 0)
+        room = 0;
+    if (strlen(buf) > (size_t)room)
+        buf[room] = '\0';
 }
 
 void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err, int force)
@@ -160,14 +332,12 @@ void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err
         if (!force && now - p->last_draw < 0.2)
             return;
         p->last_draw = now;
-        int width = 30, filled = p->total ? (int)(width * (double)step / (double)p->total) : width;
-        char bar[64];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
-        bar[width] = '\0';
-        fprintf(stderr, "\r[%s] %3.0f%% %llu/%llu  %.0f steps/s  ETA %s  loss %.4g  err %s ", bar,
-                p->total ? 100.0 * (double)step / (double)p->total : 100.0,
-                (unsigned long long)step, (unsigned long long)p->total, rate, eta_s, loss, err_s);
+        char line[512];
+        cli_progress_format(line, sizeof line, term_width(), step, p->total, rate, eta_s, loss,
+                            err_s);
+        bar_open = 1;
+        /* redrawn in place; ESC [K clears what a longer line before left behind */
+        fprintf(stderr, "\r%s\033[K", line);
         fflush(stderr);
     } else {
         uint64_t every = p->total / 20 ? p->total / 20 : 1;
@@ -180,10 +350,23 @@ void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err
     }
 }
 
+void cli_progress_break(void)
+{
+    if (bar_open) { /* only ever set when drawing on a terminal */
+        fputc('\n', stderr);
+        fflush(stderr);
+        bar_open = 0;
+    }
+}
+
 void cli_progress_end(cli_progress *p)
 {
-    if (p->tty)
-        fputc('\n', stderr);
+    cli_progress_break();
+    if (p->handlers & 1)
+        sigaction(SIGINT, &old_int, NULL);
+    if (p->handlers & 2)
+        sigaction(SIGTERM, &old_term, NULL);
+    p->handlers = 0;
 }
 
 FILE *cli_csv_open(const char *path, int append, const char *header)
@@ -194,7 +377,12 @@ FILE *cli_csv_open(const char *path, int append, const char *header)
     /* where an append stream starts is implementation-defined: look at the end */
     if (!append || (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0))
         fprintf(f, "%s\n", header);
-    fflush(f);
+    if (fflush(f) != 0 || ferror(f)) { /* a full disk shows here, not at fopen */
+        int e = errno;
+        fclose(f);
+        errno = e;
+        return NULL;
+    }
     return f;
 }
 
@@ -257,14 +445,14 @@ FILE *cli_log_open(const char *path, int append)
     return cli_csv_open(path, append, "step,mu,lr,train_loss,eval_error,seconds");
 }
 
-void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
-                 double seconds)
+int cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
+                double seconds)
 {
     if (f == NULL)
-        return;
+        return 0;
     fprintf(f, "%llu,%.6g,%.6g,%.9g,%.9g,%.3f\n", (unsigned long long)step, mu, lr, loss, err,
             seconds);
-    fflush(f);
+    return fflush(f) != 0 || ferror(f) ? -1 : 0;
 }
 
 /* s in a gnuplot single-quoted string: a quote is written twice. */
@@ -295,10 +483,10 @@ static int csv_has_rows(const char *path)
 
 int cli_plot(const char *csv, const char *png, const char *title, const char *err_label)
 {
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    if (!cli_have_gnuplot()) {
         fprintf(stderr, "plot: gnuplot is not installed (apt-get install gnuplot-nox); the log %s "
                         "has the data\n", csv);
-        return -1;
+        return CLI_PLOT_NO_GNUPLOT;
     }
     if (!csv_has_rows(csv)) {
         fprintf(stderr, "plot: %s has no rows yet; no plot written\n", csv);
@@ -314,10 +502,20 @@ int cli_plot(const char *csv, const char *png, const char *title, const char *er
     }
     close(fd);
     char cmd[64];
-    snprintf(cmd, sizeof cmd, "gnuplot 2>%s", errpath);
+    /* stdout to nowhere: gnuplot draws there when it cannot open the output file, and the
+     * trainers' stdout carries only their summary */
+    snprintf(cmd, sizeof cmd, "gnuplot >/dev/null 2>%s", errpath);
+    /* a gnuplot that dies before reading its script must not kill us with SIGPIPE */
+    struct sigaction ign, old_pipe;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    int pipe_saved = sigaction(SIGPIPE, &ign, &old_pipe) == 0;
     FILE *g = popen(cmd, "w");
     if (g == NULL) {
-        fprintf(stderr, "plot: cannot start gnuplot\n");
+        fprintf(stderr, "plot: cannot start gnuplot: %s\n", strerror(errno));
+        if (pipe_saved)
+            sigaction(SIGPIPE, &old_pipe, NULL);
         remove(errpath);
         return -1;
     }
@@ -335,6 +533,14 @@ int cli_plot(const char *csv, const char *png, const char *title, const char *er
     gp_quoted(g, err_label);
     fputc('\n', g);
     int rc = pclose(g);
+    if (pipe_saved)
+        sigaction(SIGPIPE, &old_pipe, NULL);
+    struct stat st;
+    if (rc == 0 && (stat(png, &st) != 0 || (S_ISREG(st.st_mode) && st.st_size == 0))) {
+        fprintf(stderr, "plot: gnuplot wrote no image to %s\n", png);
+        remove(errpath);
+        return -1;
+    }
     if (rc != 0) {
         char first[512] = "";
         FILE *e = fopen(errpath, "r");
@@ -348,10 +554,11 @@ int cli_plot(const char *csv, const char *png, const char *title, const char *er
         }
         first[strcspn(first, "\r\n")] = '\0';
         if (rc > 0 && WIFEXITED(rc))
-            fprintf(stderr, "plot: gnuplot failed (exit status %d)%s%s\n", WEXITSTATUS(rc),
-                    *first ? ": " : "", first);
+            fprintf(stderr, "plot: gnuplot failed to write %s (exit status %d)%s%s\n", png,
+                    WEXITSTATUS(rc), *first ? ": " : "", first);
         else
-            fprintf(stderr, "plot: gnuplot failed%s%s\n", *first ? ": " : "", first);
+            fprintf(stderr, "plot: gnuplot failed to write %s%s%s\n", png, *first ? ": " : "",
+                    first);
         remove(errpath);
         return -1;
     }

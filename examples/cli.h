@@ -14,6 +14,22 @@ void cli_usage_error(const char *prog, const char *fmt, ...)
 #endif
     ;
 
+/* Exit with `status` after printing "PROG: message" to stderr (no pointer to --help). */
+void cli_fail(const char *prog, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4), noreturn))
+#endif
+    ;
+
+/* Check before any work that an output file can be written: `path` is not empty and not a
+ * directory, and either it exists and is writable or its directory exists and lets us create
+ * files in it (need_dir: the directory must let us create files in any case, for a file replaced
+ * through a temporary one). Exits with status 2 and one line naming the flag otherwise. */
+void cli_check_output(const char *prog, const char *flag, const char *path, int need_dir);
+
+/* Whether gnuplot can be run (found on PATH). */
+int cli_have_gnuplot(void);
+
 /* Strict number parsers: the whole string must be a number in range, else cli_usage_error. */
 size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, size_t max);
 uint64_t cli_u64(const char *prog, const char *flag, const char *s);
@@ -32,21 +48,34 @@ const char *cli_value(const char *prog, int argc, char **argv, int *i);
 /* Set the BLAS thread count if the BLAS allows it at run time; returns 0 or -1. */
 int cli_set_threads(int n);
 
-/* Progress on stderr: a live bar on a terminal, else a plain line every `every` steps. */
+/* Progress on stderr: a live bar on a terminal, redrawn in place and fitted to its width (the
+ * least important fields go first), else a plain line every 1/20 of the run. While the bar is
+ * shown, SIGINT and SIGTERM end its line with a newline before the signal takes its usual course
+ * (a signal that was ignored stays ignored). */
 typedef struct cli_progress {
-    int tty;
+    int tty, handlers;
     uint64_t total, start_step, last_line_step;
     double t0, last_draw;
 } cli_progress;
 void cli_progress_start(cli_progress *p, uint64_t start_step, uint64_t total);
+/* loss: what the display calls the loss (the trainers: the mean training loss since the last
+ * evaluation); err: the last evaluation error, NaN before the first. force: draw now. */
 void cli_progress_update(cli_progress *p, uint64_t step, double loss, double err, int force);
+/* End the bar's line, if one is shown, so that a message can follow on a line of its own; the
+ * next update draws the bar again. For any message written while a bar may be shown. */
+void cli_progress_break(void);
 void cli_progress_end(cli_progress *p);
+/* The line of a terminal bar for `width` columns (at most width - 1 characters, without the
+ * carriage return and the clearing escape), into buf: exposed for the tests. */
+void cli_progress_format(char *buf, size_t size, int width, uint64_t step, uint64_t total,
+                         double rate, const char *eta, double loss, const char *err);
 
 /* Monotonic seconds. */
 double cli_now(void);
 
 /* Open a CSV file for writing rows: truncated with `header` as its first line, or (append, when
- * resuming) continued, with the header only if the file is empty. NULL if it cannot be opened. */
+ * resuming) continued, with the header only if the file is empty. NULL with errno set if it
+ * cannot be opened or the header cannot be written. */
 FILE *cli_csv_open(const char *path, int append, const char *header);
 /* The trainers' CSV log (step, mu, lr, training loss, evaluation error, seconds). */
 /* Keep only the rows of the CSV at path whose step (first field) is at most last_step, and its
@@ -58,11 +87,14 @@ FILE *cli_log_open(const char *path, int append);
 /* The seconds column of the last row of the log at path (0 if it has none or cannot be read): a
  * resumed run's clock continues from there. */
 double cli_log_last_seconds(const char *path);
-void cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
-                 double seconds);
+/* One row, flushed: 0, or -1 with errno set when it could not be written. */
+int cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, double err,
+                double seconds);
 
-/* Plot a CSV log (columns of cli_log_row) to PNG with gnuplot. Returns 0, or -1 with a message on
- * stderr (gnuplot missing or failing). */
+/* Plot a CSV log (columns of cli_log_row) to PNG with gnuplot. Returns 0, CLI_PLOT_NO_GNUPLOT
+ * when gnuplot is not installed, or -1 when it fails; a message on stderr in both cases. gnuplot's stdout goes nowhere (it draws there when it cannot
+ * open the file), its stderr is shown only when it fails. */
+#define CLI_PLOT_NO_GNUPLOT (-2)
 int cli_plot(const char *csv, const char *png, const char *title, const char *err_label);
 
 #endif

@@ -116,6 +116,10 @@ static void read_failed(char *err, size_t err_size, const char *path, gzFile f, 
     const char *why = rc < 0 ? gzerror(f, &zerr) : NULL;
     if (rc < 0 && zerr == Z_ERRNO)
         why = strerror(errno);
+    /* zlib's message starts with the path it was opened with: name the file once */
+    size_t len = strlen(path);
+    if (why && strncmp(why, path, len) == 0 && why[len] == ':' && why[len + 1] == ' ')
+        why += len + 2;
     if (rc < 0)
         snprintf(err, err_size, "%s: cannot read: %s", path, why && *why ? why : "read error");
     else

@@ -30,6 +30,7 @@ typedef struct options {
     double mu_max, lr, si_scale, final_mu;
     uint64_t steps, final_steps, seed, eval_every, period;
     size_t batch, train_size, eval_size;
+    int mu_max_given, period_given, final_given, lr_given, batch_given;
 } options;
 
 static void usage(FILE *f)
@@ -47,18 +48,23 @@ static void usage(FILE *f)
 "  --optim NAME        sgd, cm, nag (default), hf (Martens' HF), mhf (momentum-HF)\n"
 "  --mu-max X          cap of the momentum schedule (default 0.99; 0 gives plain SGD)\n"
 "  --mu-period N       updates per step of the schedule (default 250)\n"
-"  --lr X              learning rate (default 0.005)\n"
+"  --lr X              learning rate (default 0.005); hf and mhf ignore it (with a warning):\n"
+"                      their step comes from HF\n"
 "  --steps N           updates (default 4000)\n"
-"  --batch N           minibatch size (default 200)\n"
+"  --batch N           minibatch size of sgd, cm and nag: at most the number of training\n"
+"                      images (default 200, or all of them when there are fewer)\n"
 "  --final-phase N:M   use momentum min(mu, M) for the last N updates (default 1000:0.9;\n"
 "                      0:0 disables)\n"
+"                      --mu-max, --mu-period and --final-phase are for cm and nag: sgd, hf and\n"
+"                      mhf ignore them, with a warning unless they ask for no momentum\n"
 "  --si-scale X        multiplier of the sparse initialization (default 1)\n"
 "  --train-size N      use the first N training images (default all; curves: 20000)\n"
 "  --eval-size N       training images used for the periodic error (default 10000; the final\n"
 "                      error uses the whole training set)\n"
 "  --eval-every N      evaluate every N updates (default 500)\n"
 "  --seed N            seed of initialization, data and order (default 1)\n"
-"  --recon FILE.png    write 10 test images and their reconstructions at the end\n"
+"  --recon FILE.png    write 10 test images (training images when there is no test set) and\n"
+"                      their reconstructions at the end\n"
 "\n");
     train_usage(f);
     fprintf(f, "\n");
@@ -68,6 +74,9 @@ static void usage(FILE *f)
 "\n"
 "The last line on stdout is a summary:\n"
 "final steps=<n> train_loss=<x> train_error=<x> test_error=<x> seconds=<x>\n"
+"All three describe the final parameters (after a divergence: the ones kept from the update\n"
+"before): train_loss (the --output loss per image, without weight decay) and train_error on the\n"
+"whole training set, test_error on the test set (nan without one).\n"
 "Errors are the paper's: squared error summed over pixels, averaged over images.\n");
 }
 
@@ -79,8 +88,11 @@ static size_t arch_fields(const char *arch, size_t *enc)
     while (*p) {
         char *end;
         unsigned long v = isdigit((unsigned char)*p) ? strtoul(p, &end, 10) : 0;
-        if (v == 0 || v > 100000 || m >= MAX_LAYERS / 2 - 1)
+        if (v == 0 || v > 100000)
             cli_usage_error(prog, "--arch must look like 784-400-200-6, got '%s'", arch);
+        if (m >= MAX_LAYERS / 2 - 1) /* mirrored: 2m - 1 unit layers */
+            cli_usage_error(prog, "--arch takes at most %d sizes, got more in '%s'",
+                            MAX_LAYERS / 2 - 1, arch);
         enc[m++] = v;
         if (*end == '-' && end[1] != '\0')
             end++;
@@ -119,10 +131,14 @@ static void parse(options *o, int argc, char **argv)
             o->data = cli_value(prog, argc, argv, &i);
             if (strcmp(o->data, "curves") != 0 && strncmp(o->data, "idx:", 4) != 0)
                 cli_usage_error(prog, "--data must be curves or idx:PATH, got '%s'", o->data);
+            if (strcmp(o->data, "idx:") == 0)
+                cli_usage_error(prog, "--data idx: needs a file name after 'idx:'");
         } else if (strcmp(a, "--test-data") == 0) {
             o->test_data = cli_value(prog, argc, argv, &i);
             if (strncmp(o->test_data, "idx:", 4) != 0)
                 cli_usage_error(prog, "--test-data must be idx:PATH, got '%s'", o->test_data);
+            if (o->test_data[4] == '\0')
+                cli_usage_error(prog, "--test-data idx: needs a file name after 'idx:'");
         } else if (strcmp(a, "--arch") == 0) {
             o->arch = cli_value(prog, argc, argv, &i);
         } else if (strcmp(a, "--output") == 0) {
@@ -137,20 +153,25 @@ static void parse(options *o, int argc, char **argv)
             continue;
         } else if (strcmp(a, "--mu-max") == 0) {
             o->mu_max = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
+            o->mu_max_given = 1;
         } else if (strcmp(a, "--mu-period") == 0) {
             o->period = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
+            o->period_given = 1;
         } else if (strcmp(a, "--lr") == 0) {
             o->lr = cli_double(prog, a, cli_value(prog, argc, argv, &i), 1e-12, 100.0);
+            o->lr_given = 1;
         } else if (strcmp(a, "--steps") == 0) {
             o->steps = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, (size_t)1 << 40);
         } else if (strcmp(a, "--batch") == 0) {
             o->batch = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1000000);
+            o->batch_given = 1;
         } else if (strcmp(a, "--final-phase") == 0) {
             char first[64];
             const char *second = cli_split(prog, a, cli_value(prog, argc, argv, &i), first,
                                            sizeof first, "STEPS:MU");
             o->final_steps = cli_u64(prog, a, first);
             o->final_mu = cli_double(prog, a, second, 0.0, 1.0);
+            o->final_given = 1;
         } else if (strcmp(a, "--si-scale") == 0) {
             o->si_scale = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1e6);
         } else if (strcmp(a, "--train-size") == 0) {
@@ -176,6 +197,24 @@ static void parse(options *o, int argc, char **argv)
         (void)arch_fields(o->arch, enc);
     }
     train_flags_finish(prog, &o->tf, o->eval_every);
+    if (o->recon)
+        cli_check_output(prog, "--recon", o->recon, 0);
+}
+
+/* Flags of the momentum methods given to an optimizer without momentum: a warning, unless they
+ * ask for none. */
+static void warn_ignored(const options *o)
+{
+    int momentum = o->tf.optim == TRAIN_CM || o->tf.optim == TRAIN_NAG;
+    int hf = o->tf.optim == TRAIN_HF || o->tf.optim == TRAIN_MHF;
+    if (!momentum && o->mu_max_given && o->mu_max != 0)
+        train_warn_ignored(prog, &o->tf, "--mu-max", "cm and nag");
+    if (!momentum && o->period_given)
+        train_warn_ignored(prog, &o->tf, "--mu-period", "cm and nag");
+    if (!momentum && o->final_given && o->final_steps != 0)
+        train_warn_ignored(prog, &o->tf, "--final-phase", "cm and nag");
+    if (hf && o->lr_given)
+        train_warn_ignored(prog, &o->tf, "--lr", "sgd, cm and nag");
 }
 
 /* Parse "784-400-...-6" into sizes, then mirror: returns the number of weight layers. */
@@ -196,6 +235,7 @@ static size_t parse_arch(const char *arch, size_t input, size_t *sizes)
 
 static void die_lib(const char *what, int rc, const char *detail)
 {
+    cli_progress_break();
     fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, mom_strerror(rc),
             detail && *detail ? ": " : "", detail ? detail : "");
     exit(1);
@@ -217,7 +257,25 @@ static double eval_set(mom_net *net, const dataset *s, size_t count, size_t chun
     return total / (double)count;
 }
 
-static void write_recon(const char *path, mom_net *net, const dataset *s)
+/* Mean loss (the --output loss per image) over the first `count` images, in chunks. */
+static double eval_loss(mom_net *net, const dataset *s, size_t count, size_t chunk)
+{
+    double total = 0;
+    for (size_t i = 0; i < count; i += chunk) {
+        size_t n = count - i < chunk ? count - i : chunk;
+        mom_batch b = {n, 0, s->x + i * s->d, s->x + i * s->d, NULL, NULL};
+        double v;
+        int rc = mom_net_loss(&v, net, &b, NULL);
+        if (rc != MOM_OK)
+            die_lib("evaluation", rc, mom_net_errmsg(net));
+        total += v * (double)n;
+    }
+    return total / (double)count;
+}
+
+/* The first 10 images of s (which: "test" or "training") over their reconstructions, as a PNG:
+ * 0, or -1 with a message. */
+static int write_recon(const char *path, mom_net *net, const dataset *s, const char *which)
 {
     size_t k = s->n < 10 ? s->n : 10, side_r = s->rows, side_c = s->cols;
     float *y = malloc(k * s->d * sizeof *y);
@@ -239,12 +297,14 @@ static void write_recon(const char *path, mom_net *net, const dataset *s)
         rc = png_write_grey(path, img, k * side_c, 2 * side_r);
     }
     if (rc == 0)
-        fprintf(stderr, "%s: test images (top) and reconstructions (bottom) in %s\n", prog, path);
+        fprintf(stderr, "%s: %s images (top) and reconstructions (bottom) in %s\n", prog, which,
+                path);
     else
         fprintf(stderr, "%s: could not write %s: %s\n", prog, path,
                 errno ? strerror(errno) : "out of memory");
     free(y);
     free(img);
+    return rc == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -253,6 +313,8 @@ int main(int argc, char **argv)
     parse(&o, argc, argv);
     dist d;
     dist_start(&d, prog, &argc, &argv, o.tf.mpi);
+    if (dist_root(&d))
+        warn_ignored(&o);
 
     dataset train, test;
     char err[512];
@@ -338,6 +400,8 @@ int main(int argc, char **argv)
     /* Batch sizes: first-order methods --batch; HF the whole set for the gradient and a quarter
      * for the curvature (Martens' demo); momentum-HF 1/16 of the set for both. */
     size_t gbatch = o.batch, cbatch = 0;
+    if (!o.batch_given && gbatch > train.n)
+        gbatch = train.n; /* the default fits a small training set */
     if (o.tf.optim == TRAIN_HF) {
         gbatch = o.tf.hf.grad_batch ? o.tf.hf.grad_batch : train.n;
         cbatch = o.tf.hf.curv_batch ? o.tf.hf.curv_batch : (train.n + 3) / 4;
@@ -348,6 +412,8 @@ int main(int argc, char **argv)
     if ((o.tf.optim == TRAIN_HF || o.tf.optim == TRAIN_MHF) && (gbatch > train.n || cbatch > train.n))
         cli_usage_error(prog, "HF batches of %zu and %zu cases exceed the %zu training images",
                         gbatch, cbatch, train.n);
+    if (gbatch > train.n) /* a minibatch holds each image once at most */
+        cli_usage_error(prog, "--batch %zu exceeds the %zu training images", gbatch, train.n);
     /* Data-parallel (--mpi): every rank holds the data set and draws the same case order, and
      * trains on its block of each minibatch (cases glo..ghi-1 of the gradient batch, clo..chi-1 of
      * the curvature batch), so the union of the blocks is the single-process batch. */
@@ -361,11 +427,15 @@ int main(int argc, char **argv)
     if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, 1)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
     uint64_t first = train_begin(prog, &o.tf, net, opt, NULL, &d, gbatch, "cases", o.steps);
+    /* what the optimizer uses: the momentum schedule only for cm and nag, no lr for hf, mhf */
+    char momentum[64], desc[320];
+    snprintf(momentum, sizeof momentum, "mu_max %g", o.mu_max);
+    train_optim_desc(desc, sizeof desc, &o.tf, MOM_NET_FEEDFORWARD, o.lr, momentum, 0);
     if (dist_root(&d))
-        fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s lr %g "
-                    "mu_max %g, batch %zu, %llu updates, seed %llu\n",
-            prog, o.data, train.n, test.n, o.arch, mom_net_num_params(net),
-            train_optim_name(o.tf.optim), o.lr, o.mu_max, gbatch, (unsigned long long)o.steps, (unsigned long long)o.seed);
+        fprintf(stderr, "%s: %s (%zu train, %zu test), arch %s mirrored, %zu parameters, %s, "
+                        "batch %zu, %llu updates, seed %llu\n",
+                prog, o.data, train.n, test.n, o.arch, mom_net_num_params(net), desc, gbatch,
+                (unsigned long long)o.steps, (unsigned long long)o.seed);
 
     /* Minibatches: epoch e visits the training set in the order of a permutation drawn from
      * stream (seed, 1000 + e); the k-th case of the run is position k mod n of epoch k / n. The
@@ -424,20 +494,25 @@ int main(int argc, char **argv)
         } else
             train_monitor_tick(&mon, step);
     }
-    char title[200];
-    snprintf(title, sizeof title, "%s %s, lr %g, mu_max %g, seed %llu", o.data, o.arch, o.lr,
-             o.mu_max, (unsigned long long)o.seed);
+    char title[600];
+    train_optim_desc(desc, sizeof desc, &o.tf, MOM_NET_FEEDFORWARD, o.lr, momentum, 1);
+    snprintf(title, sizeof title, "%s %s, %s, seed %llu", o.data, o.arch, desc,
+             (unsigned long long)o.seed);
     train_monitor_end(&mon, diverged, net, opt, NULL, title, "training squared error");
     dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), mom_optim_steps(opt));
     if (dist_root(&d)) {
+        /* the final parameters (after a divergence: the ones kept from the update before) on
+         * the whole training set, the loss as well as the error */
+        double train_loss = eval_loss(net, &train, train.n, 1000);
         double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
         double test_err =
             test.n ? eval_set(net, &test, test.n, 1000, MOM_METRIC_SQUARED_ERROR) : NAN;
         double seconds = train_monitor_seconds(&mon);
-        if (o.recon)
-            write_recon(o.recon, net, test.n ? &test : &train);
+        if (o.recon &&
+            write_recon(o.recon, net, test.n ? &test : &train, test.n ? "test" : "training") != 0)
+            mon.output_failed = 1;
         printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
-               (unsigned long long)mom_optim_steps(opt), mon.mean_loss, train_full, test_err,
+               (unsigned long long)mom_optim_steps(opt), train_loss, train_full, test_err,
                seconds);
     }
     mom_rng_destroy(order);
@@ -448,5 +523,5 @@ int main(int argc, char **argv)
     free(perm);
     free(xb);
     dist_finish(&d);
-    return diverged ? 3 : 0;
+    return train_exit_status(&mon, diverged);
 }

@@ -24,6 +24,7 @@ typedef struct options {
     uint64_t init_seed; /* --init-seed; UINT64_MAX: the same as --seed */
     double mu0, warm_mu, lr, input_scale, clip;
     int have_input_scale, bias_only;
+    int mu0_given, warmup_given, lr_given, steps_given;
     const char *trace; /* --trace FILE.csv, or NULL */
     train_flags tf;
 } options;
@@ -36,12 +37,17 @@ static void usage(FILE *f)
 "\n"
 "  --task NAME        addition (default), multiplication, xor, temporal-order,\n"
 "                     temporal-order-3, permutation, mem5, mem20\n"
-"  --T N              dependency length T (default: the paper's, 80; 200 for mem5)\n"
+"  --T N              dependency length T (default: the paper's, 80; 200 for mem5); it must be\n"
+"                     at least 10 for addition, multiplication, xor and the temporal-order\n"
+"                     tasks, 2 for permutation, 1 for mem5 and mem20\n"
 "  --hidden N         hidden tanh units (default 100)\n"
 "  --optim NAME       sgd, cm, nag (default), hf, mhf (momentum-HF)\n"
 "  --mu0 X            momentum after the warm-up (default 0.995)\n"
-"  --mu-warmup M:N    momentum M for the first N updates (default 0.9:1000)\n"
-"  --lr X             learning rate (default: per task, see docs/results.md)\n"
+"  --mu-warmup M:N    momentum M for the first N updates (default 0.9:1000); --mu0 and\n"
+"                     --mu-warmup are for cm and nag: sgd, hf and mhf ignore them, with a\n"
+"                     warning unless they ask for no momentum\n"
+"  --lr X             learning rate (default: per task, see docs/results.md); hf and mhf\n"
+"                     ignore it (with a warning): their step comes from HF\n"
 "  --steps N          updates (default 50000; 0 evaluates the initialized network)\n"
 "  --batch N          fresh sequences per update (default 100)\n"
 "  --seed N           seed of initialization and data (default 1)\n"
@@ -60,7 +66,8 @@ static void usage(FILE *f)
 "                     mem20 and mem5 stay at chance here, while --loss-steps recall\n"
 "                     --clip 10 solves them (docs/results.md)\n"
 "  --bias-only        evaluate the paper's baseline: a network whose outputs are its output\n"
-"                     biases (the mean target), without training\n"
+"                     biases (the mean target), without training (--steps, if given, must\n"
+"                     be 0)\n"
 "  --target NAME      addition target: mean (default), sum, hs\n"
 "  --clip X           clip the gradient norm to X (default off)\n"
 "  --trace FILE.csv   the recurrent dynamics before the first update and at every evaluation:\n"
@@ -74,6 +81,9 @@ static void usage(FILE *f)
     fprintf(f, "\n"
 "The last line on stdout is a summary:\n"
 "final steps=<n> train_loss=<x> train_error=<x> test_error=<x> seconds=<x>\n"
+"All three describe the final parameters (after a divergence: the ones kept from the update\n"
+"before): train_loss and train_error on the last training minibatch (with --steps 0 a fresh\n"
+"one), test_error on the --eval-size test sequences.\n"
 "Errors are the paper's: addition/multiplication the fraction of sequences whose output is off by\n"
 "more than 0.04; memorization the mean number of wrong symbols per sequence; others the fraction\n"
 "of wrong predictions at the counted step.\n");
@@ -128,12 +138,16 @@ static void parse(options *o, int argc, char **argv)
             continue;
         } else if (strcmp(a, "--mu0") == 0) {
             o->mu0 = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 1.0);
+            o->mu0_given = 1;
         } else if (strcmp(a, "--mu-warmup") == 0) {
             cli_pair(prog, a, cli_value(prog, argc, argv, &i), &o->warm_mu, &o->warm_steps);
+            o->warmup_given = 1;
         } else if (strcmp(a, "--lr") == 0) {
             o->lr = cli_double(prog, a, cli_value(prog, argc, argv, &i), 1e-12, 100.0);
+            o->lr_given = 1;
         } else if (strcmp(a, "--steps") == 0) {
             o->steps = cli_size(prog, a, cli_value(prog, argc, argv, &i), 0, (size_t)1 << 40);
+            o->steps_given = 1;
         } else if (strcmp(a, "--batch") == 0) {
             o->batch = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 1000000);
         } else if (strcmp(a, "--seed") == 0) {
@@ -187,7 +201,13 @@ static void parse(options *o, int argc, char **argv)
         cli_usage_error(prog, "--target applies to the addition task");
     if (o->center && o->task != TASK_ADDITION && o->task != TASK_MULTIPLICATION)
         cli_usage_error(prog, "--center applies to the addition and multiplication tasks");
+    if (o->bias_only && o->steps_given && o->steps != 0)
+        cli_usage_error(prog, "--bias-only trains nothing: give no --steps (or --steps 0)");
+    if (o->bias_only)
+        o->steps = 0;
     train_flags_finish(prog, &o->tf, o->eval_every);
+    if (o->trace)
+        cli_check_output(prog, "--trace", o->trace, o->tf.resume != NULL);
     if (o->lr < 0)
         o->lr = default_lr(o->task);
     if (!o->have_input_scale)
@@ -195,8 +215,23 @@ static void parse(options *o, int argc, char **argv)
                           o->task == TASK_XOR) ? 0.001 : 0.1;
 }
 
+/* Flags of the momentum methods given to an optimizer without momentum: a warning, unless they
+ * ask for none. */
+static void warn_ignored(const options *o)
+{
+    int momentum = o->tf.optim == TRAIN_CM || o->tf.optim == TRAIN_NAG;
+    int hf = o->tf.optim == TRAIN_HF || o->tf.optim == TRAIN_MHF;
+    if (!momentum && o->mu0_given && o->mu0 != 0)
+        train_warn_ignored(prog, &o->tf, "--mu0", "cm and nag");
+    if (!momentum && o->warmup_given && o->warm_mu != 0 && o->warm_steps != 0)
+        train_warn_ignored(prog, &o->tf, "--mu-warmup", "cm and nag");
+    if (hf && o->lr_given)
+        train_warn_ignored(prog, &o->tf, "--lr", "sgd, cm and nag");
+}
+
 static void die_lib(const char *what, int rc, const char *detail)
 {
+    cli_progress_break();
     fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, mom_strerror(rc),
             detail && *detail ? ": " : "", detail ? detail : "");
     exit(1);
@@ -206,6 +241,8 @@ static void die_lib(const char *what, int rc, const char *detail)
 
 typedef struct trace {
     FILE *f;
+    const char *path;
+    int failed;              /* a row could not be written */
     float *grad;             /* room for one gradient */
     size_t off[4], size[4];  /* W_vh, W_hh, b_h, W_ho in the parameter vector */
     size_t hidden;
@@ -236,15 +273,21 @@ static void trace_open(trace *tr, const char *path, int append, mom_net *net, si
         tr->size[k] = rows * cols;
     }
     tr->grad = malloc(mom_net_num_params(net) * sizeof *tr->grad);
+    if (tr->grad == NULL) {
+        fprintf(stderr, "%s: out of memory for the trace\n", prog);
+        exit(1);
+    }
+    tr->path = path;
     tr->f = cli_csv_open(path, append,
                          "step,rho_hh,norm_w_vh,norm_w_hh,norm_b_h,norm_w_ho,grad_norm");
-    if (tr->grad == NULL || tr->f == NULL) {
-        fprintf(stderr, "%s: cannot write the trace %s\n", prog, path);
+    if (tr->f == NULL) {
+        fprintf(stderr, "%s: cannot write the trace %s: %s\n", prog, path, strerror(errno));
         exit(1);
     }
 }
 
-/* One row: the network after `step` updates, the gradient on minibatch v. */
+/* One row: the network after `step` updates, the gradient on minibatch v. A row that cannot be
+ * written ends the trace with a message. */
 static void trace_row(trace *tr, uint64_t step, mom_net *net, const mom_batch *v)
 {
     if (tr->f == NULL)
@@ -260,15 +303,28 @@ static void trace_row(trace *tr, uint64_t step, mom_net *net, const mom_batch *v
             norm2(p + tr->off[0], tr->size[0]), norm2(p + tr->off[1], tr->size[1]),
             norm2(p + tr->off[2], tr->size[2]), norm2(p + tr->off[3], tr->size[3]),
             norm2(tr->grad, mom_net_num_params(net)));
-    fflush(tr->f);
+    if (fflush(tr->f) != 0 || ferror(tr->f)) {
+        int e = errno;
+        cli_progress_break();
+        fprintf(stderr, "%s: cannot write the trace %s: %s; no more rows are written\n", prog,
+                tr->path, strerror(e));
+        fclose(tr->f);
+        tr->f = NULL;
+        tr->failed = 1;
+    }
 }
 
-static void trace_close(trace *tr)
+/* Close the trace: returns 0, or -1 (with a message) when it could not be written completely. */
+static int trace_close(trace *tr)
 {
-    if (tr->f != NULL && fclose(tr->f) != 0)
-        fprintf(stderr, "%s: error writing the trace\n", prog);
+    int failed = tr->failed;
+    if (tr->f != NULL && fclose(tr->f) != 0) {
+        fprintf(stderr, "%s: cannot write the trace %s: %s\n", prog, tr->path, strerror(errno));
+        failed = 1;
+    }
     free(tr->grad);
     memset(tr, 0, sizeof *tr);
+    return failed ? -1 : 0;
 }
 
 /* The task's zero-one error on a batch (mean over its sequences): the library metric, or for the
@@ -315,10 +371,13 @@ int main(int argc, char **argv)
 
     task t;
     if (task_init(&t, (task_kind)o.task, o.T, o.target, o.center) != 0)
-        cli_usage_error(prog, "--T %zu is too small for task %s", o.T, task_name((task_kind)o.task));
+        cli_usage_error(prog, "--T %zu is too small for task %s (at least %zu)", o.T,
+                        task_name((task_kind)o.task), task_min_T((task_kind)o.task));
     t.recall_loss = o.recall_loss;
     dist d;
     dist_start(&d, prog, &argc, &argv, o.tf.mpi);
+    if (dist_root(&d))
+        warn_ignored(&o);
 
     mom_net *net = NULL;
     mom_rng *data_rng = NULL, *eval_rng = NULL;
@@ -386,7 +445,6 @@ int main(int argc, char **argv)
             (rc = mom_net_block(net, blk, NULL, NULL, &rows, &cols, &off)))
             die_lib("finding W_ho", rc, mom_net_errmsg(net));
         memset(mom_net_params(net) + off, 0, rows * cols * sizeof(float));
-        o.steps = 0;
     }
     if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, t.max_steps)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
@@ -414,13 +472,19 @@ int main(int argc, char **argv)
 
     uint64_t first =
         train_begin(prog, &o.tf, net, opt, data_rng, &d, gbatch, "sequences", o.steps);
+    /* what the optimizer uses: the momentum schedule only for cm and nag, no lr for hf, mhf */
+    char momentum[96], desc[320];
+    if (o.warm_steps)
+        snprintf(momentum, sizeof momentum, "mu %g:%llu then %g", o.warm_mu,
+                 (unsigned long long)o.warm_steps, o.mu0);
+    else
+        snprintf(momentum, sizeof momentum, "mu %g", o.mu0);
+    train_optim_desc(desc, sizeof desc, &o.tf, MOM_NET_RECURRENT, o.lr, momentum, 0);
     if (dist_root(&d))
-        fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s lr %g mu %g:%llu then %g, "
-                    "batch %zu, %llu updates, seed %llu\n",
-            prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net),
-            train_optim_name(o.tf.optim), o.lr,
-            o.warm_mu, (unsigned long long)o.warm_steps, o.mu0, o.batch,
-            (unsigned long long)o.steps, (unsigned long long)o.seed);
+        fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s, batch %zu, %llu "
+                        "updates, seed %llu\n",
+                prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net), desc,
+                o.batch, (unsigned long long)o.steps, (unsigned long long)o.seed);
 
     trace tr;
     memset(&tr, 0, sizeof tr);
@@ -443,7 +507,7 @@ int main(int argc, char **argv)
 
     train_monitor mon;
     train_monitor_start(&mon, prog, &o.tf, first, o.steps, !dist_root(&d));
-    double last_loss = NAN, test_err = NAN, train_err = NAN;
+    double train_loss = NAN, test_err = NAN, train_err = NAN;
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
         task_generate(&t, &train, data_rng);
@@ -474,27 +538,32 @@ int main(int argc, char **argv)
             train_monitor_tick(&mon, step);
         }
     }
-    char title[160];
-    snprintf(title, sizeof title, "%s T=%zu, lr %g, mu0 %g, seed %llu",
-             task_name((task_kind)o.task), o.T, o.lr, o.mu0, (unsigned long long)o.seed);
+    char title[400];
+    train_optim_desc(desc, sizeof desc, &o.tf, MOM_NET_RECURRENT, o.lr, momentum, 1);
+    snprintf(title, sizeof title, "%s T=%zu, %s, seed %llu", task_name((task_kind)o.task), o.T,
+             desc, (unsigned long long)o.seed);
     train_monitor_end(&mon, diverged, net, opt, data_rng, title, "test error");
-    last_loss = mon.mean_loss;
-    if (o.steps == 0 && dist_root(&d)) {
-        /* No training: the initialized network, whose output biases hold the mean target; the
-         * paper's "biases" baseline. */
-        task_generate(&t, &train, data_rng);
+    if (dist_root(&d)) {
+        /* The summary describes the final parameters, the ones kept from the update before after
+         * a divergence: their loss and error on the last training minibatch (the one of the
+         * update that diverged, for a diverged run) and their test error. */
+        if (o.steps == 0) /* no training: the initialized network, whose output biases hold the
+                           * mean target; the paper's "biases" baseline */
+            task_generate(&t, &train, data_rng);
         mom_batch v = task_loss_view(&train);
-        if ((rc = mom_net_loss(&last_loss, net, &v, NULL)) ||
+        if ((rc = mom_net_loss(&train_loss, net, &v, NULL)) ||
             (rc = task_error(&train_err, net, &t, &train, y)))
             die_lib("evaluation", rc, mom_net_errmsg(net));
-        test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
+        if (o.steps == 0 || diverged) /* else the last evaluation saw these parameters */
+            test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
     }
     double seconds = train_monitor_seconds(&mon);
     dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), mom_optim_steps(opt));
     if (dist_root(&d))
         printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
-           (unsigned long long)mom_optim_steps(opt), last_loss, train_err, test_err, seconds);
-    trace_close(&tr);
+           (unsigned long long)mom_optim_steps(opt), train_loss, train_err, test_err, seconds);
+    if (trace_close(&tr) != 0)
+        mon.output_failed = 1;
     mom_optim_destroy(opt);
     mom_net_destroy(net);
     mom_rng_destroy(data_rng);
@@ -506,5 +575,5 @@ int main(int argc, char **argv)
     task_batch_free(&lcurv);
     free(y);
     dist_finish(&d);
-    return diverged ? 3 : 0;
+    return train_exit_status(&mon, diverged);
 }

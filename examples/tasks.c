@@ -30,9 +30,24 @@ static void mem_shape(task_kind kind, size_t *alphabet, size_t *count)
 /* ceil(k * len / 10) in integers: the first integer position >= k/10 of the sequence. */
 static size_t tenth(size_t k, size_t len) { return (k * len + 9) / 10; }
 
+size_t task_min_T(task_kind kind)
+{
+    switch (kind) {
+    case TASK_PERMUTATION:
+        return 2;
+    case TASK_MEM5:
+    case TASK_MEM20:
+        return 1;
+    default:
+        return 10;
+    }
+}
+
 int task_init(task *t, task_kind kind, size_t T, int target, int center)
 {
     memset(t, 0, sizeof *t);
+    if (T < task_min_T(kind))
+        return -1;
     t->kind = kind;
     t->T = T;
     t->target = target;
@@ -42,8 +57,6 @@ int task_init(task *t, task_kind kind, size_t T, int target, int center)
     case TASK_ADDITION:
     case TASK_MULTIPLICATION:
     case TASK_XOR:
-        if (T < 10)
-            return -1;
         t->n_in = 2;
         t->n_out = 1;
         t->output = kind == TASK_XOR ? MOM_OUT_LOGISTIC_XENT : MOM_OUT_LINEAR_SQUARED;
@@ -59,16 +72,12 @@ int task_init(task *t, task_kind kind, size_t T, int target, int center)
         return 0;
     case TASK_ORDER2:
     case TASK_ORDER3:
-        if (T < 10)
-            return -1;
         t->n_in = 6;
         t->n_out = kind == TASK_ORDER2 ? 4 : 8;
         t->output = MOM_OUT_SOFTMAX_XENT;
         t->metric = MOM_METRIC_CLASS_ERROR;
         return 0;
     case TASK_PERMUTATION:
-        if (T < 2)
-            return -1;
         t->n_in = 100;
         t->n_out = 100;
         t->output = MOM_OUT_SOFTMAX_XENT;
@@ -78,8 +87,6 @@ int task_init(task *t, task_kind kind, size_t T, int target, int center)
     case TASK_MEM20: {
         size_t a, c;
         mem_shape(kind, &a, &c);
-        if (T < 1)
-            return -1;
         t->n_in = a + 2;
         t->n_out = a + 1;
         t->output = MOM_OUT_SOFTMAX_XENT;

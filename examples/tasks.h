@@ -55,7 +55,11 @@ typedef struct task_batch {
 int task_parse(const char *name);
 const char *task_name(task_kind kind);
 
-/* Fill `t` for a kind and T. Returns 0, or -1 for a T too small for the task. */
+/* The smallest T a task takes: 10 for addition, multiplication, xor and the temporal-order tasks
+ * (their relevant positions are tenths of the length), 2 for permutation, 1 for memorization. */
+size_t task_min_T(task_kind kind);
+
+/* Fill `t` for a kind and T. Returns 0, or -1 for a T too small for the task (below task_min_T). */
 int task_init(task *t, task_kind kind, size_t T, int target, int center);
 
 /* Allocate a batch of n sequences for task t (0 / -1 on allocation failure). */

@@ -73,6 +73,8 @@ int train_parse_flag(const char *prog, int argc, char **argv, int *i, train_flag
 
 void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
 {
+    if (f->checkpoint_every != 0 && f->checkpoint == NULL)
+        cli_usage_error(prog, "--checkpoint-every needs --checkpoint FILE to write to");
     if (f->checkpoint_every == 0)
         f->checkpoint_every = eval_every;
     if (f->checkpoint_every % eval_every != 0)
@@ -80,21 +82,18 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
                         (unsigned long long)f->checkpoint_every, (unsigned long long)eval_every);
     if (f->plot && !f->log)
         cli_usage_error(prog, "--plot needs --log FILE.csv to plot from");
-    if (f->checkpoint) {
-        /* find an unwritable place now, not after the first --checkpoint-every updates */
-        const char *slash = strrchr(f->checkpoint, '/');
-        char dir[4096];
-        if (slash == NULL)
-            snprintf(dir, sizeof dir, ".");
-        else /* "/x" is in "/" */
-            snprintf(dir, sizeof dir, "%.*s",
-                     (int)(slash == f->checkpoint ? 1 : slash - f->checkpoint), f->checkpoint);
-        if (access(dir, W_OK | X_OK) != 0) {
-            fprintf(stderr, "%s: cannot write checkpoints into %s: %s\n", prog, dir,
-                    strerror(errno));
-            exit(1);
-        }
+    /* find an unwritable place now, not after the training: a resumed log is rewritten through
+     * a temporary file next to it, and so is every checkpoint */
+    if (f->log)
+        cli_check_output(prog, "--log", f->log, f->resume != NULL);
+    if (f->plot) {
+        cli_check_output(prog, "--plot", f->plot, 0);
+        if (!cli_have_gnuplot()) /* the plot is optional: say so now, train anyway */
+            fprintf(stderr, "%s: warning: gnuplot is not installed (apt-get install gnuplot-nox): "
+                            "no plot will be drawn; the log %s will have the data\n", prog, f->log);
     }
+    if (f->checkpoint)
+        cli_check_output(prog, "--checkpoint", f->checkpoint, 1);
     if (f->threads > 0 && cli_set_threads(f->threads) != 0)
         fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
                 prog);
@@ -104,12 +103,15 @@ void train_usage(FILE *f)
 {
     fprintf(f,
 "  --log FILE.csv      write step, mu, lr, training loss, evaluation error, seconds (for hf\n"
-"                      and mhf the mu and lr columns hold the CG decay and the step size)\n"
-"  --plot FILE.png     plot the learning curve with gnuplot at the end (needs --log)\n"
+"                      and mhf the mu and lr columns hold the CG decay and the step size); the\n"
+"                      training loss is the mean over the updates since the previous row\n"
+"  --plot FILE.png     plot the learning curve with gnuplot at the end (needs --log; without\n"
+"                      gnuplot installed, a warning and no plot)\n"
 "  --checkpoint FILE   save the training state to FILE every --checkpoint-every updates and\n"
 "                      at the end (atomically)\n"
-"  --checkpoint-every N  a multiple of --eval-every (default: --eval-every)\n"
-"  --resume FILE       continue the run saved in FILE (give the same flags as the first run);\n"
+"  --checkpoint-every N  a multiple of --eval-every (default: --eval-every; needs --checkpoint)\n"
+"  --resume FILE       continue the run saved in FILE (give the same flags as the first run;\n"
+"                      a checkpoint of another network or optimizer is refused);\n"
 "                      with --log, the log and its seconds go on from the saved update\n"
 "  --threads N         BLAS threads (default: the BLAS default)\n"
 "  --mpi               data-parallel training over the ranks of an MPI job (mpirun -np N\n"
@@ -117,8 +119,61 @@ void train_usage(FILE *f)
 "                      minibatch, the gradients are averaged, rank 0 alone writes the log,\n"
 "                      checkpoints and summary (docs/distributed.md; needs an MPI build)\n"
 "  --help              this text\n"
-"Exit status: 0 done, 1 an error (a message names it), 2 a bad command line, 3 training diverged\n"
-"(the summary line then reports the last finite state).\n");
+"The output files' directories are checked before training starts. Progress goes to stderr (a\n"
+"bar on a terminal): its loss is the mean training loss since the last evaluation (what the log\n"
+"records at the next one), its error the last evaluation's.\n"
+"Exit status: 0 done, 1 an error (a message names it), 2 a bad command line (also an output\n"
+"file that cannot be written, a --resume checkpoint that does not match the flags), 3 training\n"
+"diverged (the summary line then reports the parameters kept from the update before), 4 done\n"
+"but an output file (log, trace, plot or image) could not be written (3 takes precedence).\n");
+}
+
+void train_optim_desc(char *buf, size_t size, const train_flags *tf, int net_kind, double lr,
+                      const char *momentum, int brief)
+{
+    const hf_settings *h = &tf->hf;
+    size_t at = 0;
+    int w;
+#define DESC(...)                                                                                  \
+    (w = snprintf(buf + at, size - at, __VA_ARGS__),                                             \
+     at = w < 0 ? at : at + (size_t)w < size ? at + (size_t)w : size - 1)
+    buf[0] = '\0';
+    switch (tf->optim) {
+    case TRAIN_SGD:
+        DESC("SGD lr %g", lr);
+        break;
+    case TRAIN_CM:
+    case TRAIN_NAG:
+        DESC("%s lr %g %s", train_optim_name(tf->optim), lr, momentum);
+        break;
+    case TRAIN_HF:
+        DESC("HF lambda %g", h->lambda);
+        if (!brief)
+            DESC(", max CG %zu, CG decay %g", h->max_cg, h->decay);
+        break;
+    default: /* TRAIN_MHF */
+        DESC("momentum-HF lambda %g, %zu CG iterations", h->lambda, h->fixed_cg);
+        if (!brief)
+            DESC(", CG decay %g to %g, step 1 then %g/(t-%g)", h->decay, h->decay_max, h->anneal_a,
+                 h->anneal_t0);
+        break;
+    }
+    int hf = tf->optim == TRAIN_HF || tf->optim == TRAIN_MHF;
+    if (!brief && hf && net_kind == MOM_NET_RECURRENT)
+        DESC(", structural damping %g", h->struct_damping);
+    /* the 2e-5 default is HF's: first-order methods use weight decay only when asked */
+    if (!brief && h->weight_decay > 0 && (hf || h->weight_decay_set))
+        DESC(", weight decay %g", h->weight_decay);
+#undef DESC
+}
+
+void train_warn_ignored(const char *prog, const train_flags *tf, const char *flag,
+                        const char *used_by)
+{
+    const char *name = tf->optim == TRAIN_SGD ? "sgd" : tf->optim == TRAIN_CM ? "cm"
+                       : tf->optim == TRAIN_NAG ? "nag" : tf->optim == TRAIN_HF ? "hf" : "mhf";
+    fprintf(stderr, "%s: warning: %s is ignored with --optim %s (it is for %s)\n", prog, flag, name,
+            used_by);
 }
 
 void hf_defaults(hf_settings *h, int net_kind)
@@ -189,6 +244,7 @@ void hf_usage(FILE *f)
 
 static void die(const char *prog, const char *what, int rc, const char *detail)
 {
+    cli_progress_break();
     fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, mom_strerror(rc),
             detail && *detail ? ": " : "", detail ? detail : "");
     exit(1);
@@ -252,7 +308,9 @@ int train_step(double *loss, mom_optim *opt, mom_net *net, const mom_batch *grad
     return mom_optim_step_net(loss, opt, net, grad);
 }
 
-int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data)
+/* train_save's work; on failure its message goes into msg. */
+static int save(const char *path, mom_net *net, mom_optim *opt, mom_rng *data, char *msg,
+                size_t size)
 {
     mom_ckpt *ck = NULL;
     const mom_rng *rngs[1] = {data};
@@ -262,10 +320,37 @@ int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt,
     if (rc == MOM_OK)
         rc = mom_ckpt_save_file(ck, path);
     if (rc != MOM_OK)
-        fprintf(stderr, "%s: saving the checkpoint %s failed: %s%s%s\n", prog, path,
-                mom_strerror(rc), ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
+        snprintf(msg, size, "saving the checkpoint %s failed: %s%s%s", path, mom_strerror(rc),
+                 ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
     mom_ckpt_destroy(ck);
     return rc;
+}
+
+int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data)
+{
+    char msg[1024];
+    int rc = save(path, net, opt, data, msg, sizeof msg);
+    if (rc != MOM_OK)
+        fprintf(stderr, "%s: %s\n", prog, msg);
+    return rc;
+}
+
+static const char *net_kind_name(int kind)
+{
+    return kind == MOM_NET_RECURRENT ? "recurrent" : kind == MOM_NET_FEEDFORWARD ? "feedforward"
+                                                                                 : "no";
+}
+
+/* A sound checkpoint that holds another network, optimizer or streams than the flags make:
+ * status 2, as for other flags that do not fit together. */
+static void mismatch(const char *prog, const char *path, const char *what)
+{
+    /* the library names where in the file the field is: of no use here */
+    if (strncmp(what, "section ", 8) == 0 && strstr(what, " at offset ") != NULL &&
+        strstr(what, ": ") != NULL)
+        what = strstr(what, ": ") + 2;
+    cli_fail(prog, 2, "%s does not match the flags: %s (resume with the flags of the run that "
+                      "wrote it)", path, what);
 }
 
 void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data)
@@ -275,13 +360,25 @@ void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *o
     int rc = mom_ckpt_create(&ck, NULL);
     if (rc == MOM_OK)
         rc = mom_ckpt_load_file(ck, path);
-    if (rc == MOM_OK && mom_ckpt_num_rngs(ck) != (data ? 1u : 0u)) {
-        fprintf(stderr, "%s: %s was not written by this trainer (it holds %zu random streams)\n",
-                prog, path, (size_t)mom_ckpt_num_rngs(ck));
-        exit(1);
+    /* the file is sound from here on: whatever does not fit is a mismatch */
+    if (rc == MOM_OK && mom_ckpt_net_kind(ck) != mom_net_kind_of(net)) {
+        char what[256];
+        snprintf(what, sizeof what, "it holds a %s network, %s trains %s ones",
+                 net_kind_name(mom_ckpt_net_kind(ck)), prog,
+                 net_kind_name(mom_net_kind_of(net)));
+        mismatch(prog, path, what);
     }
-    if (rc == MOM_OK)
+    if (rc == MOM_OK && mom_ckpt_num_rngs(ck) != (data ? 1u : 0u)) {
+        char what[256];
+        snprintf(what, sizeof what, "it holds %zu random streams, %s keeps %u (was it written by "
+                 "another program?)", (size_t)mom_ckpt_num_rngs(ck), prog, data ? 1u : 0u);
+        mismatch(prog, path, what);
+    }
+    if (rc == MOM_OK) {
         rc = mom_ckpt_restore(ck, net, opt, data ? rngs : NULL, data ? 1 : 0);
+        if (rc == MOM_E_FORMAT) /* the file loaded: another architecture or optimizer */
+            mismatch(prog, path, mom_ckpt_errmsg(ck));
+    }
     if (rc != MOM_OK) {
         fprintf(stderr, "%s: cannot resume from %s: %s%s%s\n", prog, path, mom_strerror(rc),
                 ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
@@ -331,10 +428,11 @@ void train_monitor_start(train_monitor *m, const char *prog, const train_flags *
     m->steps = steps;
     m->mean_loss = m->last_err = NAN;
     if (tf->log && !quiet && (m->log = cli_log_open(tf->log, tf->resume != NULL)) == NULL) {
-        fprintf(stderr, "%s: cannot write the log %s\n", prog, tf->log);
+        fprintf(stderr, "%s: cannot write the log %s: %s\n", prog, tf->log, strerror(errno));
         exit(1);
     }
-    cli_progress_start(&m->bar, first - 1, steps);
+    if (!quiet)
+        cli_progress_start(&m->bar, first - 1, steps);
     /* a resumed run's seconds go on from its log, so the column stays the run's wall time */
     m->t0 = cli_now() - (tf->resume && tf->log ? cli_log_last_seconds(tf->log) : 0.0);
 }
@@ -342,7 +440,8 @@ void train_monitor_start(train_monitor *m, const char *prog, const train_flags *
 int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom_optim *opt)
 {
     if (rc == MOM_E_DIVERGED) {
-        fprintf(stderr, "\n%s: diverged at update %llu (%s); parameters kept from the update "
+        cli_progress_break();
+        fprintf(stderr, "%s: diverged at update %llu (%s); parameters kept from the update "
                         "before. Try a smaller --lr.\n",
                 m->prog, (unsigned long long)step, mom_optim_errmsg(opt));
         return 1;
@@ -351,8 +450,6 @@ int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom
         die(m->prog, "training step", rc, mom_optim_errmsg(opt));
     m->loss_sum += loss;
     m->count++;
-    if (m->count == 1 && m->mean_loss != m->mean_loss)
-        m->mean_loss = loss; /* something to show before the first evaluation */
     return 0;
 }
 
@@ -370,17 +467,31 @@ void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, d
     m->count = 0;
     if (m->quiet)
         return;
-    cli_log_row(m->log, step, mu, lr, m->mean_loss, err, train_monitor_seconds(m));
+    if (cli_log_row(m->log, step, mu, lr, m->mean_loss, err, train_monitor_seconds(m)) != 0) {
+        /* the training goes on; the status tells that the log is incomplete */
+        cli_progress_break();
+        fprintf(stderr, "%s: cannot write the log %s: %s; no more rows are written\n", m->prog,
+                m->tf->log, strerror(errno));
+        fclose(m->log);
+        m->log = NULL;
+        m->output_failed = 1;
+    }
     cli_progress_update(&m->bar, step, m->mean_loss, err, 1);
+    char msg[1024];
     if (m->tf->checkpoint && step % m->tf->checkpoint_every == 0 &&
-        train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)
+        save(m->tf->checkpoint, net, opt, data, msg, sizeof msg) != MOM_OK) {
+        cli_progress_break();
+        fprintf(stderr, "%s: %s\n", m->prog, msg);
         exit(1);
+    }
 }
 
 void train_monitor_tick(train_monitor *m, uint64_t step)
 {
+    /* the running mean of the interval: what the next log row will record */
     if (!m->quiet)
-        cli_progress_update(&m->bar, step, m->mean_loss, m->last_err, 0);
+        cli_progress_update(&m->bar, step, m->count ? m->loss_sum / (double)m->count : m->mean_loss,
+                            m->last_err, 0);
 }
 
 void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *opt,
@@ -393,13 +504,25 @@ void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *
         (m->steps == 0 || m->steps % m->tf->checkpoint_every != 0) &&
         train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)
         exit(1);
-    if (m->log)
-        fclose(m->log);
+    if (m->log && fclose(m->log) != 0) {
+        fprintf(stderr, "%s: cannot write the log %s: %s\n", m->prog, m->tf->log,
+                strerror(errno));
+        m->output_failed = 1;
+    }
     m->log = NULL;
-    if (m->tf->plot && m->tf->log &&
-        cli_plot(m->tf->log, m->tf->plot, title, err_label) == 0) /* --plot needs --log */
-        fprintf(stderr, "%s: learning curve in %s, log in %s\n", m->prog, m->tf->plot,
-                m->tf->log);
+    if (m->tf->plot && m->tf->log) { /* --plot needs --log */
+        int rc = cli_plot(m->tf->log, m->tf->plot, title, err_label);
+        if (rc == 0)
+            fprintf(stderr, "%s: learning curve in %s, log in %s\n", m->prog, m->tf->plot,
+                    m->tf->log);
+        else if (rc != CLI_PLOT_NO_GNUPLOT) /* a missing gnuplot was announced at the start */
+            m->output_failed = 1;
+    }
+}
+
+int train_exit_status(const train_monitor *m, int diverged)
+{
+    return diverged ? 3 : m->output_failed ? 4 : 0;
 }
 
 double train_monitor_seconds(const train_monitor *m) { return cli_now() - m->t0; }

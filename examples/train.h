@@ -47,12 +47,25 @@ void train_flags_init(train_flags *f, int net_kind);
 /* If argv[*i] is one of the shared flags, parse it (advancing *i) and return 1; else 0. */
 int train_parse_flag(const char *prog, int argc, char **argv, int *i, train_flags *f);
 
-/* After parsing: default --checkpoint-every to eval_every and check it is a multiple of it; set
- * the BLAS threads. Usage errors exit with status 2. */
+/* After parsing: default --checkpoint-every to eval_every and check it is a multiple of it (and
+ * that there is a --checkpoint to write); check that --log, --plot and --checkpoint can be written
+ * and that gnuplot is there for --plot, before any training; set the BLAS threads. Usage errors
+ * exit with status 2. */
 void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every);
 
 /* Help text of the shared flags (without the HF ones). */
 void train_usage(FILE *f);
+
+/* What the optimizer of --optim uses, for the banner and the plot title: "SGD lr 0.01", "NAG lr
+ * 0.01 <momentum>" (momentum: the trainer's description of its schedule), the HF settings for hf
+ * and mhf. brief: the short form of the plot title. */
+void train_optim_desc(char *buf, size_t size, const train_flags *tf, int net_kind, double lr,
+                      const char *momentum, int brief);
+
+/* A flag that --optim ignores: "PROG: warning: FLAG is ignored with --optim NAME (it is for
+ * USED_BY)" on stderr. */
+void train_warn_ignored(const char *prog, const train_flags *tf, const char *flag,
+                        const char *used_by);
 
 /* Defaults of the paper / Martens for a network kind (MOM_NET_FEEDFORWARD or MOM_NET_RECURRENT). */
 void hf_defaults(hf_settings *h, int net_kind);
@@ -87,8 +100,10 @@ uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_
 /* Save net + optimizer + the data stream (may be NULL) atomically to path; message on failure. */
 int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data);
 
-/* Restore a checkpoint into existing handles of the same architecture and optimizer kind; exits
- * with status 1 and a message naming the file and the problem on failure. */
+/* Restore a checkpoint into existing handles of the same architecture and optimizer kind. A file
+ * that cannot be read or is damaged: status 1; a sound file whose network, optimizer or streams
+ * differ from the ones of the flags: status 2; each with a message naming the file and what is
+ * wrong. */
 void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data);
 
 /* The bookkeeping of a training loop both trainers share: mean training loss per evaluation
@@ -100,8 +115,9 @@ typedef struct train_monitor {
     uint64_t steps;
     FILE *log;
     cli_progress bar;
-    double t0, loss_sum, mean_loss, last_err;
+    double t0, loss_sum, mean_loss, last_err; /* mean_loss: of the last evaluation interval */
     uint64_t count;
+    int output_failed; /* an output file (log, trace, plot, image) could not be written */
 } train_monitor;
 
 /* Open the log (appending when resuming; exits 1 if it cannot be written) and start the progress
@@ -118,7 +134,8 @@ int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom
 int train_monitor_due(const train_monitor *m, uint64_t step, uint64_t eval_every);
 
 /* At an evaluation point: the interval's mean loss, a log row, the progress line, and a
- * checkpoint when due (exits 1 if saving fails). Between points: the progress display only. */
+ * checkpoint when due (exits 1 if saving fails). Between points: the progress display only, whose
+ * loss is the running mean of the interval so far (the value the next log row records). */
 void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, double err,
                         mom_net *net, mom_optim *opt, mom_rng *data);
 void train_monitor_tick(train_monitor *m, uint64_t step);
@@ -126,6 +143,10 @@ void train_monitor_tick(train_monitor *m, uint64_t step);
 /* End of the loop: final checkpoint (unless diverged or just saved), close the log, plot. */
 void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *opt,
                        mom_rng *data, const char *title, const char *err_label);
+
+/* The exit status of a run: 3 diverged, else 4 when an output file could not be written
+ * (output_failed), else 0. */
+int train_exit_status(const train_monitor *m, int diverged);
 
 /* Seconds since train_monitor_start. */
 double train_monitor_seconds(const train_monitor *m);

@@ -95,7 +95,8 @@ if [ "$(cut -d, -f1 "$tmp/dyn2.csv" | tr '\n' ' ')" = "step 0 10 20 30 " ]; then
     echo "ok $count - a resumed trace continues the file"
 else echo "not ok $count - resumed trace: $(cut -d, -f1 "$tmp/dyn2.csv" | tr '\n' ' ')"
     fails=$((fails + 1)); fi
-expect 1 "cannot write the trace" -- "$rnn" $r --steps 10 --trace "$tmp/no/such/dir.csv"
+expect 2 "trace $tmp/no/such/dir.csv: the directory $tmp/no/such does not exist" -- "$rnn" $r \
+    --steps 10 --trace "$tmp/no/such/dir.csv"
 
 for opt in nag hf; do
     r="--task addition --T 20 --batch 20 --eval-every 10 --eval-size 100 --optim $opt --hf-max-cg 10"
@@ -113,9 +114,15 @@ for opt in nag mhf; do
 done
 "$rnn" --task addition --T 20 --steps 10 --batch 10 --eval-every 10 --eval-size 10 \
     --checkpoint "$tmp/rnn-ckpt-for-mismatch" > /dev/null 2>&1
-expect 1 "unit layer 1 has 100 units in the checkpoint, 50" -- "$rnn" --task addition --T 20 \
-    --steps 30 --hidden 50 --resume "$tmp/rnn-ckpt-for-mismatch"
-expect 2 "multiple of --eval-every" -- "$rnn" --eval-every 100 --checkpoint-every 150
+# a checkpoint of another network or optimizer than the flags ask for: a mismatch, not damage
+expect 2 "rnn-ckpt-for-mismatch does not match the flags: unit layer 1 has 100 units in the checkpoint, 50" \
+    -- "$rnn" --task addition --T 20 --steps 30 --hidden 50 --resume "$tmp/rnn-ckpt-for-mismatch"
+expect 2 "does not match the flags: .*NAG optimizer" -- "$rnn" --task addition --T 20 --steps 30 \
+    --optim cm --resume "$tmp/rnn-ckpt-for-mismatch"
+expect 2 "does not match the flags: .*recurrent network" -- "$ae" --arch 784-30-6 --train-size 100 \
+    --steps 30 --resume "$tmp/rnn-ckpt-for-mismatch"
+expect 2 "multiple of --eval-every" -- "$rnn" --eval-every 100 --checkpoint-every 150 \
+    --checkpoint "$tmp/m.ckpt"
 printf 'garbage' > "$tmp/garbage.ckpt"
 expect 1 "cannot resume from $tmp/garbage.ckpt" -- "$ae" --arch 784-30-6 --train-size 100 \
     --steps 5 --resume "$tmp/garbage.ckpt"
@@ -156,8 +163,8 @@ else echo "not ok $count - resumed seconds: $(tail -1 "$tmp/s.csv") / $(tail -1 
     fails=$((fails + 1)); fi
 expect 1 "already holds 20 updates" -- "$rnn" $r --steps 20 --resume "$tmp/k.ckpt"
 expect 2 "--plot needs --log" -- "$rnn" $r --steps 5 --plot "$tmp/p.png"
-expect 1 "cannot write checkpoints into $tmp/no/such" -- "$rnn" $r --steps 5 \
-    --checkpoint "$tmp/no/such/k.ckpt"
+expect 2 "checkpoint $tmp/no/such/k.ckpt: the directory $tmp/no/such does not exist" -- "$rnn" $r \
+    --steps 5 --checkpoint "$tmp/no/such/k.ckpt"
 "$rnn" $r --steps 0 --checkpoint "$tmp/s0.ckpt" > /dev/null 2>&1
 count=$((count + 1))
 if [ -s "$tmp/s0.ckpt" ]; then echo "ok $count - --steps 0 still writes its checkpoint"
@@ -168,6 +175,172 @@ expect 0 "seed 10$" -- "$rnn" $r --steps 0 --seed 010
 expect 2 "must look like" -- "$ae" --arch 784-400- --data idx:"$tmp/none"
 expect 2 "goes with --data idx" -- "$ae" --data curves --test-data idx:"$tmp/none"
 expect 2 "applies to the addition task" -- "$rnn" --task mem5 --target sum
+
+# ---- review fixes ----------------------------------------------------------------------------
+only_summary() { # only_summary LABEL: the last command's stdout is the summary line alone
+    count=$((count + 1))
+    if [ "$(wc -l < "$tmp/out")" -eq 1 ] && grep -q '^final steps=' "$tmp/out"; then
+        echo "ok $count - $1"
+    else echo "not ok $count - $1: stdout holds $(wc -c < "$tmp/out") bytes"; fails=$((fails + 1)); fi
+}
+check() { # check LABEL COMMAND...: one test that passes when the command succeeds
+    label=$1
+    shift
+    count=$((count + 1))
+    if "$@"; then echo "ok $count - $label"; else echo "not ok $count - $label"; fails=$((fails + 1)); fi
+}
+# A gnuplot that fails the way the real one does when it cannot open its output: it draws on its
+# stdout instead, complains on stderr and exits 1. It keeps the script it was given.
+mkdir -p "$tmp/fakebin" "$tmp/nobin"
+cat > "$tmp/fakebin/gnuplot" << 'EOF'
+#!/bin/sh
+cat > "${FAKE_GNUPLOT_IN:-/dev/null}"
+printf '\211PNG\r\n\032\n(the image gnuplot drew on its stdout)\n'
+echo "cannot open file; output not changed" >&2
+exit 1
+EOF
+chmod +x "$tmp/fakebin/gnuplot"
+fake() { env PATH="$tmp/fakebin:$PATH" FAKE_GNUPLOT_IN="$tmp/gp.in" "$@"; }
+p="--task addition --T 10 --batch 10 --eval-size 20 --steps 20 --eval-every 10"
+# 1. gnuplot's stdout never reaches ours; a plot that cannot be written makes the status 4
+expect 4 "plot: gnuplot failed to write $tmp/p.png" -- fake "$rnn" $p --log "$tmp/p.csv" \
+    --plot "$tmp/p.png"
+only_summary "a failed --plot leaves stdout to the summary"
+expect 2 "plot $tmp/no/such/p.png: the directory $tmp/no/such does not exist" -- fake "$rnn" $p \
+    --log "$tmp/p.csv" --plot "$tmp/no/such/p.png"
+expect 2 "log $tmp: is a directory" -- "$rnn" $p --log "$tmp"
+expect 2 "log $tmp/p.csv/x.csv: Not a directory" -- "$rnn" $p --log "$tmp/p.csv/x.csv"
+expect 2 "recon $tmp/no/such/r.png: the directory $tmp/no/such does not exist" -- "$ae" \
+    --arch 784-20-5 --train-size 100 --steps 5 --recon "$tmp/no/such/r.png"
+expect 2 "checkpoint $tmp: is a directory" -- "$rnn" $p --checkpoint "$tmp"
+expect 2 "--log needs a file name" -- "$rnn" $p --log ""
+expect 0 "gnuplot is not installed" -- env PATH="$tmp/nobin" "$rnn" $p --log "$tmp/p.csv" \
+    --plot "$tmp/p.png"
+if [ -c /dev/full ] && [ -w /dev/full ]; then
+    expect 4 "could not write /dev/full: No space left on device" -- "$ae" --arch 784-20-5 \
+        --train-size 100 --batch 50 --steps 5 --eval-size 50 --recon /dev/full
+    only_summary "a failed --recon leaves stdout to the summary"
+    # 6. the reason of a log or trace that cannot be written
+    expect 1 "cannot write the log /dev/full: No space left on device" -- "$rnn" $p --log /dev/full
+    expect 1 "cannot write the trace /dev/full: No space left on device" -- "$rnn" $p --trace /dev/full
+fi
+if command -v gnuplot > /dev/null 2>&1; then
+    expect 0 "learning curve in $tmp/ok.png" -- "$rnn" $p --log "$tmp/ok.csv" --plot "$tmp/ok.png"
+    only_summary "a plotting run writes nothing but the summary on stdout"
+    check "the plot is a PNG" sh -c "head -c 4 '$tmp/ok.png' | od -An -c | grep -q 'P   N   G'"
+fi
+
+# 2. the progress bar on a terminal: cleared to the end of the line, fitted to the width, ended by
+# a newline when a signal kills the program
+if command -v script > /dev/null 2>&1 && SHELL=/bin/sh script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
+    bars_fit() { # bars_fit FILE MAX: every redraw of the bar ends with ESC [K and fits in MAX columns
+        esc=$(printf '\033')
+        tr '\r' '\n' < "$1" | grep -v -e '^mominit-rnn: ' -e '^final ' -e '^$' > "$tmp/bars"
+        [ -s "$tmp/bars" ] && ! grep -v "${esc}\[K\$" "$tmp/bars" | grep -q . &&
+            sed "s/${esc}\[K//g" "$tmp/bars" | awk -v max="$2" 'length($0) > max { bad = 1 } END { exit bad }'
+    }
+    b="--task addition --T 10 --batch 10 --eval-size 10 --steps 20 --eval-every 1 --optim hf --hf-max-cg 5"
+    SHELL=/bin/sh script -qec "stty cols 40; exec $rnn $b" /dev/null < /dev/null > "$tmp/tty40" 2>&1
+    check "the bar fits a 40-column terminal and clears old characters" bars_fit "$tmp/tty40" 39
+    SHELL=/bin/sh script -qec "stty cols 0; COLUMNS=50 exec $rnn $b" /dev/null < /dev/null > "$tmp/tty50" 2>&1
+    check "without a terminal size the bar fits \$COLUMNS" bars_fit "$tmp/tty50" 49
+    SHELL=/bin/sh script -qec "stty cols 0; unset COLUMNS; exec $rnn $b" /dev/null < /dev/null > "$tmp/tty80" 2>&1
+    check "without a size or \$COLUMNS the bar fits 80 columns" bars_fit "$tmp/tty80" 79
+    # SIGINT once the bar is on the screen (at most 30 s on a loaded machine)
+    SHELL=/bin/sh script -qec "sh -c 'i=0; (while [ \$i -lt 30 ] && ! grep -q ETA $tmp/int; do sleep 1; i=\$((i + 1)); done; kill -INT \$\$) &
+        exec $rnn --task addition --T 40 --steps 1000000 --eval-every 100000'" /dev/null < /dev/null > "$tmp/int" 2>&1
+    st=$?
+    check "SIGINT: status 130, the bar's line ended (status $st)" \
+        sh -c "[ $st -eq 130 ] && [ \"\$(tail -c 1 '$tmp/int' | od -An -c | tr -d ' ')\" = '\n' ] &&
+               grep -q 'ETA' '$tmp/int'"
+fi
+
+# 3. after a divergence mominit-rnn reports the kept parameters: the summary of a run stopped
+# just before the update that diverged has the same test error; no blank line on stderr
+d="--task addition --T 10 --eval-size 100 --eval-every 100 --lr 50"
+expect 3 "diverged at update 9" -- "$rnn" $d --steps 300
+cp "$tmp/out" "$tmp/div"
+count=$((count + 1))
+if grep -q '^final steps=8 train_loss=[0-9.e+-]* train_error=[0-9.e+-]* test_error=[0-9.e+-]* ' "$tmp/div" &&
+   ! grep -q '^$' "$tmp/err"; then echo "ok $count - a diverged run reports finite errors"
+else echo "not ok $count - diverged run: $(cat "$tmp/div")"; fails=$((fails + 1)); fi
+"$rnn" $d --steps 8 > "$tmp/div8" 2> /dev/null
+count=$((count + 1))
+if [ "$(sed 's/.*test_error=\([^ ]*\).*/\1/' "$tmp/div")" = "$(sed 's/.*test_error=\([^ ]*\).*/\1/' "$tmp/div8")" ]; then
+    echo "ok $count - the diverged run reports the parameters of update 8"
+else echo "not ok $count - diverged vs 8 updates: $(cat "$tmp/div") / $(cat "$tmp/div8")"
+    fails=$((fails + 1)); fi
+# train_loss is the final parameters' loss, not a mean over the last evaluation interval
+r="--task addition --T 10 --batch 10 --eval-size 50 --steps 8"
+"$rnn" $r --eval-every 4 > "$tmp/l4" 2> /dev/null
+"$rnn" $r --eval-every 8 > "$tmp/l8" 2> /dev/null
+same_summary "mominit-rnn: train_loss does not depend on --eval-every" "$tmp/l4" "$tmp/l8"
+a="--arch 784-20-5 --train-size 300 --batch 50 --eval-size 100 --steps 10"
+"$ae" $a --eval-every 5 > "$tmp/l5" 2> /dev/null
+"$ae" $a --eval-every 10 > "$tmp/l10" 2> /dev/null
+same_summary "mominit-ae: train_loss does not depend on --eval-every" "$tmp/l5" "$tmp/l10"
+a="--arch 784-20-5 --train-size 300 --batch 50 --eval-size 100 --eval-every 100 --final-phase 0:0 --output linear --lr 10"
+expect 3 "diverged" -- "$ae" $a --steps 300
+cp "$tmp/out" "$tmp/aediv"
+k=$(sed -n 's/^final steps=\([0-9]*\) .*/\1/p' "$tmp/aediv")
+"$ae" $a --steps "${k:-1}" > "$tmp/aek" 2> /dev/null
+same_summary "mominit-ae: a diverged run reports the state of its last update" "$tmp/aediv" "$tmp/aek"
+
+# 4. the progress display's loss is the running mean since the last evaluation, what the log
+# records: the per-update losses of a log with --eval-every 1 give it
+r="--task addition --T 10 --batch 10 --eval-size 10 --steps 10"
+"$rnn" $r --eval-every 1 --log "$tmp/each.csv" > /dev/null 2>&1
+"$rnn" $r --eval-every 10 > /dev/null 2> "$tmp/prog"
+count=$((count + 1))
+if awk -F, 'NR == FNR { if (FNR > 1) { s += $4; mean[FNR - 1] = s / (FNR - 1) } next }
+     /^step / { split($2, a, "/"); k = a[1]; v = $0; sub(/.*  loss /, "", v); sub(/ .*/, "", v)
+                n++; d = v - mean[k]; if (d < 0) d = -d; if (d > 1e-5 * mean[k]) bad = 1 }
+     END { exit bad || n != 10 }' "$tmp/each.csv" FS=' ' "$tmp/prog"; then
+    echo "ok $count - the progress loss is the running mean of the interval"
+else echo "not ok $count - progress loss:"; sed 's/^/#   /' "$tmp/prog" | head -4; fails=$((fails + 1)); fi
+
+# 5. a first-order minibatch larger than the training set
+expect 2 "--batch 301 exceeds the 300 training images" -- "$ae" --arch 784-20-5 --train-size 300 \
+    --batch 301 --steps 2
+
+# 6. messages
+expect 2 "--T 3 is too small for task addition (at least 10)" -- "$rnn" --task addition --T 3
+expect 2 "--T 9 is too small for task temporal-order (at least 10)" -- "$rnn" --task temporal-order --T 9
+expect 2 "--T 1 is too small for task permutation (at least 2)" -- "$rnn" --task permutation --T 1
+expect 0 "at least 10 for addition" -- "$rnn" --help
+expect 2 "--data idx: needs a file name" -- "$ae" --data idx:
+expect 2 "--test-data idx: needs a file name" -- "$ae" --data "idx:$tmp/none" --test-data idx:
+arch=784 i=1
+while [ $i -lt 32 ]; do arch="$arch-2" i=$((i + 1)); done
+expect 2 "--arch takes at most 31 sizes" -- "$ae" --arch "$arch"
+expect 2 "--checkpoint-every needs --checkpoint" -- "$rnn" $p --checkpoint-every 10
+expect 2 "--bias-only trains nothing" -- "$rnn" $p --bias-only --steps 100
+expect 0 "^final steps=0 " -- "$rnn" --task addition --T 10 --eval-size 20 --bias-only
+
+# 7. the banner and plot title name what the optimizer uses; momentum flags it ignores warn
+expect 4 "SGD lr 0.001, batch" -- fake "$rnn" $p --optim sgd --lr 1e-3 --log "$tmp/t.csv" \
+    --plot "$tmp/t.png"
+check "the SGD banner and plot title show no momentum" sh -c "! grep -q ' mu' '$tmp/err' &&
+    grep -q \"^set title 'addition T=10, SGD lr 0.001, seed 1'\" '$tmp/gp.in'"
+expect 0 "HF lambda 1, max CG 250, CG decay 0.95, structural damping 0.03, batch" -- "$rnn" $p \
+    --optim hf --steps 0
+expect 0 "momentum-HF lambda 1, 50 CG iterations" -- "$rnn" $p --optim mhf --steps 0
+expect 0 "NAG lr 0.0003 mu 0.9:1000 then 0.995" -- "$rnn" $p --steps 0
+expect 0 "warning: --mu0 is ignored with --optim sgd" -- "$rnn" $p --optim sgd --mu0 0.9 --steps 0
+expect 0 "warning: --mu-warmup is ignored with --optim hf" -- "$rnn" $p --optim hf --mu-warmup 0.5:10 \
+    --steps 0
+expect 0 "warning: --lr is ignored with --optim mhf" -- "$rnn" $p --optim mhf --lr 0.1 --steps 0
+expect 0 "warning: --mu-max is ignored with --optim sgd" -- "$ae" --arch 784-20-5 --train-size 100 \
+    --steps 1 --optim sgd --mu-max 0.9
+expect 0 "SGD lr 0.005, batch" -- "$ae" --arch 784-20-5 --train-size 100 --steps 1 --optim sgd \
+    --mu-max 0 --final-phase 0:0.9
+check "no warning for momentum flags that ask for none" sh -c "! grep -q warning '$tmp/err'"
+
+# 8. --recon says which images it shows: the training images when there is no test set
+printf '\0\0\10\3\0\0\0\24\0\0\0\4\0\0\0\4' > "$tmp/small.idx"
+head -c 320 /dev/zero | tr '\0' '\200' >> "$tmp/small.idx"
+expect 0 "training images (top) and reconstructions (bottom) in $tmp/small.png" -- "$ae" \
+    --data "idx:$tmp/small.idx" --arch 16-4-2 --batch 5 --steps 2 --recon "$tmp/small.png"
 
 echo "1..$count"
 [ "$fails" -eq 0 ]

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../examples/cli.h"
 #include "../examples/data.h"
 #include "../examples/tasks.h"
 
@@ -99,6 +100,58 @@ static void test_addition_options(void **state)
     mom_rng_destroy(r);
     task_batch_free(&b);
     assert_int_equal(task_init(&t, TASK_ADDITION, 5, TARGET_MEAN, 0), -1); /* T too small */
+}
+
+/* task_min_T is what task_init takes, and the messages and --help say */
+static void test_min_T(void **state)
+{
+    (void)state;
+    const size_t want[] = {10, 10, 10, 10, 10, 2, 1, 1};
+    task t;
+    for (int k = TASK_ADDITION; k <= TASK_MEM20; k++) {
+        size_t m = task_min_T((task_kind)k);
+        assert_int_equal(m, want[k]);
+        assert_int_equal(task_init(&t, (task_kind)k, m, TARGET_MEAN, 0), 0);
+        if (m > 1)
+            assert_int_equal(task_init(&t, (task_kind)k, m - 1, TARGET_MEAN, 0), -1);
+    }
+}
+
+/* The terminal bar's line fits width - 1 columns; the least important fields go first: the
+ * rate, the bar, the percentage, the ETA, the error, the loss; the count stays. */
+static void test_progress_format(void **state)
+{
+    (void)state;
+    char buf[512];
+    for (int width = 0; width <= 200; width++) {
+        cli_progress_format(buf, sizeof buf, width, 1234, 50000, 87.0, "3h02m", 0.0123456,
+                            "0.8512");
+        assert_true((int)strlen(buf) <= (width > 1 ? width - 1 : 0));
+        if (width > 11) /* " 1234/50000" */
+            assert_non_null(strstr(buf, "1234/50000"));
+    }
+    cli_progress_format(buf, sizeof buf, 200, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, "[>                             ]   2%  1234/50000  87 steps/s  "
+                             "ETA 3h02m  loss 0.01235  err 0.8512");
+    /* the bar takes what the other fields leave, at their usual widths (a loss of 13 columns, ...) */
+    cli_progress_format(buf, sizeof buf, 100, 25000, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, "[=============>             ]  50% 25000/50000  87 steps/s  "
+                             "ETA 3h02m  loss 0.01235  err 0.8512");
+    cli_progress_format(buf, sizeof buf, 80, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, "[>                    ]   2%  1234/50000  ETA 3h02m  loss 0.01235  "
+                             "err 0.8512"); /* the rate goes first */
+    cli_progress_format(buf, sizeof buf, 60, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, "  2%  1234/50000  ETA 3h02m  loss 0.01235  err 0.8512");
+    cli_progress_format(buf, sizeof buf, 50, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, " 1234/50000  loss 0.01235  err 0.8512");
+    cli_progress_format(buf, sizeof buf, 40, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, " 1234/50000  loss 0.01235  err 0.8512");
+    cli_progress_format(buf, sizeof buf, 30, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, " 1234/50000  loss 0.01235");
+    cli_progress_format(buf, sizeof buf, 20, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, " 1234/50000");
+    cli_progress_format(buf, sizeof buf, 8, 1234, 50000, 87.0, "3h02m", 0.0123456, "0.8512");
+    assert_string_equal(buf, " 1234/5"); /* cut */
 }
 
 static void test_order_tasks(void **state)
@@ -402,6 +455,7 @@ static void test_idx_reader(void **state)
     assert_int_equal(truncate(path, st.st_size - 8), 0);
     assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, path));
+    assert_null(strstr(strstr(err, path) + strlen(path), path));
     assert_null(s.x);
     write_file(path, good, sizeof good, 1);
     {
@@ -415,6 +469,8 @@ static void test_idx_reader(void **state)
     }
     assert_int_equal(idx_read_images(&s, path, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, path));
+    /* named once: zlib's own message starts with the path too */
+    assert_null(strstr(strstr(err, path) + strlen(path), path));
     assert_null(s.x);
     /* a directory */
     assert_int_equal(idx_read_images(&s, "/tmp", 0, err, sizeof err), -1);
@@ -434,6 +490,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_value_tasks),
         cmocka_unit_test(test_addition_options),
+        cmocka_unit_test(test_min_T),
+        cmocka_unit_test(test_progress_format),
         cmocka_unit_test(test_order_tasks),
         cmocka_unit_test(test_permutation_task),
         cmocka_unit_test(test_memorization_tasks),
