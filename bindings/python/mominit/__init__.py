@@ -9,6 +9,7 @@ reference; docs/python.md describes the binding's rules (arrays, errors, lifetim
                                                           momentum=0.9) as opt:
         mi.preset_rnn(net, 0.001, seed=1)
         loss = opt.step_net(net, mi.Batch(x, t))   # x: (T, n, 2) float32, t: (T, n, 1)
+        mi.Checkpoint().capture(net, opt).save("run.ckpt")   # resume: mominit.ckpt
 
 The library is found through MOMINIT_LIBRARY, else the meson build tree, else the system loader
 (see mominit._lib).
@@ -18,6 +19,7 @@ import numpy as _np  # noqa: F401 - fail early and clearly without numpy
 from . import _lib
 from ._base import live_handles
 from .allocator import Allocator, CountingAllocator
+from .ckpt import Checkpoint
 from .enums import (Act, BlockKind, FinalMode, InitKind, InitOption, Metric, NetKind, NetOption,
                     OptimKind, OptimOption, Output, ReduceWhat, RNG_STATE_WORDS, SchedKind,
                     Status)
@@ -48,7 +50,8 @@ def status_name(status):
 
 
 __all__ = [
-    "Act", "Allocator", "Batch", "Block", "BlockKind", "CountingAllocator", "DivergedError",
+    "Act", "Allocator", "Batch", "Block", "BlockKind", "Checkpoint", "CountingAllocator",
+    "DivergedError",
     "ERRORS", "FinalMode", "FormatError", "Initializer", "InitKind", "InitOption",
     "InternalError", "InvalidError", "Metric", "MomError", "MomIOError", "Net", "NetKind",
     "NetOption", "NoMemError", "Optimizer", "OptimKind", "OptimOption", "Output",

@@ -228,14 +228,32 @@ class locked:
         self.locks = [seen[k]._lock for k in sorted(seen)]
 
     def __enter__(self):
-        for lk in self.locks:
-            lk.acquire()
+        held = []
+        try:
+            for lk in self.locks:
+                lk.acquire()
+                held.append(lk)
+        except BaseException:
+            # a lock that refuses (a callback's rule, _HandleLock.barred) must not leave the
+            # ones taken before it held: __exit__ does not run when __enter__ raises
+            for lk in reversed(held):
+                lk.release()
+            raise
         return self
 
     def __exit__(self, *exc):
         for lk in reversed(self.locks):
             lk.release()
         return False
+
+    def refuse_nested(self, what):
+        """RuntimeError if one of the handles is in the middle of another call on this thread
+        (the caller is a callback of that call, which the library must not be re-entered
+        from). Call it inside the ``with``."""
+        for lk in self.locks:
+            if lk.depth > 1:
+                raise RuntimeError(f"cannot {what} from inside a call on one of its handles "
+                                   "(a callback of that call)")
 
 
 # ---- numpy arrays ---------------------------------------------------------------------------------

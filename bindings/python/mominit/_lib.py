@@ -17,7 +17,7 @@ from ctypes import (POINTER, c_char_p, c_double, c_float, c_int, c_size_t, c_uin
 
 SONAME = "libmominit.so.0"
 #: The library version the binding was written for; older libraries are refused.
-MIN_VERSION_NUMBER = 100  # 0.1.0
+MIN_VERSION_NUMBER = 500  # 0.5.0: checkpoint user data (mom_optim_set_reduce is from 0.2.0)
 ABI_MAJOR = 0
 
 
@@ -51,6 +51,10 @@ class mom_batch(ctypes.Structure):
 #: mom_sched_fn: double (*)(uint64_t t, void *user_data)
 SCHED_FN = ctypes.CFUNCTYPE(c_double, c_uint64, c_void_p)
 REDUCE_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_size_t, c_int, c_int, c_void_p)
+#: mom_ckpt_write_fn: int (*)(const void *data, size_t size, void *user_data)
+CKPT_WRITE_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_size_t, c_void_p)
+#: mom_ckpt_read_fn: int (*)(void *buf, size_t size, size_t *got, void *user_data)
+CKPT_READ_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_size_t, POINTER(c_size_t), c_void_p)
 
 _h = c_void_p          # any opaque handle
 _p = c_void_p          # any array (address of the first element)
@@ -157,6 +161,27 @@ PROTOTYPES = {
     "mom_optim_num_params": (c_size_t, [_h]),
     "mom_optim_reset": (c_int, [_h]),
     "mom_optim_set_reduce": (c_int, [_h, REDUCE_FN, c_void_p]),
+    # ckpt.h
+    "mom_ckpt_create": (c_int, [_pp, _pa]),
+    "mom_ckpt_destroy": (None, [_h]),
+    "mom_ckpt_errmsg": (c_char_p, [_h]),
+    "mom_ckpt_format_version": (c_uint32, []),
+    "mom_ckpt_capture": (c_int, [_h, _h, _h, _pp, c_size_t]),
+    "mom_ckpt_size": (c_size_t, [_h]),
+    "mom_ckpt_save_file": (c_int, [_h, c_char_p]),
+    "mom_ckpt_save_buffer": (c_int, [_p, c_size_t, _h]),
+    "mom_ckpt_save_stream": (c_int, [_h, CKPT_WRITE_FN, c_void_p]),
+    "mom_ckpt_load_file": (c_int, [_h, c_char_p]),
+    "mom_ckpt_load_buffer": (c_int, [_h, _p, c_size_t]),
+    "mom_ckpt_load_stream": (c_int, [_h, CKPT_READ_FN, c_void_p]),
+    "mom_ckpt_net_kind": (c_int, [_h]),
+    "mom_ckpt_optim_kind": (c_int, [_h]),
+    "mom_ckpt_num_params": (c_size_t, [_h]),
+    "mom_ckpt_num_rngs": (c_size_t, [_h]),
+    "mom_ckpt_restore_new": (c_int, [_pp, _pp, _pp, c_size_t, _h]),
+    "mom_ckpt_restore": (c_int, [_h, _h, _h, _pp, c_size_t]),
+    "mom_ckpt_set_user_data": (c_int, [_h, _p, c_size_t]),
+    "mom_ckpt_user_data": (c_int, [_pp, _pz, _h]),
 }
 
 

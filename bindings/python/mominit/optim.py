@@ -62,8 +62,25 @@ class Optimizer(Handle):
             self.close()
             raise
 
+    @classmethod
+    def _wrap(cls, ptr, allocator):
+        """Adopt a C optimizer made by the library (Checkpoint.restore_new): the object owns it
+        as if created here. Its schedules were made with `allocator`, which the base keeps."""
+        self = cls.__new__(cls)
+        self._begun = None
+        Handle.__init__(self, ptr, keep=(allocator,))
+        self._n = int(L.mom_optim_num_params(ptr))
+        return self
+
     def _on_close(self):
         self._begun = None
+
+    def _schedules_replaced(self):
+        """The C optimizer released its schedules and holds new ones made with its own allocator
+        (Checkpoint.restore): what the old ones needed from Python is no longer needed. Call
+        under the lock."""
+        self._owner.keep.pop("lr", None)
+        self._owner.keep.pop("momentum", None)
 
     # -- schedules and options ------------------------------------------------------------------
     def _set_sched(self, slot, cfn, fname, value):

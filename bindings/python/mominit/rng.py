@@ -27,6 +27,13 @@ class Rng(Handle):
             raise make_error(rc, "mom_rng_create", detail=f"seed={seed}, stream={stream}")
         super().__init__(out.value, keep=(allocator,))
 
+    @classmethod
+    def _wrap(cls, ptr, allocator):
+        """Adopt a C stream made by the library (Checkpoint.restore_new)."""
+        self = cls.__new__(cls)
+        Handle.__init__(self, ptr, keep=(allocator,))
+        return self
+
     def reseed(self, seed, stream=0):
         seed = check_u64(seed, "seed")
         stream = check_u64(stream, "stream")

@@ -140,6 +140,27 @@ class TestLifetime(unittest.TestCase):
         self.assertIsNone(wr())
 
 
+class TestLocks(unittest.TestCase):
+    def test_a_refusing_lock_releases_the_ones_taken_before(self):
+        # locked() takes the locks in id order; when one refuses (a callback's rule), the ones
+        # already taken must be released, or the handle stays locked (other threads block)
+        with mi.Rng(1) as a, mi.Rng(2) as b:
+            lo, hi = sorted((a, b), key=id)
+            with hi._lock:
+                hi._lock.barred = "refused"
+                try:
+                    with self.assertRaisesRegex(RuntimeError, "refused"):
+                        with mi._base.locked(lo, hi):
+                            pass
+                finally:
+                    hi._lock.barred = None
+            self.assertEqual((lo._lock.depth, hi._lock.depth), (0, 0))
+            t = threading.Thread(target=lo.u32, daemon=True)
+            t.start()
+            t.join(10)
+            self.assertFalse(t.is_alive())
+
+
 class TestAllocationFailures(unittest.TestCase):
     def test_every_failing_allocation_raises_nomem_without_leaks(self):
         gen = np.random.default_rng(1)
