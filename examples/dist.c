@@ -156,6 +156,25 @@ void dist_check_agree(const dist *d, const char *prog, const float *params, size
 #endif
 }
 
+void dist_check_same(const dist *d, const char *prog, uint64_t value, const char *what)
+{
+    if (!d->on)
+        return;
+#ifdef MOMEX_MPI
+    unsigned long long mine = value, lo = 0, hi = 0;
+    MPI_Allreduce(&mine, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&mine, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    if (lo != hi) {
+        fprintf(stderr, "%s: rank %d: the ranks %s\n", prog, d->rank, what);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+#else
+    (void)prog;
+    (void)value;
+    (void)what;
+#endif
+}
+
 void dist_barrier(const dist *d)
 {
 #ifdef MOMEX_MPI

@@ -51,6 +51,11 @@ int dist_root(const dist *d);
 void dist_check_agree(const dist *d, const char *prog, const float *params, size_t n,
                       uint64_t step);
 
+/* Check that every rank computed the same 64-bit value (for example a hash of the checkpoint it
+ * resumed from); on a mismatch print "PROG: rank R: the ranks WHAT" and abort the job (exit
+ * status 1). Collective. Does nothing when not distributed. */
+void dist_check_same(const dist *d, const char *prog, uint64_t value, const char *what);
+
 /* A barrier (collective; nothing when not distributed). */
 void dist_barrier(const dist *d);
 

@@ -29,6 +29,7 @@ typedef struct options {
     int output;
     double mu_max, lr, si_scale, final_mu;
     uint64_t steps, final_steps, seed, eval_every, period;
+    uint64_t final_given_steps; /* N of --final-phase N:M as given (final_steps: at most --steps) */
     size_t batch, train_size, eval_size;
     int mu_max_given, period_given, final_given, lr_given, batch_given;
 } options;
@@ -50,7 +51,8 @@ static void usage(FILE *f)
 "  --mu-period N       updates per step of the schedule (default 250)\n"
 "  --lr X              learning rate (default 0.005); hf and mhf ignore it (with a warning):\n"
 "                      their step comes from HF\n"
-"  --steps N           updates (default 4000)\n"
+"  --steps N           updates (default 4000); a --resume may raise it unless cm or nag run\n"
+"                      a final phase (whose place --steps decides)\n"
 "  --batch N           minibatch size of sgd, cm and nag: at most the number of training\n"
 "                      images (default 200, or all of them when there are fewer)\n"
 "  --final-phase N:M   use momentum min(mu, M) for the last N updates (default 1000:0.9;\n"
@@ -188,6 +190,7 @@ static void parse(options *o, int argc, char **argv)
             cli_usage_error(prog, "unknown option '%s'", a);
         }
     }
+    o->final_given_steps = o->final_steps;
     if (o->final_steps > o->steps)
         o->final_steps = o->steps;
     if (o->test_data && strncmp(o->data, "idx:", 4) != 0)
@@ -307,6 +310,43 @@ static int write_recon(const char *path, mom_net *net, const dataset *s, const c
     return rc == 0 ? 0 : -1;
 }
 
+/* The flags that shape the run, for its checkpoints: --resume refuses a checkpoint of other ones.
+ * The data sets are compared by their contents (a moved file is the same data). --steps may
+ * differ unless cm or nag run a final phase that lowers the momentum: the checkpoint holds the
+ * momentum schedule, whose final phase sits at the end of the first run's --steps. Flags the
+ * chosen optimizer ignores are recorded but not compared. */
+static void make_conf(train_conf *c, const options *o, const dataset *train, const dataset *test,
+                      const char *test_label, size_t gbatch, size_t eval_n)
+{
+    int momentum = o->tf.optim == TRAIN_CM || o->tf.optim == TRAIN_NAG;
+    int hf = o->tf.optim == TRAIN_HF || o->tf.optim == TRAIN_MHF;
+    int final_phase = momentum && o->final_given_steps > 0 && o->final_mu < o->mu_max;
+    char num[40], pair[96];
+    train_conf_init(c, prog);
+    train_conf_u64(c, "--seed", 1, o->seed);
+    train_conf_data(c, "--data", o->data, train->n, train->d, train->x);
+    train_conf_hint(c, "resume with the --data and --train-size of the run that wrote it");
+    train_conf_u64(c, "--train-size", 0, o->train_size);
+    train_conf_data(c, "--test-data", test_label, test->n, test->d, test->x);
+    train_conf_str(c, "--arch", 1, o->arch);
+    train_conf_str(c, "--output", 1, o->output == MOM_OUT_LINEAR_SQUARED ? "linear" : "logistic");
+    train_conf_dbl(c, "--si-scale", 1, o->si_scale);
+    train_conf_optim(c, &o->tf, MOM_NET_FEEDFORWARD);
+    train_conf_dbl(c, "--lr", !hf, o->lr);
+    train_conf_dbl(c, "--mu-max", momentum, o->mu_max);
+    train_conf_u64(c, "--mu-period", momentum, o->period);
+    train_num_text(num, sizeof num, o->final_mu);
+    snprintf(pair, sizeof pair, "%llu:%s", (unsigned long long)o->final_given_steps, num);
+    train_conf_str(c, "--final-phase", momentum, pair);
+    train_conf_u64(c, "--steps", final_phase, o->steps);
+    train_conf_hint(c, "the final phase of --final-phase ends at --steps: resume with the --steps "
+                       "of the run that wrote it; a run started with --final-phase 0:0 can be "
+                       "extended");
+    train_conf_u64(c, "--batch", !hf, gbatch);
+    train_conf_u64(c, "--eval-every", 1, o->eval_every);
+    train_conf_u64(c, "--eval-size", 1, eval_n);
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -317,7 +357,8 @@ int main(int argc, char **argv)
         warn_ignored(&o);
 
     dataset train, test;
-    char err[512];
+    char err[512], guess[4096], tlabel[4200];
+    const char *test_label = "curves"; /* what --test-data names in a mismatch */
     int rc;
     if (strcmp(o.data, "curves") == 0) {
         mom_rng *r = NULL;
@@ -336,7 +377,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", prog, err);
             return 1;
         }
-        char guess[4096];
         const char *tpath = o.test_data ? o.test_data + 4 : NULL;
         if (tpath == NULL) {
             const char *slash = strrchr(path, '/');
@@ -349,6 +389,9 @@ int main(int argc, char **argv)
             }
         }
         memset(&test, 0, sizeof test);
+        if (tpath)
+            snprintf(tlabel, sizeof tlabel, "idx:%s", tpath);
+        test_label = tpath ? tlabel : "none";
         if (tpath && idx_read_images(&test, tpath, 0, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s\n", prog, err);
             return 1;
@@ -426,7 +469,18 @@ int main(int argc, char **argv)
     dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
     if ((rc = mom_net_reserve(net, gbatch > cbatch ? gbatch : cbatch, 1)))
         die_lib("reserving the workspace", rc, mom_net_errmsg(net));
-    uint64_t first = train_begin(prog, &o.tf, net, opt, NULL, &d, gbatch, "cases", o.steps);
+    size_t eval_n = o.eval_size < train.n ? o.eval_size : train.n;
+    train_conf conf;
+    train_state resumed;
+    if (o.tf.checkpoint || o.tf.resume) /* hashing the data sets takes a moment: when needed */
+        make_conf(&conf, &o, &train, &test, test_label, gbatch, eval_n);
+    else
+        train_conf_init(&conf, prog);
+    uint64_t first = train_begin(prog, &o.tf, &conf, o.eval_every, net, opt, NULL, &d, gbatch,
+                                 "cases", o.steps, &resumed);
+    if (o.tf.resume) /* every rank must go on from the same state */
+        dist_check_same(&d, prog, resumed.image_hash,
+                        "read different checkpoints (is --resume the same file on every node?)");
     /* what the optimizer uses: the momentum schedule only for cm and nag, no lr for hf, mhf */
     char momentum[64], desc[320];
     snprintf(momentum, sizeof momentum, "mu_max %g", o.mu_max);
@@ -451,9 +505,9 @@ int main(int argc, char **argv)
     uint64_t case_no = (first - 1) * per_step, epoch = UINT64_MAX;
     int full = gbatch == train.n && cbatch == 0; /* full-batch gradient: use the set in place */
 
-    size_t eval_n = o.eval_size < train.n ? o.eval_size : train.n;
     train_monitor mon;
-    train_monitor_start(&mon, prog, &o.tf, first, o.steps, !dist_root(&d));
+    train_monitor_start(&mon, prog, &o.tf, &conf, first, o.steps, o.eval_every, &resumed,
+                        !dist_root(&d));
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
         for (size_t k = 0; k < per_step && !full; k++, case_no++) {
@@ -486,7 +540,7 @@ int main(int argc, char **argv)
         rc = train_step(&loss, opt, net, &b, cbatch ? &cb : NULL);
         if ((diverged = train_monitor_step(&mon, rc, step, loss, opt)))
             break;
-        if (train_monitor_due(&mon, step, o.eval_every)) {
+        if (train_monitor_due(&mon, step)) {
             dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), step);
             double e = dist_root(&d) ? eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR)
                                      : NAN; /* rank 0 evaluates */
@@ -515,6 +569,7 @@ int main(int argc, char **argv)
                (unsigned long long)mom_optim_steps(opt), train_loss, train_full, test_err,
                seconds);
     }
+    train_conf_free(&conf);
     mom_rng_destroy(order);
     mom_optim_destroy(opt);
     mom_net_destroy(net);

@@ -48,7 +48,8 @@ static void usage(FILE *f)
 "                     warning unless they ask for no momentum\n"
 "  --lr X             learning rate (default: per task, see docs/results.md); hf and mhf\n"
 "                     ignore it (with a warning): their step comes from HF\n"
-"  --steps N          updates (default 50000; 0 evaluates the initialized network)\n"
+"  --steps N          updates (default 50000; 0 evaluates the initialized network); a\n"
+"                     --resume may raise it to go on with the run\n"
 "  --batch N          fresh sequences per update (default 100)\n"
 "  --seed N           seed of initialization and data (default 1)\n"
 "  --init-seed N      seed of the initialization alone (default: --seed), to vary the\n"
@@ -364,6 +365,40 @@ static double evaluate(mom_net *net, const task *t, task_batch *b, mom_rng *rng,
     return total / (double)count;
 }
 
+/* The flags that shape the run, for its checkpoints: --resume refuses a checkpoint of other ones.
+ * --steps may differ (a longer run goes on with the same schedules: none depends on --steps);
+ * flags the chosen optimizer ignores are recorded but not compared. */
+static void make_conf(train_conf *c, const options *o)
+{
+    static const char *const targets[] = {"mean", "sum", "hs"};
+    int momentum = o->tf.optim == TRAIN_CM || o->tf.optim == TRAIN_NAG;
+    int hf = o->tf.optim == TRAIN_HF || o->tf.optim == TRAIN_MHF;
+    char num[40], pair[96];
+    train_conf_init(c, prog);
+    train_conf_str(c, "--task", 1, task_name((task_kind)o->task));
+    train_conf_u64(c, "--T", 1, o->T);
+    train_conf_u64(c, "--hidden", 1, o->hidden);
+    train_conf_str(c, "--learn-h0", 1, o->learn_h0 ? "on" : "off");
+    train_conf_optim(c, &o->tf, MOM_NET_RECURRENT);
+    train_conf_dbl(c, "--lr", !hf, o->lr);
+    train_conf_dbl(c, "--mu0", momentum, o->mu0);
+    train_num_text(num, sizeof num, o->warm_mu);
+    snprintf(pair, sizeof pair, "%s:%llu", num, (unsigned long long)o->warm_steps);
+    train_conf_str(c, "--mu-warmup", momentum, pair);
+    train_conf_dbl(c, "--clip", 1, o->clip);
+    train_conf_u64(c, "--batch", !(hf && o->tf.hf.grad_batch), o->batch);
+    train_conf_u64(c, "--seed", 1, o->seed);
+    train_conf_u64(c, "--init-seed", 1, o->init_seed == UINT64_MAX ? o->seed : o->init_seed);
+    train_conf_dbl(c, "--input-scale", 1, o->input_scale);
+    train_conf_str(c, "--center", 1, o->center ? "on" : "off");
+    train_conf_str(c, "--target", 1, targets[o->target]);
+    train_conf_str(c, "--loss-steps", 1, o->recall_loss ? "recall" : "all");
+    train_conf_str(c, "--bias-only", 1, o->bias_only ? "on" : "off");
+    train_conf_u64(c, "--eval-every", 1, o->eval_every);
+    train_conf_u64(c, "--eval-size", 1, o->eval_size);
+    train_conf_u64(c, "--steps", 0, o->steps);
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -470,8 +505,14 @@ int main(int argc, char **argv)
     mom_sched_destroy(mu);
     dist_attach(&d, prog, opt, ghi - glo, gbatch, chi - clo, cbatch);
 
-    uint64_t first =
-        train_begin(prog, &o.tf, net, opt, data_rng, &d, gbatch, "sequences", o.steps);
+    train_conf conf;
+    train_state resumed;
+    make_conf(&conf, &o);
+    uint64_t first = train_begin(prog, &o.tf, &conf, o.eval_every, net, opt, data_rng, &d, gbatch,
+                                 "sequences", o.steps, &resumed);
+    if (o.tf.resume) /* every rank must go on from the same state */
+        dist_check_same(&d, prog, resumed.image_hash,
+                        "read different checkpoints (is --resume the same file on every node?)");
     /* what the optimizer uses: the momentum schedule only for cm and nag, no lr for hf, mhf */
     char momentum[96], desc[320];
     if (o.warm_steps)
@@ -489,9 +530,9 @@ int main(int argc, char **argv)
     trace tr;
     memset(&tr, 0, sizeof tr);
     if (o.trace && dist_root(&d)) {
-        if (o.tf.resume && cli_csv_trim(o.trace, first - 1) != 0) {
+        if (o.tf.resume && cli_csv_trim(o.trace, resumed.keep_rows) != 0) {
             fprintf(stderr, "%s: cannot drop the rows past update %llu from the trace %s: %s\n",
-                    prog, (unsigned long long)(first - 1), o.trace, strerror(errno));
+                    prog, (unsigned long long)resumed.keep_rows, o.trace, strerror(errno));
             return 1;
         }
         trace_open(&tr, o.trace, o.tf.resume != NULL, net, o.hidden);
@@ -506,7 +547,8 @@ int main(int argc, char **argv)
     }
 
     train_monitor mon;
-    train_monitor_start(&mon, prog, &o.tf, first, o.steps, !dist_root(&d));
+    train_monitor_start(&mon, prog, &o.tf, &conf, first, o.steps, o.eval_every, &resumed,
+                        !dist_root(&d));
     double train_loss = NAN, test_err = NAN, train_err = NAN;
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
@@ -524,7 +566,7 @@ int main(int argc, char **argv)
         rc = train_step(&loss, opt, net, &v, cbatch ? &cv : NULL);
         if ((diverged = train_monitor_step(&mon, rc, step, loss, opt)))
             break;
-        if (train_monitor_due(&mon, step, o.eval_every)) {
+        if (train_monitor_due(&mon, step)) {
             dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), step);
             if (dist_root(&d)) { /* rank 0 evaluates (on the whole minibatch) */
                 if ((rc = task_error(&train_err, net, &t, &train, y)))
@@ -564,6 +606,7 @@ int main(int argc, char **argv)
            (unsigned long long)mom_optim_steps(opt), train_loss, train_err, test_err, seconds);
     if (trace_close(&tr) != 0)
         mon.output_failed = 1;
+    train_conf_free(&conf);
     mom_optim_destroy(opt);
     mom_net_destroy(net);
     mom_rng_destroy(data_rng);

@@ -1,7 +1,9 @@
 /* Shared training helpers of the example trainers; see train.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -110,9 +112,13 @@ void train_usage(FILE *f)
 "  --checkpoint FILE   save the training state to FILE every --checkpoint-every updates and\n"
 "                      at the end (atomically)\n"
 "  --checkpoint-every N  a multiple of --eval-every (default: --eval-every; needs --checkpoint)\n"
-"  --resume FILE       continue the run saved in FILE (give the same flags as the first run;\n"
-"                      a checkpoint of another network or optimizer is refused);\n"
-"                      with --log, the log and its seconds go on from the saved update\n"
+"  --resume FILE       continue the run saved in FILE, with the flags of the run that wrote\n"
+"                      it: a checkpoint of other flags is refused, naming the flag (--steps\n"
+"                      may grow, and the file, thread and --mpi flags may change: see\n"
+"                      docs/tasks.md); the resumed run logs and ends as one run of --steps\n"
+"                      would: with --log, the log goes on from the saved update (a row the\n"
+"                      first run wrote at its last update between two evaluations gives way\n"
+"                      to the next evaluation's), the seconds from the saved clock\n"
 "  --threads N         BLAS threads (default: the BLAS default)\n"
 "  --mpi               data-parallel training over the ranks of an MPI job (mpirun -np N\n"
 "                      PROGRAM --mpi ...): each rank computes on its block of every\n"
@@ -308,13 +314,402 @@ int train_step(double *loss, mom_optim *opt, mom_net *net, const mom_batch *grad
     return mom_optim_step_net(loss, opt, net, grad);
 }
 
+/* ---- The trainer's own state in its checkpoints --------------------------------------------- */
+
+static void conf_oom(const train_conf *c)
+{
+    fprintf(stderr, "%s: out of memory for the checkpoint's trainer state\n", c->prog);
+    exit(1);
+}
+
+void train_conf_init(train_conf *c, const char *prog)
+{
+    memset(c, 0, sizeof *c);
+    c->prog = prog;
+}
+
+void train_conf_free(train_conf *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->e[i].value);
+    c->n = 0;
+}
+
+static void conf_add(train_conf *c, const char *flag, int kind, int check, const char *value)
+{
+    if (c->n == TRAIN_CONF_MAX) {
+        fprintf(stderr, "%s: too many entries in the trainer state (a bug)\n", c->prog);
+        exit(1);
+    }
+    size_t len = strlen(value);
+    char *v = malloc(len + 1);
+    if (v == NULL)
+        conf_oom(c);
+    memcpy(v, value, len + 1);
+    train_conf_entry *e = &c->e[c->n++];
+    e->flag = flag;
+    e->kind = kind;
+    e->check = check;
+    e->value = v;
+    e->hint = NULL;
+}
+
+void train_num_text(char *buf, size_t size, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+void train_conf_str(train_conf *c, const char *flag, int check, const char *value)
+{
+    conf_add(c, flag, CONF_STR, check, value);
+}
+
+void train_conf_u64(train_conf *c, const char *flag, int check, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    conf_add(c, flag, CONF_U64, check, buf);
+}
+
+void train_conf_dbl(train_conf *c, const char *flag, int check, double v)
+{
+    char buf[40];
+    train_num_text(buf, sizeof buf, v);
+    conf_add(c, flag, CONF_DBL, check, buf);
+}
+
+/* 64-bit hash of n * d floats (of their bits, read as 32-bit integers: the same on every byte
+ * order), and of n and d. */
+static uint64_t data_hash(size_t n, size_t d, const float *x)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull) ^ (uint64_t)d;
+    size_t total = n * d;
+    for (size_t k = 0; k < total; k++) {
+        uint32_t b;
+        memcpy(&b, x + k, sizeof b);
+        h = (h ^ b) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+void train_conf_data(train_conf *c, const char *flag, const char *label, size_t n, size_t d,
+                     const float *x)
+{
+    size_t len = strlen(label) + 64;
+    char *v = malloc(len);
+    if (v == NULL)
+        conf_oom(c);
+    snprintf(v, len, "%zux%zu:%016llx %s", n, d,
+             (unsigned long long)(n ? data_hash(n, d, x) : 0), label);
+    conf_add(c, flag, CONF_DATA, 1, v);
+    free(v);
+}
+
+void train_conf_hint(train_conf *c, const char *hint)
+{
+    if (c->n > 0)
+        c->e[c->n - 1].hint = hint;
+}
+
+static const char *optim_flag_name(int optim)
+{
+    switch (optim) {
+    case TRAIN_SGD: return "sgd";
+    case TRAIN_CM: return "cm";
+    case TRAIN_NAG: return "nag";
+    case TRAIN_HF: return "hf";
+    default: return "mhf";
+    }
+}
+
+void train_conf_optim(train_conf *c, const train_flags *tf, int net_kind)
+{
+    const hf_settings *h = &tf->hf;
+    int hf = tf->optim == TRAIN_HF || tf->optim == TRAIN_MHF, mhf = tf->optim == TRAIN_MHF;
+    char a[40], t0[40], pair[96];
+    train_conf_str(c, "--optim", 1, optim_flag_name(tf->optim));
+    train_conf_dbl(c, "--hf-lambda", hf, h->lambda);
+    train_conf_u64(c, "--hf-max-cg", hf, h->max_cg);
+    train_conf_u64(c, "--hf-fixed-cg", mhf, h->fixed_cg);
+    train_conf_dbl(c, "--hf-decay", hf, h->decay);
+    train_conf_dbl(c, "--hf-decay-max", mhf, h->decay_max);
+    train_num_text(a, sizeof a, h->anneal_a);
+    train_num_text(t0, sizeof t0, h->anneal_t0);
+    snprintf(pair, sizeof pair, "%s:%s", a, t0);
+    train_conf_str(c, "--mhf-anneal", mhf, pair);
+    train_conf_dbl(c, "--hf-struct", hf && net_kind == MOM_NET_RECURRENT, h->struct_damping);
+    /* what the optimizer uses: SGD, CM and NAG none unless --weight-decay is given */
+    train_conf_dbl(c, "--weight-decay", 1, hf || h->weight_decay_set ? h->weight_decay : 0.0);
+    train_conf_u64(c, "--hf-grad-batch", hf, h->grad_batch);
+    train_conf_u64(c, "--hf-curv-batch", hf, h->curv_batch);
+}
+
+/* A value with '%', bytes below 0x20 and 0x7f written %XX (appended to out; size: room). */
+static size_t put_escaped(char *out, const char *v)
+{
+    size_t at = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '%') {
+            if (out)
+                sprintf(out + at, "%%%02X", *p);
+            at += 3;
+        } else {
+            if (out)
+                out[at] = (char)*p;
+            at++;
+        }
+    }
+    return at;
+}
+
+/* Undo put_escaped in place: 0, or -1 for a malformed escape. */
+static int unescape(char *v)
+{
+    char *w = v;
+    for (const char *p = v; *p; p++) {
+        if (*p != '%') {
+            *w++ = *p;
+            continue;
+        }
+        unsigned x = 0;
+        for (int k = 1; k <= 2; k++) {
+            char ch = p[k];
+            int dgt = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                                        : -1;
+            if (dgt < 0)
+                return -1;
+            x = x * 16 + (unsigned)dgt;
+        }
+        if (x == 0)
+            return -1;
+        *w++ = (char)x;
+        p += 2;
+    }
+    *w = '\0';
+    return 0;
+}
+
+char *train_state_encode(const train_conf *c, const train_state *s, size_t *len)
+{
+    char state[512];
+    int sn = snprintf(state, sizeof state,
+                      "updates=%llu\nloss_sum=%a\nloss_count=%llu\nmean_loss=%a\nlast_error=%a\n"
+                      "seconds=%a\n",
+                      (unsigned long long)s->updates, s->loss_sum,
+                      (unsigned long long)s->loss_count, s->mean_loss, s->last_err, s->seconds);
+    char head[128];
+    int hn = snprintf(head, sizeof head, "%s trainer state %d\n", c->prog, TRAIN_STATE_VERSION);
+    if (sn < 0 || (size_t)sn >= sizeof state || hn < 0 || (size_t)hn >= sizeof head)
+        return NULL;
+    size_t total = (size_t)hn + (size_t)sn + 1;
+    for (size_t i = 0; i < c->n; i++)
+        total += strlen(c->e[i].flag) + 2 + put_escaped(NULL, c->e[i].value);
+    char *text = malloc(total), *p = text;
+    if (text == NULL)
+        return NULL;
+    memcpy(p, head, (size_t)hn);
+    p += hn;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t fl = strlen(c->e[i].flag);
+        memcpy(p, c->e[i].flag, fl);
+        p += fl;
+        *p++ = '=';
+        p += put_escaped(p, c->e[i].value);
+        *p++ = '\n';
+    }
+    memcpy(p, state, (size_t)sn);
+    p += sn;
+    *p = '\0';
+    *len = (size_t)(p - text);
+    return text;
+}
+
+/* The value of `key` among the n parsed lines, or NULL. */
+static const char *find_value(char *const *keys, char *const *vals, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i], key) == 0)
+            return vals[i];
+    return NULL;
+}
+
+/* Whether the checkpoint's value `have` equals the entry's. */
+static int conf_same(const train_conf_entry *e, const char *have)
+{
+    char *end;
+    switch (e->kind) {
+    case CONF_U64: {
+        errno = 0;
+        unsigned long long v = strtoull(have, &end, 10);
+        return errno == 0 && *end == '\0' && end != have && v == strtoull(e->value, NULL, 10);
+    }
+    case CONF_DBL: {
+        double v = strtod(have, &end);
+        return *end == '\0' && end != have && v == strtod(e->value, NULL);
+    }
+    case CONF_DATA: { /* the fingerprints, before the first space */
+        size_t a = strcspn(have, " "), b = strcspn(e->value, " ");
+        return a == b && memcmp(have, e->value, a) == 0;
+    }
+    default:
+        return strcmp(have, e->value) == 0;
+    }
+}
+
+/* A number of the state: 0, or -1 when missing or malformed. */
+static int state_num(double *out, char *const *keys, char *const *vals, size_t n, const char *key)
+{
+    const char *v = find_value(keys, vals, n, key);
+    char *end;
+    if (v == NULL || *v == '\0')
+        return -1;
+    *out = strtod(v, &end);
+    return *end == '\0' ? 0 : -1;
+}
+
+static int state_u64(uint64_t *out, char *const *keys, char *const *vals, size_t n,
+                     const char *key)
+{
+    const char *v = find_value(keys, vals, n, key);
+    char *end;
+    if (v == NULL || !isdigit((unsigned char)*v))
+        return -1;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    *out = x;
+    return *end == '\0' && errno == 0 ? 0 : -1;
+}
+
+#define STATE_MAX_LINES 256
+
+int train_state_check(const train_conf *c, const void *data, size_t size, train_state *s,
+                      char *msg, size_t cap)
+{
+    memset(s, 0, sizeof *s);
+    if (memchr(data, '\0', size) != NULL || size == 0) {
+        snprintf(msg, cap, "its user data is not the trainer state of %s", c->prog);
+        return 1;
+    }
+    char *text = malloc(size + 1);
+    if (text == NULL)
+        conf_oom(c);
+    memcpy(text, data, size);
+    text[size] = '\0';
+    int rc = 1;
+    char *keys[STATE_MAX_LINES], *vals[STATE_MAX_LINES];
+    size_t n = 0;
+    /* the first line: "PROG trainer state VERSION" */
+    char *line = text, *nl = strchr(line, '\n');
+    if (nl)
+        *nl = '\0';
+    char who[64];
+    unsigned version = 0;
+    int used = 0;
+    if (sscanf(line, "%63s trainer state %u%n", who, &version, &used) != 2 ||
+        line[used] != '\0' || nl == NULL) {
+        snprintf(msg, cap, "its user data is not the trainer state of %s", c->prog);
+        goto out;
+    }
+    if (strcmp(who, c->prog) != 0) {
+        snprintf(msg, cap, "it was written by %s, not %s", who, c->prog);
+        goto out;
+    }
+    if (version != TRAIN_STATE_VERSION) {
+        snprintf(msg, cap, "its trainer state has format version %u; this %s reads version %d "
+                           "(resume with the %s that wrote it)",
+                 version, c->prog, TRAIN_STATE_VERSION, c->prog);
+        goto out;
+    }
+    for (line = nl + 1; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (nl == NULL) {
+            snprintf(msg, cap, "its trainer state is damaged (no end of line)");
+            goto out;
+        }
+        *nl = '\0';
+        char *eq = strchr(line, '=');
+        if (eq == NULL || eq == line || n == STATE_MAX_LINES) {
+            snprintf(msg, cap, "its trainer state is damaged (line %zu)", n + 2);
+            goto out;
+        }
+        *eq = '\0';
+        if (unescape(eq + 1) != 0) {
+            snprintf(msg, cap, "its trainer state is damaged (value of %s)", line);
+            goto out;
+        }
+        keys[n] = line;
+        vals[n++] = eq + 1;
+    }
+    /* the flags, in their order (--optim comes before the flags it decides about) */
+    for (size_t i = 0; i < c->n; i++) {
+        const train_conf_entry *e = &c->e[i];
+        if (!e->check)
+            continue;
+        const char *have = find_value(keys, vals, n, e->flag);
+        if (have == NULL) {
+            snprintf(msg, cap, "its trainer state lacks %s (damaged?)", e->flag);
+            goto out;
+        }
+        if (conf_same(e, have))
+            continue;
+        const char *hint = e->hint ? e->hint : "resume with the flags of the run that wrote it";
+        if (e->kind == CONF_DATA) { /* show the labels and sizes, not the hashes */
+            const char *la = strchr(have, ' '), *lb = strchr(e->value, ' ');
+            la = la ? la + 1 : "";
+            lb = lb ? lb + 1 : "";
+            int fa = (int)strcspn(have, ":"), fb = (int)strcspn(e->value, ":");
+            if (strcmp(la, lb) != 0)
+                snprintf(msg, cap, "%s is %s in the checkpoint, %s on the command line (%s)",
+                         e->flag, la, lb, hint);
+            else if (fa != fb || memcmp(have, e->value, (size_t)fa) != 0)
+                snprintf(msg, cap, "%s %s: %.*s values in the checkpoint, %.*s on the command "
+                                   "line (%s)",
+                         e->flag, lb, fa, have, fb, e->value, hint);
+            else
+                snprintf(msg, cap, "%s %s: other values than in the checkpoint (has the file "
+                                   "changed?)",
+                         e->flag, lb);
+        } else {
+            snprintf(msg, cap, "%s is %s in the checkpoint, %s on the command line (%s)", e->flag,
+                     have, e->value, hint);
+        }
+        rc = 2;
+        goto out;
+    }
+    if (state_u64(&s->updates, keys, vals, n, "updates") ||
+        state_num(&s->loss_sum, keys, vals, n, "loss_sum") ||
+        state_u64(&s->loss_count, keys, vals, n, "loss_count") ||
+        state_num(&s->mean_loss, keys, vals, n, "mean_loss") ||
+        state_num(&s->last_err, keys, vals, n, "last_error") ||
+        state_num(&s->seconds, keys, vals, n, "seconds") || s->loss_count > s->updates) {
+        snprintf(msg, cap, "its trainer state is damaged (the training loop's state)");
+        goto out;
+    }
+    s->have = 1;
+    rc = 0;
+out:
+    free(text);
+    return rc;
+}
+
 /* train_save's work; on failure its message goes into msg. */
-static int save(const char *path, mom_net *net, mom_optim *opt, mom_rng *data, char *msg,
-                size_t size)
+static int save(const char *path, const train_conf *conf, const train_state *st, mom_net *net,
+                mom_optim *opt, mom_rng *data, char *msg, size_t size)
 {
     mom_ckpt *ck = NULL;
     const mom_rng *rngs[1] = {data};
-    int rc = mom_ckpt_create(&ck, NULL);
+    size_t len = 0;
+    char *text = conf ? train_state_encode(conf, st, &len) : NULL;
+    int rc = conf && text == NULL ? MOM_E_NOMEM : MOM_OK;
+    if (rc == MOM_OK)
+        rc = mom_ckpt_create(&ck, NULL);
+    if (rc == MOM_OK && text)
+        rc = mom_ckpt_set_user_data(ck, text, len);
     if (rc == MOM_OK)
         rc = mom_ckpt_capture(ck, net, opt, data ? rngs : NULL, data ? 1 : 0);
     if (rc == MOM_OK)
@@ -323,13 +718,15 @@ static int save(const char *path, mom_net *net, mom_optim *opt, mom_rng *data, c
         snprintf(msg, size, "saving the checkpoint %s failed: %s%s%s", path, mom_strerror(rc),
                  ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
     mom_ckpt_destroy(ck);
+    free(text);
     return rc;
 }
 
-int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data)
+int train_save(const char *prog, const char *path, const train_conf *conf, const train_state *s,
+               mom_net *net, mom_optim *opt, mom_rng *data)
 {
     char msg[1024];
-    int rc = save(path, net, opt, data, msg, sizeof msg);
+    int rc = save(path, conf, s, net, opt, data, msg, sizeof msg);
     if (rc != MOM_OK)
         fprintf(stderr, "%s: %s\n", prog, msg);
     return rc;
@@ -341,60 +738,126 @@ static const char *net_kind_name(int kind)
                                                                                  : "no";
 }
 
+/* Exit with status after "PROG: message" on stderr (nothing when quiet: a rank other than 0). */
+static void fail(const char *prog, int quiet, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5), noreturn))
+#endif
+    ;
+static void fail(const char *prog, int quiet, int status, const char *fmt, ...)
+{
+    if (!quiet) {
+        va_list ap;
+        va_start(ap, fmt);
+        cli_progress_break();
+        fprintf(stderr, "%s: ", prog);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+    exit(status);
+}
+
 /* A sound checkpoint that holds another network, optimizer or streams than the flags make:
  * status 2, as for other flags that do not fit together. */
-static void mismatch(const char *prog, const char *path, const char *what)
+static void mismatch(const char *prog, int quiet, const char *path, const char *what)
 {
     /* the library names where in the file the field is: of no use here */
     if (strncmp(what, "section ", 8) == 0 && strstr(what, " at offset ") != NULL &&
         strstr(what, ": ") != NULL)
         what = strstr(what, ": ") + 2;
-    cli_fail(prog, 2, "%s does not match the flags: %s (resume with the flags of the run that "
-                      "wrote it)", path, what);
+    fail(prog, quiet, 2, "%s does not match the flags: %s (resume with the flags of the run that "
+                         "wrote it)", path, what);
 }
 
-void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data)
+/* 64-bit FNV-1a of n bytes. */
+static uint64_t bytes_hash(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t k = 0; k < n; k++)
+        h = (h ^ p[k]) * 0x100000001b3ull;
+    return h;
+}
+
+void train_resume(const char *prog, const char *path, const train_conf *conf, mom_net *net,
+                  mom_optim *opt, mom_rng *data, int quiet, train_state *st, uint64_t *hash)
 {
     mom_ckpt *ck = NULL;
     mom_rng *const rngs[1] = {data};
+    memset(st, 0, sizeof *st);
     int rc = mom_ckpt_create(&ck, NULL);
     if (rc == MOM_OK)
         rc = mom_ckpt_load_file(ck, path);
-    /* the file is sound from here on: whatever does not fit is a mismatch */
+    /* the file is sound from here on: first its trainer state (the flags of its run), then
+     * whatever else does not fit is a mismatch */
+    if (rc == MOM_OK) {
+        const void *ud = NULL;
+        size_t usize = 0;
+        char msg[1024];
+        if (mom_ckpt_user_data(&ud, &usize, ck) == MOM_OK && usize > 0) {
+            int bad = train_state_check(conf, ud, usize, st, msg, sizeof msg);
+            if (bad)
+                fail(prog, quiet, bad, "--resume %s: %s", path, msg);
+        } /* else an older trainer's checkpoint: a warning once it is restored */
+    }
     if (rc == MOM_OK && mom_ckpt_net_kind(ck) != mom_net_kind_of(net)) {
         char what[256];
         snprintf(what, sizeof what, "it holds a %s network, %s trains %s ones",
                  net_kind_name(mom_ckpt_net_kind(ck)), prog,
                  net_kind_name(mom_net_kind_of(net)));
-        mismatch(prog, path, what);
+        mismatch(prog, quiet, path, what);
     }
     if (rc == MOM_OK && mom_ckpt_num_rngs(ck) != (data ? 1u : 0u)) {
         char what[256];
         snprintf(what, sizeof what, "it holds %zu random streams, %s keeps %u (was it written by "
                  "another program?)", (size_t)mom_ckpt_num_rngs(ck), prog, data ? 1u : 0u);
-        mismatch(prog, path, what);
+        mismatch(prog, quiet, path, what);
     }
     if (rc == MOM_OK) {
         rc = mom_ckpt_restore(ck, net, opt, data ? rngs : NULL, data ? 1 : 0);
         if (rc == MOM_E_FORMAT) /* the file loaded: another architecture or optimizer */
-            mismatch(prog, path, mom_ckpt_errmsg(ck));
+            mismatch(prog, quiet, path, mom_ckpt_errmsg(ck));
     }
-    if (rc != MOM_OK) {
-        fprintf(stderr, "%s: cannot resume from %s: %s%s%s\n", prog, path, mom_strerror(rc),
-                ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
-        exit(1);
+    if (rc != MOM_OK)
+        fail(prog, quiet, 1, "cannot resume from %s: %s%s%s", path, mom_strerror(rc),
+             ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
+    if (!st->have && !quiet)
+        fprintf(stderr, "%s: warning: --resume %s holds no trainer state (an older trainer wrote "
+                        "it): its flags cannot be checked, and the next log row averages only the "
+                        "updates after the resume\n",
+                prog, path);
+    if (st->have && st->updates != mom_optim_steps(opt))
+        fail(prog, quiet, 1, "--resume %s: its trainer state is of update %llu, its optimizer "
+                             "of update %llu (damaged?)",
+             path, (unsigned long long)st->updates, (unsigned long long)mom_optim_steps(opt));
+    if (hash) { /* what every rank must have read alike */
+        size_t size = mom_ckpt_size(ck);
+        unsigned char *image = malloc(size ? size : 1);
+        if (image == NULL || mom_ckpt_save_buffer(image, size, ck) != MOM_OK)
+            fail(prog, quiet, 1, "cannot resume from %s: out of memory", path);
+        *hash = bytes_hash(image, size);
+        free(image);
     }
     mom_ckpt_destroy(ck);
 }
 
-uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_optim *opt,
-                     mom_rng *data, const struct dist *d, size_t batch, const char *unit,
-                     uint64_t steps)
+uint64_t train_begin(const char *prog, const train_flags *tf, const train_conf *conf,
+                     uint64_t eval_every, mom_net *net, mom_optim *opt, mom_rng *data,
+                     const struct dist *d, size_t batch, const char *unit, uint64_t steps,
+                     train_state *resumed)
 {
     uint64_t first = 1;
+    memset(resumed, 0, sizeof *resumed);
     if (tf->resume) {
-        train_resume(prog, tf->resume, net, opt, data);
+        train_resume(prog, tf->resume, conf, net, opt, data, d->rank != 0, resumed,
+                     d->on ? &resumed->image_hash : NULL);
         first = mom_optim_steps(opt) + 1;
+        /* a checkpoint between two evaluations is the end of a run that stopped there: its last
+         * log row, of the updates since the evaluation before, is not one the longer run writes
+         * (that one averages over the whole interval, the updates of the checkpoint included).
+         * Without the trainer state (an older checkpoint) the row stays. */
+        resumed->keep_rows =
+            resumed->have ? (first - 1) / eval_every * eval_every : first - 1;
         if (first > steps) {
             if (d->rank == 0)
                 fprintf(stderr, "%s: %s already holds %llu updates and --steps is %llu: nothing "
@@ -406,9 +869,9 @@ uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_
         if (d->rank == 0)
             fprintf(stderr, "%s: resumed from %s after %llu updates\n", prog, tf->resume,
                     (unsigned long long)(first - 1));
-        if (d->rank == 0 && tf->log && cli_csv_trim(tf->log, first - 1) != 0) {
+        if (d->rank == 0 && tf->log && cli_csv_trim(tf->log, resumed->keep_rows) != 0) {
             fprintf(stderr, "%s: cannot drop the rows past update %llu from the log %s: %s\n",
-                    prog, (unsigned long long)(first - 1), tf->log, strerror(errno));
+                    prog, (unsigned long long)resumed->keep_rows, tf->log, strerror(errno));
             exit(1);
         }
     }
@@ -419,22 +882,49 @@ uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_
 }
 
 void train_monitor_start(train_monitor *m, const char *prog, const train_flags *tf,
-                         uint64_t first, uint64_t steps, int quiet)
+                         const train_conf *conf, uint64_t first, uint64_t steps,
+                         uint64_t eval_every, const train_state *resumed, int quiet)
 {
     memset(m, 0, sizeof *m);
     m->prog = prog;
     m->tf = tf;
+    m->conf = conf;
     m->quiet = quiet;
     m->steps = steps;
+    m->eval_every = eval_every;
     m->mean_loss = m->last_err = NAN;
+    if (resumed->have) {
+        m->loss_sum = resumed->loss_sum;
+        m->count = resumed->loss_count;
+        m->mean_loss = resumed->mean_loss;
+        m->last_err = resumed->last_err;
+    }
     if (tf->log && !quiet && (m->log = cli_log_open(tf->log, tf->resume != NULL)) == NULL) {
         fprintf(stderr, "%s: cannot write the log %s: %s\n", prog, tf->log, strerror(errno));
         exit(1);
     }
     if (!quiet)
         cli_progress_start(&m->bar, first - 1, steps);
-    /* a resumed run's seconds go on from its log, so the column stays the run's wall time */
-    m->t0 = cli_now() - (tf->resume && tf->log ? cli_log_last_seconds(tf->log) : 0.0);
+    /* a resumed run's seconds go on from its checkpoint (from the log of an older checkpoint), so
+     * the column stays the run's wall time */
+    double before = resumed->have ? resumed->seconds
+                    : tf->resume && tf->log ? cli_log_last_seconds(tf->log) : 0.0;
+    m->t0 = cli_now() - before;
+}
+
+/* The trainer state of a checkpoint taken now. */
+static train_state monitor_state(const train_monitor *m, const mom_optim *opt)
+{
+    train_state s;
+    memset(&s, 0, sizeof s);
+    s.have = 1;
+    s.updates = mom_optim_steps(opt);
+    s.loss_sum = m->loss_sum;
+    s.loss_count = m->count;
+    s.mean_loss = m->mean_loss;
+    s.last_err = m->last_err;
+    s.seconds = train_monitor_seconds(m);
+    return s;
 }
 
 int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom_optim *opt)
@@ -453,21 +943,25 @@ int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom
     return 0;
 }
 
-int train_monitor_due(const train_monitor *m, uint64_t step, uint64_t eval_every)
+int train_monitor_due(const train_monitor *m, uint64_t step)
 {
-    return step % eval_every == 0 || step == m->steps;
+    return step % m->eval_every == 0 || step == m->steps;
 }
 
 void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, double err,
                         mom_net *net, mom_optim *opt, mom_rng *data)
 {
-    m->mean_loss = m->loss_sum / (double)m->count;
-    m->last_err = err;
-    m->loss_sum = 0;
-    m->count = 0;
+    double mean = m->loss_sum / (double)m->count;
+    if (step % m->eval_every == 0) { /* a new interval */
+        m->mean_loss = mean;
+        m->last_err = err;
+        m->loss_sum = 0;
+        m->count = 0;
+    } /* else the last update of a run that stops between two evaluations: its checkpoint keeps
+       * the interval so far, for the run that resumes from it */
     if (m->quiet)
         return;
-    if (cli_log_row(m->log, step, mu, lr, m->mean_loss, err, train_monitor_seconds(m)) != 0) {
+    if (cli_log_row(m->log, step, mu, lr, mean, err, train_monitor_seconds(m)) != 0) {
         /* the training goes on; the status tells that the log is incomplete */
         cli_progress_break();
         fprintf(stderr, "%s: cannot write the log %s: %s; no more rows are written\n", m->prog,
@@ -476,10 +970,11 @@ void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, d
         m->log = NULL;
         m->output_failed = 1;
     }
-    cli_progress_update(&m->bar, step, m->mean_loss, err, 1);
+    cli_progress_update(&m->bar, step, mean, err, 1);
     char msg[1024];
+    train_state st = monitor_state(m, opt);
     if (m->tf->checkpoint && step % m->tf->checkpoint_every == 0 &&
-        save(m->tf->checkpoint, net, opt, data, msg, sizeof msg) != MOM_OK) {
+        save(m->tf->checkpoint, m->conf, &st, net, opt, data, msg, sizeof msg) != MOM_OK) {
         cli_progress_break();
         fprintf(stderr, "%s: %s\n", m->prog, msg);
         exit(1);
@@ -500,9 +995,10 @@ void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *
     if (m->quiet)
         return;
     cli_progress_end(&m->bar);
+    train_state st = monitor_state(m, opt);
     if (m->tf->checkpoint && !diverged &&
         (m->steps == 0 || m->steps % m->tf->checkpoint_every != 0) &&
-        train_save(m->prog, m->tf->checkpoint, net, opt, data) != MOM_OK)
+        train_save(m->prog, m->tf->checkpoint, m->conf, &st, net, opt, data) != MOM_OK)
         exit(1);
     if (m->log && fclose(m->log) != 0) {
         fprintf(stderr, "%s: cannot write the log %s: %s\n", m->prog, m->tf->log,

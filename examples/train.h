@@ -86,25 +86,110 @@ mom_optim *train_optim_create(const char *prog, int optim, size_t n_params, mom_
 int train_step(double *loss, mom_optim *opt, mom_net *net, const mom_batch *grad,
                const mom_batch *curv);
 
+/* ---- The trainer's own state in its checkpoints -----------------------------------------------
+ * Every checkpoint holds, as its user data (mom_ckpt_set_user_data()), a short text: a first line
+ * "PROG trainer state 1" (the trainer and the version of this format), then one "KEY=VALUE" line
+ * each for the flags that shape the run (the key is the flag: "--lr=0.0003") and for the state of
+ * the training loop that the network, the optimizer and the data stream do not hold (the running
+ * sum of the training loss since the last evaluation, ...). Values are printed exactly (numbers
+ * of the state with %a, flags in the shortest form that reads back to the same double); bytes
+ * below 0x20, 0x7f and '%' in a value are written %XX. --resume compares the flags and restores
+ * the state (docs/tasks.md, "Checkpoints and resuming"). */
+
+#define TRAIN_STATE_VERSION 1
+#define TRAIN_CONF_MAX 64
+
+/* How an entry is compared on --resume. */
+enum {
+    CONF_STR,  /* text, equal bytes */
+    CONF_U64,  /* an unsigned integer */
+    CONF_DBL,  /* a double, equal values */
+    CONF_DATA  /* "FINGERPRINT LABEL": equal fingerprints (the data itself); the label is shown */
+};
+
+typedef struct train_conf_entry {
+    const char *flag; /* "--lr": the key, and the flag named in messages */
+    int kind;
+    int check;        /* compared on --resume; 0: recorded only (may differ) */
+    char *value;      /* the text stored and shown */
+    const char *hint; /* added to a mismatch message, or NULL */
+} train_conf_entry;
+
+/* The flags of a run that change what it computes, as they go into its checkpoints. */
+typedef struct train_conf {
+    const char *prog;
+    size_t n;
+    train_conf_entry e[TRAIN_CONF_MAX];
+} train_conf;
+
+void train_conf_init(train_conf *c, const char *prog);
+void train_conf_free(train_conf *c);
+/* Add an entry (exits 1 when out of memory or past TRAIN_CONF_MAX: a bug). check: compare it on
+ * --resume (a flag that does not apply with the chosen optimizer is recorded unchecked). */
+void train_conf_str(train_conf *c, const char *flag, int check, const char *value);
+void train_conf_u64(train_conf *c, const char *flag, int check, uint64_t v);
+void train_conf_dbl(train_conf *c, const char *flag, int check, double v);
+/* A data set: n items of d floats at x, compared by a 64-bit hash of their bits (and n, d), so
+ * that the same images under another path are the same data; label (the flag's value) is shown. */
+void train_conf_data(train_conf *c, const char *flag, const char *label, size_t n, size_t d,
+                     const float *x);
+/* A hint for the mismatch message of the entry added last. */
+void train_conf_hint(train_conf *c, const char *hint);
+/* --optim, the HF flags and --weight-decay, each checked when the optimizer uses it. */
+void train_conf_optim(train_conf *c, const train_flags *tf, int net_kind);
+/* The shortest text of v that reads back (strtod) as v. */
+void train_num_text(char *buf, size_t size, double v);
+
+/* The training loop's own state at a checkpoint. */
+typedef struct train_state {
+    int have;            /* the checkpoint holds one (else it was written by an older trainer) */
+    uint64_t updates;    /* the optimizer's step count when it was taken */
+    double loss_sum;     /* training losses since the last evaluation (every --eval-every) */
+    uint64_t loss_count; /* ... and their number */
+    double mean_loss;    /* the mean of the last evaluation interval (progress display) */
+    double last_err;     /* the last evaluation's error (progress display) */
+    double seconds;      /* the run's wall time so far (the log's seconds column) */
+    uint64_t keep_rows;  /* on resuming: the log and trace rows up to this update stay */
+    uint64_t image_hash; /* on resuming: a hash of the checkpoint read (dist_check_same()) */
+} train_state;
+
+/* The user data of a checkpoint: malloc'ed text (its length in *len), NULL when out of memory. */
+char *train_state_encode(const train_conf *c, const train_state *s, size_t *len);
+
+/* Check the user data of a checkpoint against the flags of this run and read its state into *s.
+ * Returns 0 (s->have = 1), 1 when it cannot be read (another trainer's, another format version,
+ * damaged), 2 when a checked flag differs; msg then holds the reason. */
+int train_state_check(const train_conf *c, const void *data, size_t size, train_state *s,
+                      char *msg, size_t cap);
+
 struct dist;
 
 /* Before the loop: --resume (when given) into net, opt and the data stream, and the note of a
- * data-parallel run (`unit`: "cases" or "sequences" of the global batch), both on rank 0 only.
- * A checkpoint that already holds `steps` updates or more leaves nothing to train: message,
- * exit 1. On resuming, the rows of the --log file past the checkpoint are dropped. Returns the
- * first update to run. */
-uint64_t train_begin(const char *prog, const train_flags *tf, mom_net *net, mom_optim *opt,
-                     mom_rng *data, const struct dist *d, size_t batch, const char *unit,
-                     uint64_t steps);
+ * data-parallel run (`unit`: "cases" or "sequences" of the global batch); messages on rank 0
+ * only. The checkpoint's trainer state is checked against conf and read into *resumed (which
+ * says which log and trace rows stay: see docs/tasks.md); a checkpoint without one (an older
+ * trainer's) is accepted with a warning. A checkpoint that already holds `steps` updates or more
+ * leaves nothing to train: message, exit 1. On resuming, the rows of the --log file past
+ * resumed->keep_rows are dropped. Returns the first update to run. A data-parallel run then
+ * checks that every rank read the same checkpoint: dist_check_same(resumed->image_hash). */
+uint64_t train_begin(const char *prog, const train_flags *tf, const train_conf *conf,
+                     uint64_t eval_every, mom_net *net, mom_optim *opt, mom_rng *data,
+                     const struct dist *d, size_t batch, const char *unit, uint64_t steps,
+                     train_state *resumed);
 
-/* Save net + optimizer + the data stream (may be NULL) atomically to path; message on failure. */
-int train_save(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data);
+/* Save net + optimizer + the data stream (may be NULL) and the trainer state (conf and s; no
+ * user data when conf is NULL) atomically to path; message on failure. */
+int train_save(const char *prog, const char *path, const train_conf *conf, const train_state *s,
+               mom_net *net, mom_optim *opt, mom_rng *data);
 
-/* Restore a checkpoint into existing handles of the same architecture and optimizer kind. A file
- * that cannot be read or is damaged: status 1; a sound file whose network, optimizer or streams
- * differ from the ones of the flags: status 2; each with a message naming the file and what is
- * wrong. */
-void train_resume(const char *prog, const char *path, mom_net *net, mom_optim *opt, mom_rng *data);
+/* Restore a checkpoint into existing handles of the same architecture and optimizer kind, after
+ * checking its trainer state against conf (read into *s). A file that cannot be read, is damaged
+ * or holds another trainer's state: status 1; a sound file whose flags, network, optimizer or
+ * streams differ from the ones of the command line: status 2; each with a message naming the file
+ * and what is wrong (printed unless quiet). *hash (unless hash is NULL): a hash of the whole
+ * image, to check that the ranks of a data-parallel run read the same file. */
+void train_resume(const char *prog, const char *path, const train_conf *conf, mom_net *net,
+                  mom_optim *opt, mom_rng *data, int quiet, train_state *s, uint64_t *hash);
 
 /* The bookkeeping of a training loop both trainers share: mean training loss per evaluation
  * interval, CSV log rows, progress display, periodic and final checkpoints, the plot. */
@@ -112,29 +197,36 @@ typedef struct train_monitor {
     const char *prog;
     int quiet; /* a rank other than 0 of an MPI job: no log, progress, checkpoints or plot */
     const train_flags *tf;
-    uint64_t steps;
+    const train_conf *conf; /* what goes into the checkpoints */
+    uint64_t steps, eval_every;
     FILE *log;
     cli_progress bar;
-    double t0, loss_sum, mean_loss, last_err; /* mean_loss: of the last evaluation interval */
+    /* loss_sum, count: since the last evaluation at a multiple of --eval-every (the final row of
+     * a run that stops between two of them does not reset them: its checkpoint keeps them);
+     * mean_loss, last_err: of that evaluation */
+    double t0, loss_sum, mean_loss, last_err;
     uint64_t count;
     int output_failed; /* an output file (log, trace, plot, image) could not be written */
 } train_monitor;
 
 /* Open the log (appending when resuming; exits 1 if it cannot be written) and start the progress
- * display at update first - 1 of steps. quiet: keep the bookkeeping but write nothing (the ranks
- * other than 0 of a data-parallel job). */
+ * display at update first - 1 of steps, with the state of the resumed checkpoint (resumed->have:
+ * its loss sum, clock, ...; else a fresh interval, and a resumed clock from the log's last row).
+ * quiet: keep the bookkeeping but write nothing (the ranks other than 0 of a data-parallel job). */
 void train_monitor_start(train_monitor *m, const char *prog, const train_flags *tf,
-                         uint64_t first, uint64_t steps, int quiet);
+                         const train_conf *conf, uint64_t first, uint64_t steps,
+                         uint64_t eval_every, const train_state *resumed, int quiet);
 
 /* Check the status of a training step: returns 0 when it succeeded (and records its loss), 1 when
  * it diverged (message printed; the caller stops training); exits 1 on any other error. */
 int train_monitor_step(train_monitor *m, int rc, uint64_t step, double loss, mom_optim *opt);
 
 /* Whether `step` is an evaluation point (every --eval-every updates and the last one). */
-int train_monitor_due(const train_monitor *m, uint64_t step, uint64_t eval_every);
+int train_monitor_due(const train_monitor *m, uint64_t step);
 
 /* At an evaluation point: the interval's mean loss, a log row, the progress line, and a
- * checkpoint when due (exits 1 if saving fails). Between points: the progress display only, whose
+ * checkpoint when due (exits 1 if saving fails). At the last update of a run that ends between
+ * two multiples of --eval-every, the interval stays open: the final checkpoint keeps its sum. Between points: the progress display only, whose
  * loss is the running mean of the interval so far (the value the next log row records). */
 void train_monitor_eval(train_monitor *m, uint64_t step, double mu, double lr, double err,
                         mom_net *net, mom_optim *opt, mom_rng *data);

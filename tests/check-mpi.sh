@@ -11,7 +11,8 @@
 #   - the ranks hold bit-identical parameters after every update (--eval-every 1 makes the
 #     trainers compare a hash of them across ranks after each update and abort on a mismatch);
 #   - only rank 0 prints the summary and writes the checkpoint and log;
-#   - a 2-rank run resumed from rank 0's checkpoint continues bit for bit.
+#   - a 2-rank run resumed from rank 0's checkpoint continues bit for bit, and one resumed between
+#     two evaluations logs the rows of the straight run; other flags are refused (status 2).
 # Skipped (a TAP plan of 0 with SKIP, status 0: meson counts a TAP test that exits non-zero
 # as an error, 77 included) with a message when mpirun is missing or the trainers were built without MPI.
 # usage: check-mpi.sh MPI_FOUND(0|1) MOMINIT_RNN MOMINIT_AE CKPT_DIFF
@@ -112,6 +113,33 @@ if mpirun_np2 $RNN --mpi --optim nag --steps 50 --batch 50 --lr 1e-3 --checkpoin
 else
     cat "$tmp/res1.out" "$tmp/res2.out" "$tmp/res.diff" > "$tmp/res.all" 2>/dev/null
     notok "resuming a 2-rank run" "$tmp/res.all"
+fi
+
+# a checkpoint between two evaluations (25 updates, --eval-every 10) holds the running loss of the
+# interval: 25 + 15 resumed updates on 2 ranks log the rows (but the seconds) and the summary of 40
+# straight ones; every rank checks the flags against the checkpoint, rank 0 alone says what differs
+R10="$rnn --task addition --T 20 --eval-every 10 --eval-size 50 --seed 3 --batch 10 --mpi"
+# shellcheck disable=SC2086
+if mpirun_np2 $R10 --steps 40 --log "$tmp/s40.csv" > "$tmp/s40.out" 2> "$tmp/s40.err" &&
+        mpirun_np2 $R10 --steps 25 --log "$tmp/r40.csv" --checkpoint "$tmp/r25.ckpt" \
+            > /dev/null 2> "$tmp/r25.err" &&
+        mpirun_np2 $R10 --steps 40 --log "$tmp/r40.csv" --resume "$tmp/r25.ckpt" \
+            > "$tmp/r40.out" 2> "$tmp/r40.err" &&
+        cut -d, -f1-5 "$tmp/s40.csv" > "$tmp/s40.rows" && cut -d, -f1-5 "$tmp/r40.csv" > "$tmp/r40.rows" &&
+        cmp -s "$tmp/s40.rows" "$tmp/r40.rows" &&
+        [ "$(sed 's/ seconds=.*//' "$tmp/s40.out")" = "$(sed 's/ seconds=.*//' "$tmp/r40.out")" ]; then
+    ok "a 2-rank run resumed between two evaluations logs and ends as the straight run"
+else
+    cat "$tmp/s40.err" "$tmp/r25.err" "$tmp/r40.err" "$tmp/s40.csv" "$tmp/r40.csv" > "$tmp/r.all" 2>/dev/null
+    notok "resuming a 2-rank run between two evaluations" "$tmp/r.all"
+fi
+# shellcheck disable=SC2086
+mpirun_np2 $R10 --steps 40 --lr 0.001 --resume "$tmp/r25.ckpt" > "$tmp/lr.out" 2>&1
+st=$?
+if [ "$st" -eq 2 ] && [ "$(grep -c -- '--lr is 0.0003 in the checkpoint, 0.001 on the command line' "$tmp/lr.out")" = 1 ]; then
+    ok "a 2-rank resume with another --lr is refused (status 2, one message)"
+else
+    notok "a 2-rank resume with another --lr: status $st" "$tmp/lr.out"
 fi
 
 # a global batch smaller than the ranks is refused before any work

@@ -1,5 +1,9 @@
 #define _POSIX_C_SOURCE 200809L
-/* Tests of the example trainers' data: task generators, CURVES, the IDX reader. */
+/* Tests of the example trainers' data: task generators, CURVES, the IDX reader; and of the trainer
+ * state their checkpoints hold (examples/train.h). Run as
+ *     test_examples --strip-user-data IN OUT
+ * it writes OUT, the checkpoint IN without its user data (as an older trainer wrote it), for
+ * tests/check-cli.sh. */
 #include "testutil.h"
 #include <stdio.h>
 #include <sys/stat.h>
@@ -9,6 +13,7 @@
 #include "../examples/cli.h"
 #include "../examples/data.h"
 #include "../examples/tasks.h"
+#include "../examples/train.h"
 
 static mom_rng *new_rng(uint64_t seed)
 {
@@ -485,8 +490,178 @@ static void test_idx_reader(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
-int main(void)
+/* ---- the trainer state in checkpoints (examples/train.c) --------------------------------------- */
+
+static const float some_data[6] = {0.0f, 0.5f, 1.0f, 0.25f, -0.0f, 3.0f};
+
+/* A configuration as a trainer builds it: lr, a path with odd bytes, data of its own. */
+static void sample_conf(train_conf *c, const char *prog, double lr, const char *label,
+                        const float *data, int lr_checked)
 {
+    train_conf_init(c, prog);
+    train_conf_str(c, "--task", 1, "addition");
+    train_conf_dbl(c, "--lr", lr_checked, lr);
+    train_conf_u64(c, "--seed", 1, UINT64_MAX);
+    train_conf_data(c, "--data", label, 2, 3, data);
+    train_conf_u64(c, "--steps", 0, 25);
+    train_conf_hint(c, "steps hint");
+}
+
+static void test_state_roundtrip(void **state)
+{
+    (void)state;
+    train_conf c, c2;
+    const char *odd = "idx:/a b/100%\nx\ty=z";
+    sample_conf(&c, "mominit-rnn", 0.0003, odd, some_data, 1);
+    train_state s = {1, 25, 0.1 + 0.2, 5, NAN, 0.86, 1.0 / 3.0, 0, 0}, back;
+    size_t len = 0;
+    char *text = train_state_encode(&c, &s, &len);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    const char *head = "mominit-rnn trainer state 1\n--task=addition\n--lr=0.0003\n";
+    assert_true(strncmp(text, head, strlen(head)) == 0);
+    assert_non_null(strstr(text, "--data=2x3:")); /* the fingerprint, then the label escaped */
+    assert_non_null(strstr(text, " idx:/a b/100%25%0Ax%09y=z\n"));
+    char msg[512] = "";
+    assert_int_equal(train_state_check(&c, text, len, &back, msg, sizeof msg), 0);
+    assert_true(back.have && back.updates == 25 && back.loss_count == 5);
+    assert_true(back.loss_sum == 0.1 + 0.2 && isnan(back.mean_loss) && back.last_err == 0.86 &&
+                back.seconds == 1.0 / 3.0); /* exactly */
+
+    /* a checked flag that differs: status 2, the flag and both values named */
+    sample_conf(&c2, "mominit-rnn", 0.001, odd, some_data, 1);
+    assert_int_equal(train_state_check(&c2, text, len, &back, msg, sizeof msg), 2);
+    assert_string_equal(msg, "--lr is 0.0003 in the checkpoint, 0.001 on the command line "
+                             "(resume with the flags of the run that wrote it)");
+    train_conf_free(&c2);
+    /* one this run does not check (an ignored flag), or recorded only (--steps): accepted */
+    train_conf_init(&c2, "mominit-rnn");
+    train_conf_str(&c2, "--task", 1, "addition");
+    train_conf_dbl(&c2, "--lr", 0, 0.001);
+    train_conf_u64(&c2, "--seed", 1, UINT64_MAX);
+    train_conf_data(&c2, "--data", odd, 2, 3, some_data);
+    train_conf_u64(&c2, "--steps", 0, 40);
+    assert_int_equal(train_state_check(&c2, text, len, &back, msg, sizeof msg), 0);
+    train_conf_free(&c2);
+    /* the same data under another name is the same data; other data is not */
+    sample_conf(&c2, "mominit-rnn", 0.0003, "idx:/moved", some_data, 1);
+    assert_int_equal(train_state_check(&c2, text, len, &back, msg, sizeof msg), 0);
+    train_conf_free(&c2);
+    float other[6];
+    memcpy(other, some_data, sizeof other);
+    other[4] = 0.0f; /* +0 for -0: other bits */
+    sample_conf(&c2, "mominit-rnn", 0.0003, "idx:/moved", other, 1);
+    assert_int_equal(train_state_check(&c2, text, len, &back, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "--data is idx:/a b/100%\nx\ty=z in the checkpoint, idx:/moved on"));
+    train_conf_free(&c2);
+    sample_conf(&c2, "mominit-rnn", 0.0003, odd, other, 1);
+    assert_int_equal(train_state_check(&c2, text, len, &back, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "other values than in the checkpoint"));
+    train_conf_free(&c2);
+    /* another trainer's state: status 1 */
+    sample_conf(&c2, "mominit-ae", 0.0003, odd, some_data, 1);
+    assert_int_equal(train_state_check(&c2, text, len, &back, msg, sizeof msg), 1);
+    assert_string_equal(msg, "it was written by mominit-rnn, not mominit-ae");
+    train_conf_free(&c2);
+    free(text);
+    train_conf_free(&c);
+}
+
+static void test_state_refused(void **state)
+{
+    (void)state;
+    train_conf c;
+    train_conf_init(&c, "mominit-rnn");
+    train_conf_u64(&c, "--seed", 1, 1);
+    train_state back;
+    char msg[512];
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"mominit-rnn trainer state 2\n--seed=1\n", "format version 2; this mominit-rnn reads version 1"},
+        {"mominit-ae trainer state 7\n", "written by mominit-ae, not mominit-rnn"},
+        {"task=addition seed=7", "not the trainer state of mominit-rnn"},
+        {"mominit-rnn trainer state 1", "not the trainer state of mominit-rnn"},
+        {"mominit-rnn trainer state 1\n--seed=1", "damaged (no end of line)"},
+        {"mominit-rnn trainer state 1\nnonsense\n", "damaged (line 2)"},
+        {"mominit-rnn trainer state 1\n--seed=1%4\n", "damaged (value of --seed)"},
+        {"mominit-rnn trainer state 1\n--task=x\n", "lacks --seed"},
+        {"mominit-rnn trainer state 1\n--seed=1\nupdates=3\n", "damaged (the training loop's"},
+        {"mominit-rnn trainer state 1\n--seed=1\nupdates=3\nloss_sum=0x1p-3\nloss_count=4\n"
+         "mean_loss=nan\nlast_error=1\nseconds=2\n", "damaged (the training loop's"},
+        {"mominit-rnn trainer state 1\n--seed=2\n", "--seed is 2 in the checkpoint, 1 on"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int rc = train_state_check(&c, cases[k].text, strlen(cases[k].text), &back, msg,
+                                   sizeof msg);
+        if (strstr(msg, cases[k].want) == NULL)
+            fail_msg("case %zu: '%s'", k, msg);
+        assert_int_equal(rc, k + 1 == sizeof cases / sizeof cases[0] ? 2 : 1);
+        assert_false(back.have);
+    }
+    const char good[] = "mominit-rnn trainer state 1\n--seed=1\nupdates=3\nloss_sum=0x1p-3\n"
+                        "loss_count=2\nmean_loss=nan\nlast_error=1\nseconds=2\n";
+    assert_int_equal(train_state_check(&c, good, strlen(good), &back, msg, sizeof msg), 0);
+    assert_true(back.have && back.loss_sum == 0.125 && back.loss_count == 2 && back.seconds == 2);
+    /* bytes that are no text */
+    assert_int_equal(train_state_check(&c, good, sizeof good, &back, msg, sizeof msg), 1);
+    train_conf_free(&c);
+}
+
+static void test_num_text(void **state)
+{
+    (void)state;
+    char buf[40];
+    const double v[] = {0.0003, 0.1 + 0.2, 1.0 / 3.0, 1e-300, 2e-5, 0.995, 45, -0.0, 5e-324};
+    const char *want[] = {"0.0003", "0.30000000000000004", "0.3333333333333333", "1e-300",
+                          "2e-05", "0.995", "45", "-0", NULL};
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        train_num_text(buf, sizeof buf, v[k]);
+        assert_true(strtod(buf, NULL) == v[k] && signbit(strtod(buf, NULL)) == signbit(v[k]));
+        if (want[k])
+            assert_string_equal(buf, want[k]);
+    }
+}
+
+/* test_examples --strip-user-data IN OUT: IN without its user data, as an older trainer wrote
+ * it (the same network, optimizer and streams, captured again). */
+static int strip_user_data(const char *in, const char *out)
+{
+    mom_ckpt *ck = NULL, *ck2 = NULL;
+    mom_net *net = NULL;
+    mom_optim *opt = NULL;
+    mom_rng *rngs[8] = {NULL};
+    size_t n = 0;
+    int rc = mom_ckpt_create(&ck, NULL);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_load_file(ck, in);
+    if (rc == MOM_OK && (n = mom_ckpt_num_rngs(ck)) > 8)
+        rc = MOM_E_UNSUPPORTED;
+    if (rc == MOM_OK)
+        rc = mom_ckpt_restore_new(mom_ckpt_net_kind(ck) ? &net : NULL,
+                                  mom_ckpt_optim_kind(ck) ? &opt : NULL, rngs, n, ck);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_create(&ck2, NULL);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_capture(ck2, net, opt, (const mom_rng *const *)rngs, n);
+    if (rc == MOM_OK)
+        rc = mom_ckpt_save_file(ck2, out);
+    if (rc != MOM_OK)
+        fprintf(stderr, "test_examples --strip-user-data: %s: %s\n", mom_strerror(rc),
+                ck2 && *mom_ckpt_errmsg(ck2) ? mom_ckpt_errmsg(ck2) : mom_ckpt_errmsg(ck));
+    for (size_t k = 0; k < n; k++)
+        mom_rng_destroy(rngs[k]);
+    mom_optim_destroy(opt);
+    mom_net_destroy(net);
+    mom_ckpt_destroy(ck2);
+    mom_ckpt_destroy(ck);
+    return rc == MOM_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--strip-user-data") == 0)
+        return strip_user_data(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_value_tasks),
         cmocka_unit_test(test_addition_options),
@@ -498,6 +673,9 @@ int main(void)
         cmocka_unit_test(test_generators_deterministic),
         cmocka_unit_test(test_curves),
         cmocka_unit_test(test_idx_reader),
+        cmocka_unit_test(test_state_roundtrip),
+        cmocka_unit_test(test_state_refused),
+        cmocka_unit_test(test_num_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
