@@ -15,11 +15,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <errno.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #if defined(__linux__)
-#include <sys/syscall.h>
+#include <sys/mman.h>
 #endif
 
 /*
@@ -42,7 +41,7 @@ struct mom__team_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pid_t pid;                /* the process that started the helpers */
-    _Atomic long tid;         /* Linux: a helper's thread id (0 until one runs) */
+    volatile int *fork_mark;  /* Linux: 1 in a page a fork() child sees zeroed, or NULL */
     /* under mu */
     uint64_t gen;
     int quit;
@@ -84,9 +83,6 @@ static void *helper_main(void *p)
     mom__team_state *s = p;
     uint64_t seen = 0;
     pthread_mutex_lock(&s->mu);
-#if defined(__linux__) && defined(SYS_gettid)
-    atomic_store_explicit(&s->tid, (long)syscall(SYS_gettid), memory_order_relaxed);
-#endif
     for (;;) {
         while (s->gen == seen && !s->quit)
             pthread_cond_wait(&s->cv, &s->mu);
@@ -106,6 +102,22 @@ static void *helper_main(void *p)
     return NULL;
 }
 
+/* Whether the helpers of s are threads of this process, not of a process this one was forked
+ * from (a child has the parent's memory but none of its threads). */
+static int helpers_here(const mom__team_state *s)
+{
+    return s->pid == getpid() && (s->fork_mark == NULL || *s->fork_mark == 1);
+}
+
+static void fork_mark_free(mom__team_state *s)
+{
+#if defined(__linux__) && defined(MADV_WIPEONFORK)
+    if (s->fork_mark != NULL) /* in a child too: the page is there, zeroed */
+        munmap((void *)s->fork_mark, (size_t)sysconf(_SC_PAGESIZE));
+#endif
+    s->fork_mark = NULL;
+}
+
 static int start(mom__team *t, int threads)
 {
     const mom_allocator *a = &t->alloc;
@@ -121,13 +133,32 @@ static int start(mom__team *t, int threads)
     atomic_init(&s->slot, 0);
     atomic_init(&s->finished, 0);
     s->pid = getpid();
-    atomic_init(&s->tid, 0);
+    s->fork_mark = NULL;
+#if defined(__linux__) && defined(MADV_WIPEONFORK)
+    /* A fork() child usually has another process id, but not always (PID 1 of nested PID
+     * namespaces, as in containers; a reused id). A page the kernel gives a child zeroed
+     * (MADV_WIPEONFORK, Linux 4.14) tells any child: the team's own, not the allocator's, since
+     * only a whole page can be marked; without it, the process id alone decides. */
+    long page = sysconf(_SC_PAGESIZE);
+    if (page > 0) {
+        void *pg = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+        if (pg != MAP_FAILED && madvise(pg, (size_t)page, MADV_WIPEONFORK) == 0) {
+            s->fork_mark = pg;
+            *s->fork_mark = 1;
+        } else if (pg != MAP_FAILED) {
+            munmap(pg, (size_t)page);
+        }
+    }
+#endif
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        fork_mark_free(s);
         mom__free(a, s);
         return -1;
     }
     if (pthread_cond_init(&s->cv, NULL) != 0) {
         pthread_mutex_destroy(&s->mu);
+        fork_mark_free(s);
         mom__free(a, s);
         return -1;
     }
@@ -176,29 +207,12 @@ static int start(mom__team *t, int threads)
     if (s->helpers == 0) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
+        fork_mark_free(s);
         mom__free(a, s);
         return -1;
     }
     t->st = s; /* with fewer helpers than wanted if some could not be created */
     return 0;
-}
-
-/* Whether the helpers of s are threads of this process. A fork() child has the same memory but
- * no helpers; it usually has another process id too, but not always: a child forked into a new
- * PID namespace by a process that is itself PID 1 of its own, or a process that got a reused id.
- * On Linux the first helper's thread id then tells (it is in no thread group of the child).
- * Called only where the answer decides between joining threads and not: not per job. */
-static int helpers_here(mom__team_state *s)
-{
-    if (s->pid != getpid())
-        return 0;
-#if defined(__linux__) && defined(SYS_tgkill)
-    /* not under mu: in a child, a helper of the parent may have held it at the fork */
-    long tid = atomic_load_explicit(&s->tid, memory_order_relaxed);
-    if (tid != 0 && syscall(SYS_tgkill, (long)getpid(), tid, 0) != 0 && errno == ESRCH)
-        return 0;
-#endif
-    return 1;
 }
 
 void mom__team_stop(mom__team *t)
@@ -222,9 +236,11 @@ void mom__team_stop(mom__team *t)
     }
     /* in a forked child the helper does not exist: its mutex and condition variable are left
      * as they are (they may be held by the parent's helper) and only the memory is freed */
+    fork_mark_free(s);
     mom__free(&t->alloc, s);
     t->st = NULL;
-    pthread_setcancelstate(cancel_state, NULL);
+    int ignored;
+    pthread_setcancelstate(cancel_state, &ignored);
 }
 
 /* The threads the team wants now; starts the helpers the first time it wants more than one. */
@@ -247,7 +263,7 @@ void mom__team_run(mom__team *t, mom__team_fn fn, void *arg, size_t parts)
     }
     int threads = prepare(t);
     mom__team_state *s = t->st;
-    if (threads < 2 || s == NULL || s->pid != getpid()) {
+    if (threads < 2 || s == NULL || !helpers_here(s)) {
         for (size_t p = 0; p < parts; p++)
             fn(arg, p, parts);
         return;

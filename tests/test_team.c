@@ -257,10 +257,22 @@ static int in_new_pid_namespace(int (*body)(void *), void *arg)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The forked child's part: jobs run (on this thread), then the team is stopped. */
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* The forked child's part: it starts a thread of its own (which gets the thread id the parent's
+ * first helper had in its namespace), jobs run on this thread, then the team is stopped. */
 static int stop_team_body(void *arg)
 {
     mom__team *t = arg;
+    pthread_t own;
+    if (pthread_create(&own, NULL, idle_thread, NULL) != 0)
+        return 2;
     count_job j;
     job_reset(&j, 0);
     mom__team_run(t, count_part, &j, 8);
