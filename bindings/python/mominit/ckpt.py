@@ -17,6 +17,7 @@ A Checkpoint holds one image of a state, in two phases like the C API:
         net, opt, (data_rng,) = ck.restore_new()         # they outlive the checkpoint
 """
 import ctypes
+import io
 import operator
 import os
 
@@ -117,9 +118,10 @@ class Checkpoint(Handle):
     format; a callback schedule in capture()), MomIOError (files), StateError (no image; a step
     begun), ShapeError, InvalidError, NoMemError. A failed call changes nothing.
 
-    No method may be called from a callback of a call on one of the handles involved (the
-    reduction hook or a schedule function of a step on the same network or optimizer, an
-    allocator, a stream function): RuntimeError."""
+    No method but the read-only queries (size, kinds, counts, user_data) may be called from a
+    callback of a call on one of the handles involved (the reduction hook or a schedule
+    function of a step on the same network or optimizer, an allocator, a stream function):
+    RuntimeError."""
 
     _destroy_fn = L.mom_ckpt_destroy
     _errmsg_fn = L.mom_ckpt_errmsg
@@ -206,12 +208,16 @@ class Checkpoint(Handle):
     def save_stream(self, f):
         """Write the image to a binary file object (anything with write(bytes)), in one or more
         write() calls; returns nothing. A write() returning a count smaller than what it was
-        given is called again with the rest (None counts as everything written). If write()
-        raises, a MomIOError chained from that exception is raised."""
+        given is called again with the rest. None counts as everything written only from a
+        buffered or text-like object (io.BufferedWriter, BytesIO, most file-likes return the
+        count or None after writing it all); from a raw stream (io.RawIOBase) None means
+        nothing was written (a non-blocking stream that would block), and the save fails. If
+        write() raises, a MomIOError chained from that exception is raised."""
         write = getattr(f, "write", None)
         if not callable(write):
             raise TypeError(f"f must have a write() method, got {type(f).__name__}")
         errors = []
+        raw = isinstance(f, io.RawIOBase)
 
         def on_write(data, size, _user):
             try:
@@ -220,6 +226,9 @@ class Checkpoint(Handle):
                 while done < size:
                     n = write(chunk if done == 0 else chunk[done:])
                     if n is None:
+                        if raw:
+                            raise BlockingIOError("write() returned None: the raw stream would "
+                                                  "block and wrote nothing")
                         break
                     n = operator.index(n)
                     if not 0 < n <= size - done:
@@ -353,11 +362,12 @@ class Checkpoint(Handle):
         (InvalidError). Loading does not change them. The library never interprets them:
         encode them portably (text, fixed little-endian fields)."""
         arr = _bytes_arg(b"" if data is None else data, "data")
+        copy = arr.tobytes()  # the copy kept for pickling, made before C changes anything
         with locked(self) as lk:
             lk.refuse_nested("set the user data of a checkpoint")
             self._check(L.mom_ckpt_set_user_data(self._ptr, arr.ctypes.data if arr.size else None,
                                                  arr.size), "mom_ckpt_set_user_data")
-            self._next_user_data = arr.tobytes()
+            self._next_user_data = copy
 
     # -- restoring ------------------------------------------------------------------------------
     def restore_new(self, net=None, optim=None, rngs=None):

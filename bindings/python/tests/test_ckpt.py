@@ -489,6 +489,35 @@ class TestErrors(Tmp):
         with self.assertRaises(TypeError):
             self.ck.save_stream(b"bytes have no write")
 
+        class WouldBlock(io.RawIOBase):
+            """A raw non-blocking stream: takes 10 bytes, then None (nothing written)."""
+            def __init__(self):
+                self.out = bytearray()
+
+            def writable(self):
+                return True
+
+            def write(self, b):
+                if self.out:
+                    return None
+                self.out += bytes(b[:10])
+                return min(10, len(b))
+
+        e = self.assertMomError(mi.MomIOError, self.ck.save_stream, WouldBlock())
+        self.assertIsInstance(e.__cause__, BlockingIOError)
+
+        class Buffered:
+            """Not a raw stream: None after writing everything (as some file-likes do)."""
+            def __init__(self):
+                self.out = bytearray()
+
+            def write(self, b):
+                self.out += bytes(b)
+
+        b = Buffered()
+        self.ck.save_stream(b)
+        self.assertEqual(bytes(b.out), self.data)
+
         # the stream function may not call its own checkpoint (a callback of the same handle)
         calls = []
 
