@@ -261,7 +261,7 @@ void cli_progress_format(char *buf, size_t size, int width, uint64_t step, uint6
     double frac = total ? (double)step / (double)total : 1.0;
     /* the layout is decided on the fields' usual widths (or more when they are wider), so that
      * the fields shown and the bar's width hold still from one redraw to the next */
-    static const int usual[NF] = {0, 4, 0, 12, 10, 13, 10}; /* "1000 steps/s", "loss 0.001234" */
+    static const int usual[NF] = {0, 4, 0, 12, 10, 14, 10}; /* "1000 steps/s", "loss 5.454e-05" */
     char digits[32];
     int count_width = snprintf(digits, sizeof digits, "%llu", (unsigned long long)total);
     f[BAR][0] = '\0';

@@ -328,7 +328,12 @@ static void make_conf(train_conf *c, const options *o, const dataset *train, con
     train_conf_hint(c, "resume with the --data and --train-size of the run that wrote it");
     train_conf_u64(c, "--train-size", 0, o->train_size);
     train_conf_data(c, "--test-data", test_label, test->n, test->d, test->x);
-    train_conf_str(c, "--arch", 1, o->arch);
+    /* the sizes, not the text ("0784-8-3" is 784-8-3) */
+    size_t enc[MAX_LAYERS / 2], m = arch_fields(o->arch, enc);
+    char arch[MAX_LAYERS / 2 * 21] = "";
+    for (size_t i = 0, at = 0; i < m && at < sizeof arch; i++)
+        at += (size_t)snprintf(arch + at, sizeof arch - at, "%s%zu", i ? "-" : "", enc[i]);
+    train_conf_str(c, "--arch", 1, arch);
     train_conf_str(c, "--output", 1, o->output == MOM_OUT_LINEAR_SQUARED ? "linear" : "logistic");
     train_conf_dbl(c, "--si-scale", 1, o->si_scale);
     train_conf_optim(c, &o->tf, MOM_NET_FEEDFORWARD);
@@ -337,7 +342,8 @@ static void make_conf(train_conf *c, const options *o, const dataset *train, con
     train_conf_u64(c, "--mu-period", momentum, o->period);
     train_num_text(num, sizeof num, o->final_mu);
     snprintf(pair, sizeof pair, "%llu:%s", (unsigned long long)o->final_given_steps, num);
-    train_conf_str(c, "--final-phase", momentum, pair);
+    /* a final phase that lowers nothing (0 updates, or mu at least --mu-max) is none at all */
+    train_conf_str(c, "--final-phase", momentum, final_phase ? pair : "none");
     train_conf_u64(c, "--steps", final_phase, o->steps);
     train_conf_hint(c, "the final phase of --final-phase ends at --steps: resume with the --steps "
                        "of the run that wrote it; a run started with --final-phase 0:0 can be "
@@ -345,6 +351,8 @@ static void make_conf(train_conf *c, const options *o, const dataset *train, con
     train_conf_u64(c, "--batch", !hf, gbatch);
     train_conf_u64(c, "--eval-every", 1, o->eval_every);
     train_conf_u64(c, "--eval-size", 1, eval_n);
+    train_conf_hint(c, "the values used, at most the training set's size: resume with the "
+                       "--eval-size of the run that wrote it");
 }
 
 int main(int argc, char **argv)

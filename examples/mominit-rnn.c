@@ -384,7 +384,7 @@ static void make_conf(train_conf *c, const options *o)
     train_conf_dbl(c, "--mu0", momentum, o->mu0);
     train_num_text(num, sizeof num, o->warm_mu);
     snprintf(pair, sizeof pair, "%s:%llu", num, (unsigned long long)o->warm_steps);
-    train_conf_str(c, "--mu-warmup", momentum, pair);
+    train_conf_str(c, "--mu-warmup", momentum, o->warm_steps > 0 ? pair : "none");
     train_conf_dbl(c, "--clip", 1, o->clip);
     train_conf_u64(c, "--batch", !(hf && o->tf.hf.grad_batch), o->batch);
     train_conf_u64(c, "--seed", 1, o->seed);

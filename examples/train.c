@@ -1,7 +1,9 @@
 /* Shared training helpers of the example trainers; see train.h. */
+#define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -427,6 +429,14 @@ static const char *optim_flag_name(int optim)
     }
 }
 
+int train_conf_checks(const train_conf *c, const char *flag)
+{
+    for (size_t i = 0; c != NULL && i < c->n; i++)
+        if (strcmp(c->e[i].flag, flag) == 0)
+            return c->e[i].check;
+    return 0;
+}
+
 void train_conf_optim(train_conf *c, const train_flags *tf, int net_kind)
 {
     const hf_settings *h = &tf->hf;
@@ -434,7 +444,7 @@ void train_conf_optim(train_conf *c, const train_flags *tf, int net_kind)
     char a[40], t0[40], pair[96];
     train_conf_str(c, "--optim", 1, optim_flag_name(tf->optim));
     train_conf_dbl(c, "--hf-lambda", hf, h->lambda);
-    train_conf_u64(c, "--hf-max-cg", hf, h->max_cg);
+    train_conf_u64(c, "--hf-max-cg", tf->optim == TRAIN_HF, h->max_cg); /* mhf: --hf-fixed-cg */
     train_conf_u64(c, "--hf-fixed-cg", mhf, h->fixed_cg);
     train_conf_dbl(c, "--hf-decay", hf, h->decay);
     train_conf_dbl(c, "--hf-decay-max", mhf, h->decay_max);
@@ -465,6 +475,26 @@ static size_t put_escaped(char *out, const char *v)
         }
     }
     return at;
+}
+
+/* v as put_escaped writes it, cut to fit out[cap] ("..." at the end when cut): for messages,
+ * so that no stored byte reaches the terminal raw. */
+static const char *shown(char *out, size_t cap, const char *v)
+{
+    size_t at = 0;
+    for (const char *p = v; *p; p++) {
+        char one[2] = {*p, '\0'}, e[4];
+        size_t k = put_escaped(NULL, one);
+        if (at + k + 4 > cap) {
+            memcpy(out + at, "...", 4);
+            return out;
+        }
+        (void)put_escaped(e, one);
+        memcpy(out + at, e, k);
+        at += k;
+    }
+    out[at] = '\0';
+    return out;
 }
 
 /* Undo put_escaped in place: 0, or -1 for a malformed escape. */
@@ -544,6 +574,8 @@ static int conf_same(const train_conf_entry *e, const char *have)
     char *end;
     switch (e->kind) {
     case CONF_U64: {
+        if (!isdigit((unsigned char)have[0])) /* no sign, no blanks: the form the writer uses */
+            return 0;
         errno = 0;
         unsigned long long v = strtoull(have, &end, 10);
         return errno == 0 && *end == '\0' && end != have && v == strtoull(e->value, NULL, 10);
@@ -561,15 +593,17 @@ static int conf_same(const train_conf_entry *e, const char *have)
     }
 }
 
-/* A number of the state: 0, or -1 when missing or malformed. */
-static int state_num(double *out, char *const *keys, char *const *vals, size_t n, const char *key)
+/* A number of the state: 0, or -1 when missing or malformed (or, when `sum`, not a finite
+ * value >= 0: the running loss sum and the seconds; the display's values may be NaN). */
+static int state_num(double *out, char *const *keys, char *const *vals, size_t n, const char *key,
+                     int sum)
 {
     const char *v = find_value(keys, vals, n, key);
     char *end;
     if (v == NULL || *v == '\0')
         return -1;
     *out = strtod(v, &end);
-    return *end == '\0' ? 0 : -1;
+    return *end == '\0' && (!sum || (isfinite(*out) && *out >= 0.0)) ? 0 : -1;
 }
 
 static int state_u64(uint64_t *out, char *const *keys, char *const *vals, size_t n,
@@ -610,8 +644,10 @@ int train_state_check(const train_conf *c, const void *data, size_t size, train_
     char who[64];
     unsigned version = 0;
     int used = 0;
+    const char *vpos = strstr(line, " trainer state ");
     if (sscanf(line, "%63s trainer state %u%n", who, &version, &used) != 2 ||
-        line[used] != '\0' || nl == NULL) {
+        line[used] != '\0' || nl == NULL || vpos == NULL ||
+        !isdigit((unsigned char)vpos[strlen(" trainer state ")])) {
         snprintf(msg, cap, "its user data is not the trainer state of %s", c->prog);
         goto out;
     }
@@ -638,6 +674,10 @@ int train_state_check(const train_conf *c, const void *data, size_t size, train_
             goto out;
         }
         *eq = '\0';
+        if (find_value(keys, vals, n, line) != NULL) {
+            snprintf(msg, cap, "its trainer state is damaged (%s twice)", line);
+            goto out;
+        }
         if (unescape(eq + 1) != 0) {
             snprintf(msg, cap, "its trainer state is damaged (value of %s)", line);
             goto out;
@@ -663,30 +703,34 @@ int train_state_check(const train_conf *c, const void *data, size_t size, train_
             la = la ? la + 1 : "";
             lb = lb ? lb + 1 : "";
             int fa = (int)strcspn(have, ":"), fb = (int)strcspn(e->value, ":");
-            if (strcmp(la, lb) != 0)
+            char sa[256], sizes[64];
+            if (strcmp(la, lb) != 0) {
                 snprintf(msg, cap, "%s is %s in the checkpoint, %s on the command line (%s)",
-                         e->flag, la, lb, hint);
-            else if (fa != fb || memcmp(have, e->value, (size_t)fa) != 0)
-                snprintf(msg, cap, "%s %s: %.*s values in the checkpoint, %.*s on the command "
+                         e->flag, shown(sa, sizeof sa, la), lb, hint);
+            } else if (fa != fb || memcmp(have, e->value, (size_t)fa) != 0) {
+                snprintf(sizes, sizeof sizes, "%.*s", fa, have);
+                snprintf(msg, cap, "%s %s: %s values in the checkpoint, %.*s on the command "
                                    "line (%s)",
-                         e->flag, lb, fa, have, fb, e->value, hint);
+                         e->flag, lb, shown(sa, sizeof sa, sizes), fb, e->value, hint);
+            }
             else
                 snprintf(msg, cap, "%s %s: other values than in the checkpoint (has the file "
                                    "changed?)",
                          e->flag, lb);
         } else {
+            char sa[256];
             snprintf(msg, cap, "%s is %s in the checkpoint, %s on the command line (%s)", e->flag,
-                     have, e->value, hint);
+                     shown(sa, sizeof sa, have), e->value, hint);
         }
         rc = 2;
         goto out;
     }
     if (state_u64(&s->updates, keys, vals, n, "updates") ||
-        state_num(&s->loss_sum, keys, vals, n, "loss_sum") ||
+        state_num(&s->loss_sum, keys, vals, n, "loss_sum", 1) ||
         state_u64(&s->loss_count, keys, vals, n, "loss_count") ||
-        state_num(&s->mean_loss, keys, vals, n, "mean_loss") ||
-        state_num(&s->last_err, keys, vals, n, "last_error") ||
-        state_num(&s->seconds, keys, vals, n, "seconds") || s->loss_count > s->updates) {
+        state_num(&s->mean_loss, keys, vals, n, "mean_loss", 0) ||
+        state_num(&s->last_err, keys, vals, n, "last_error", 0) ||
+        state_num(&s->seconds, keys, vals, n, "seconds", 1) || s->loss_count > s->updates) {
         snprintf(msg, cap, "its trainer state is damaged (the training loop's state)");
         goto out;
     }
@@ -712,8 +756,17 @@ static int save(const char *path, const train_conf *conf, const train_state *st,
         rc = mom_ckpt_set_user_data(ck, text, len);
     if (rc == MOM_OK)
         rc = mom_ckpt_capture(ck, net, opt, data ? rngs : NULL, data ? 1 : 0);
-    if (rc == MOM_OK)
+    if (rc == MOM_OK) {
+        /* ^C or a kill while the file is written would leave the library's temporary file:
+         * the signals wait until the save is done (and then end the run as usual) */
+        sigset_t stop, old;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigprocmask(SIG_BLOCK, &stop, &old);
         rc = mom_ckpt_save_file(ck, path);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
     if (rc != MOM_OK)
         snprintf(msg, size, "saving the checkpoint %s failed: %s%s%s", path, mom_strerror(rc),
                  ck ? ": " : "", ck ? mom_ckpt_errmsg(ck) : "");
@@ -780,14 +833,23 @@ static uint64_t bytes_hash(const unsigned char *p, size_t n)
 }
 
 void train_resume(const char *prog, const char *path, const train_conf *conf, mom_net *net,
-                  mom_optim *opt, mom_rng *data, int quiet, train_state *st, uint64_t *hash)
+                  mom_optim *opt, mom_rng *data, int rank, train_state *st, uint64_t *hash)
 {
+    const int quiet = rank != 0; /* rank 0 speaks for all, where all fail alike */
     mom_ckpt *ck = NULL;
     mom_rng *const rngs[1] = {data};
     memset(st, 0, sizeof *st);
     int rc = mom_ckpt_create(&ck, NULL);
     if (rc == MOM_OK)
         rc = mom_ckpt_load_file(ck, path);
+    if (rc != MOM_OK && rank != 0) {
+        /* a file one node cannot read (no shared file system): rank 0 may have read its own,
+         * so this rank says why it stops */
+        char who[64];
+        snprintf(who, sizeof who, "%s (rank %d)", prog, rank);
+        fail(who, 0, 1, "cannot resume from %s: %s%s%s", path, mom_strerror(rc), ck ? ": " : "",
+             ck ? mom_ckpt_errmsg(ck) : "");
+    }
     /* the file is sound from here on: first its trainer state (the flags of its run), then
      * whatever else does not fit is a mismatch */
     if (rc == MOM_OK) {
@@ -849,7 +911,7 @@ uint64_t train_begin(const char *prog, const train_flags *tf, const train_conf *
     uint64_t first = 1;
     memset(resumed, 0, sizeof *resumed);
     if (tf->resume) {
-        train_resume(prog, tf->resume, conf, net, opt, data, d->rank != 0, resumed,
+        train_resume(prog, tf->resume, conf, net, opt, data, d->rank, resumed,
                      d->on ? &resumed->image_hash : NULL);
         first = mom_optim_steps(opt) + 1;
         /* a checkpoint between two evaluations is the end of a run that stopped there: its last
@@ -861,9 +923,13 @@ uint64_t train_begin(const char *prog, const train_flags *tf, const train_conf *
         if (first > steps) {
             if (d->rank == 0)
                 fprintf(stderr, "%s: %s already holds %llu updates and --steps is %llu: nothing "
-                                "to train (raise --steps to continue the run)\n",
+                                "to train (%s)\n",
                         prog, tf->resume, (unsigned long long)(first - 1),
-                        (unsigned long long)steps);
+                        (unsigned long long)steps,
+                        train_conf_checks(conf, "--steps")
+                            ? "the run is complete: its schedule ends at --steps, which a resume "
+                              "cannot change"
+                            : "raise --steps to continue the run");
             exit(1);
         }
         if (d->rank == 0)

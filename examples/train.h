@@ -135,6 +135,8 @@ void train_conf_data(train_conf *c, const char *flag, const char *label, size_t 
                      const float *x);
 /* A hint for the mismatch message of the entry added last. */
 void train_conf_hint(train_conf *c, const char *hint);
+/* Whether `flag` is compared on --resume. */
+int train_conf_checks(const train_conf *c, const char *flag);
 /* --optim, the HF flags and --weight-decay, each checked when the optimizer uses it. */
 void train_conf_optim(train_conf *c, const train_flags *tf, int net_kind);
 /* The shortest text of v that reads back (strtod) as v. */
@@ -186,10 +188,11 @@ int train_save(const char *prog, const char *path, const train_conf *conf, const
  * checking its trainer state against conf (read into *s). A file that cannot be read, is damaged
  * or holds another trainer's state: status 1; a sound file whose flags, network, optimizer or
  * streams differ from the ones of the command line: status 2; each with a message naming the file
- * and what is wrong (printed unless quiet). *hash (unless hash is NULL): a hash of the whole
- * image, to check that the ranks of a data-parallel run read the same file. */
+ * and what is wrong (printed by rank 0; by another rank only when it cannot read the file, which
+ * may be another node's). *hash (unless hash is NULL): a hash of the whole image, to check that
+ * the ranks of a data-parallel run read the same file. */
 void train_resume(const char *prog, const char *path, const train_conf *conf, mom_net *net,
-                  mom_optim *opt, mom_rng *data, int quiet, train_state *s, uint64_t *hash);
+                  mom_optim *opt, mom_rng *data, int rank, train_state *s, uint64_t *hash);
 
 /* The bookkeeping of a training loop both trainers share: mean training loss per evaluation
  * interval, CSV log rows, progress display, periodic and final checkpoints, the plot. */

@@ -430,6 +430,18 @@ i="--arch 16-4-2 --batch 5 --eval-every 2 --final-phase 0:0"
 expect 2 "i.ckpt: --data is idx:$tmp/small.idx in the checkpoint, idx:$tmp/small2.idx on the command line" \
     -- "$ae" --data "idx:$tmp/small2.idx" $i --steps 4 --resume "$tmp/i.ckpt"
 expect 0 "^final steps=4 " -- "$ae" --data "idx:$tmp/moved.idx" $i --steps 4 --resume "$tmp/i.ckpt"
+# effective values, not the raw flags: a final phase that lowers nothing is none, whatever its
+# text; the sizes of --arch, not its text; a run that is complete says so rather than "raise
+# --steps" when its --steps may not change
+expect 0 "^final steps=4 " -- "$ae" --data "idx:$tmp/small.idx" --arch 016-4-2 --batch 5 \
+    --eval-every 2 --final-phase 0:0.5 --steps 4 --resume "$tmp/i.ckpt"
+"$ae" --data "idx:$tmp/small.idx" $i --steps 3 --final-phase 2:0.5 --checkpoint "$tmp/i3.ckpt" \
+    > /dev/null 2>&1
+expect 1 "nothing to train (the run is complete" -- "$ae" --data "idx:$tmp/small.idx" $i --steps 3 \
+    --final-phase 2:0.5 --resume "$tmp/i3.ckpt"
+"$rnn" $r --steps 20 --optim mhf --hf-fixed-cg 3 --checkpoint "$tmp/m.ckpt" > /dev/null 2>&1
+expect 0 "^final steps=30 " -- "$rnn" $r --steps 30 --optim mhf --hf-fixed-cg 3 --hf-max-cg 7 \
+    --resume "$tmp/m.ckpt"
 # mominit-ae's final phase ends at --steps: a resume with another --steps would move it
 expect 2 "i2.ckpt: --steps is 3 in the checkpoint, 4 on the command line (the final phase" -- sh -c \
     "'$ae' --data 'idx:$tmp/small.idx' $i --steps 3 --final-phase 2:0.5 --checkpoint '$tmp/i2.ckpt' \
