@@ -154,6 +154,7 @@ PROTOTYPES = {
     "mom_optim_end": (c_int, [_h, _p, c_double, _p]),
     "mom_optim_cancel": (c_int, [_h]),
     "mom_optim_step_net": (c_int, [_pd, _h, _h, _pb]),
+    "mom_optim_step_hf": (c_int, [_pd, _h, _h, _pb, _pb]),
     "mom_optim_steps": (c_uint64, [_h]),
     "mom_optim_momentum": (c_double, [_h]),
     "mom_optim_lr": (c_double, [_h]),

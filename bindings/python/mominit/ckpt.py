@@ -381,8 +381,8 @@ class Checkpoint(Handle):
 
         The optimizer gets the saved schedules (rebuilt in C), step count, options and
         velocity; the network its architecture, options and parameters, with the default
-        thread count (Net.threads). An HF optimizer cannot be restored from Python
-        (ValueError: pass optim=False to restore the rest)."""
+        thread count (Net.threads). An HF optimizer comes back as an HF Optimizer
+        (with the settings and state the image holds, docs/checkpoints.md)."""
         for flag, name in ((net, "net"), (optim, "optim")):
             if flag is not None and not isinstance(flag, bool):
                 raise TypeError(f"{name} must be None, True or False, got {type(flag).__name__}")
@@ -392,10 +392,6 @@ class Checkpoint(Handle):
             want_net = (L.mom_ckpt_net_kind(ptr) != 0) if net is None else net
             okind = L.mom_ckpt_optim_kind(ptr)
             want_opt = (okind != 0) if optim is None else optim
-            if want_opt and okind == OptimKind.HF:
-                raise ValueError("the checkpoint holds an HF optimizer, which is not available "
-                                 "from Python yet (docs/python.md); restore_new(optim=False) "
-                                 "restores the rest")
             n = int(L.mom_ckpt_num_rngs(ptr)) if rngs is None else check_size(rngs, "rngs")
             c_net = ctypes.c_void_p()
             c_opt = ctypes.c_void_p()

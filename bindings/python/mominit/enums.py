@@ -107,6 +107,29 @@ class OptimOption(enum.IntEnum):
     WEIGHT_DECAY = 1
     CLIP_NORM = 2
     FLUSH_SUBNORMALS = 3
+    # HF settings (an HF optimizer only; optim.h, docs/hf.md)
+    HF_LAMBDA = 100
+    HF_MAX_CG = 101
+    HF_MIN_CG = 102
+    HF_FIXED_CG = 103
+    HF_PRECOND = 104
+    HF_PRECOND_EXP = 105
+    HF_LINE_SEARCH = 106
+    HF_CG_BACKTRACK = 107
+    HF_ADAPT_LAMBDA = 108
+    HF_STRUCT_DAMPING = 109
+    HF_CG_DECAY = 110
+    # HF report of the last step (read-only)
+    HF_LAST_CG_ITERS = 200
+    HF_LAST_CG_CHOSEN = 201
+    HF_LAST_RHO = 202
+    HF_LAST_LAMBDA = 203
+    HF_LAST_ALPHA = 204
+    HF_LAST_LOSS_BEFORE = 205
+    HF_LAST_LOSS_AFTER = 206
+    HF_LAST_LS_TRIES = 207
+    HF_LAST_GV_PRODUCTS = 208
+    HF_LAST_LOSS_EVALS = 209
 
 
 class ReduceWhat(enum.IntEnum):

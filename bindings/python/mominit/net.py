@@ -43,8 +43,10 @@ class Batch:
     exception: any integer sequence is accepted and converted to a size_t (numpy.uintp) array,
     copied unless it already is one.
 
-    The library never keeps the pointers beyond a call, except Net.gv_begin(), whose Net then
-    references the Batch until the next gv_begin() or close().
+    The library never keeps the pointers beyond a call, except Net.gv_begin() and the HF steps
+    (Optimizer.step_hf(), Optimizer.step_net() on HF), which leave the curvature batch in the
+    network for Gauss-Newton products: the Net then references that Batch until the next call
+    that replaces it (gv_begin(), check_gv(), an HF step) or close().
     """
 
     __slots__ = ("_inputs", "_targets", "_mask", "_lengths_arr", "_bases", "_c", "__weakref__")
@@ -401,6 +403,17 @@ class Net(Handle):
             # The C side may keep the pointers even when it failed halfway: keep the arrays.
             self._gv_keep = (b, params)
             self._check(rc, "mom_net_gv_begin")
+
+    def _gv_hold(self, b, ok):
+        """Keep `b` (a Batch) referenced after a call that ran, or may have run,
+        mom_net_gv_begin() on it (an HF step; call under the net's lock). ok: the call
+        succeeded, so the C net's Gauss-Newton state now points into b alone. On failure it is
+        unknown whether gv_begin() was reached: the state may point into b or still into what
+        an earlier call left, so both stay referenced until a later success replaces them."""
+        if ok or self._gv_keep is None:
+            self._gv_keep = (b, None)
+        elif not any(x is b for x in self._gv_keep):
+            self._gv_keep = self._gv_keep + (b,)
 
     def gv(self, v, struct_damping=0.0, out=None):
         """Gauss-Newton product G v (+ structural damping) on the batch of the last gv_begin()."""

@@ -1,9 +1,10 @@
-"""First-order optimizers with momentum (optim.h): SGD, CM and NAG, stepped by the caller.
+"""Optimizers (optim.h): SGD, CM and NAG with momentum, and Hessian-free (HF).
 
-Two ways to drive a step:
-  1. any model: ``point = opt.begin(params)``; compute loss and gradient at `point`;
-     ``opt.end(params, loss, grad)``; or ``opt.step(params, fn)``, which does the three;
-  2. a Net: ``loss = opt.step_net(net, batch)``.
+Ways to drive a step:
+  1. any model (SGD, CM, NAG): ``point = opt.begin(params)``; compute loss and gradient at
+     `point`; ``opt.end(params, loss, grad)``; or ``opt.step(params, fn)``, which does the three;
+  2. a Net: ``loss = opt.step_net(net, batch)`` (any kind; on HF one batch for both data sets);
+  3. HF on a Net: ``loss = opt.step_hf(net, grad_batch, curv_batch)``.
 """
 import ctypes
 import math
@@ -18,11 +19,17 @@ from .sched import as_sched, pop_pending
 
 
 class Optimizer(Handle):
-    """An optimizer of kind SGD, CM or NAG for a vector of n_params floats.
+    """An optimizer of kind SGD, CM, NAG or HF for a vector of n_params floats.
 
     n_params may be given as a Net (its num_params). lr and momentum accept a Sched or a number
     (then a constant schedule is made); weight_decay and clip_norm are options (also
     properties). Defaults: lr 0.01, momentum 0.9 (constant), no decay, no clipping.
+
+    HF (docs/hf.md): lr is its fixed step size (used only with the line search off, default 1),
+    momentum its CG start decay (default 0.95; set_cg_decay() is the same call); its settings
+    are the OptimOption.HF_* options (get()/set(), also as keyword arguments
+    ``hf={"lambda": 1.0, "max_cg": 250, ...}``) and its report of the last step is
+    hf_report(). clip_norm is not supported on HF (UnsupportedError).
 
     The optimizer holds a C reference to each schedule it is given, so the Sched objects may be
     closed at once. It keeps referenced only the Python objects those schedules need while they
@@ -33,16 +40,14 @@ class Optimizer(Handle):
     _errmsg_fn = L.mom_optim_errmsg
 
     def __init__(self, kind, n_params, lr=None, momentum=None, weight_decay=None,
-                 clip_norm=None, allocator=None):
+                 clip_norm=None, allocator=None, hf=None):
         self._begun = None  # the params array of a begun step (borrowed by the C side)
         if isinstance(n_params, Net):
             n_params = n_params.num_params
         n = check_size(n_params, "n_params", 1)
         k = coerce(OptimKind, kind, "kind")
-        if k == OptimKind.HF:
-            # Not bound (docs/python.md): its steps keep a batch in the network for Gauss-Newton
-            # products, which this binding does not track, so a freed batch could be read later.
-            raise ValueError("the HF optimizer is not available from Python yet (docs/python.md)")
+        if hf is not None and k != OptimKind.HF:
+            raise ValueError("hf options are for an HF optimizer")
         out = ctypes.c_void_p()
         rc = L.mom_optim_create(ctypes.byref(out), k, n, c_allocator(allocator))
         if rc:
@@ -58,6 +63,9 @@ class Optimizer(Handle):
                 self.weight_decay = weight_decay
             if clip_norm is not None:
                 self.clip_norm = clip_norm
+            for key, value in (hf or {}).items():
+                self.set("HF_" + key if isinstance(key, str) and
+                         not key.strip().upper().startswith("HF_") else key, value)
         except BaseException:
             self.close()
             raise
@@ -115,6 +123,28 @@ class Optimizer(Handle):
                                         coerce(OptimOption, option, "option")), "mom_optim_get")
         return v.value
 
+    def set_cg_decay(self, sched):
+        """HF: use `sched` (a Sched or a number) for the CG start decay; the same as
+        set_momentum() (HF's momentum schedule is its CG decay)."""
+        self.set_momentum(sched)
+
+    _HF_REPORT = ("cg_iters", "cg_chosen", "rho", "lambda", "alpha", "loss_before",
+                  "loss_after", "ls_tries", "gv_products", "loss_evals")
+
+    def hf_report(self):
+        """HF: the report of the last step, a dict {cg_iters, cg_chosen, rho, lambda, alpha,
+        loss_before, loss_after, ls_tries, gv_products, loss_evals} (OptimOption.HF_LAST_*;
+        counts as ints; NaN values before the first step or after reset()).
+        UnsupportedError on another kind."""
+        out = {}
+        for i, name in enumerate(self._HF_REPORT):
+            v = self.get(OptimOption.HF_LAST_CG_ITERS + i)
+            if name in ("cg_iters", "cg_chosen", "ls_tries", "gv_products", "loss_evals") and \
+                    math.isfinite(v):
+                v = int(v)
+            out[name] = v
+        return out
+
     weight_decay = property(lambda self: self.get(OptimOption.WEIGHT_DECAY),
                             lambda self, v: self.set(OptimOption.WEIGHT_DECAY, v),
                             doc="L2 coefficient w >= 0")
@@ -127,8 +157,10 @@ class Optimizer(Handle):
         """Install a reduction hook for data-parallel training (docs/distributed.md), or remove
         it with None. step_net() then calls ``fn(values, what)`` with this worker's loss (a
         float64 array of 1) and gradient (a float32 array of num_params), what being a
-        ReduceWhat, before using them; fn must overwrite ``values`` in place with the mean over
-        all workers' cases, the same on every worker. With mpi4py and equal shares::
+        ReduceWhat, before using them (an HF step also passes its Fisher diagonal, its
+        curvature-data losses and its Gauss-Newton products: FISHER, CURV_LOSS, GV); fn must
+        overwrite ``values`` in place with the mean over all workers' cases, the same on every
+        worker. With mpi4py and equal shares::
 
             def mean(values, what):
                 comm.Allreduce(MPI.IN_PLACE, values)
@@ -313,14 +345,44 @@ class Optimizer(Handle):
 
     def step_net(self, net, batch):
         """One step on `net` with a minibatch (Batch or tuple); returns the loss at the point.
-        A DivergedError carries that loss in its ``loss`` attribute."""
+        A DivergedError carries that loss in its ``loss`` attribute. On an HF optimizer this is
+        step_hf(net, batch): the net then keeps the batch referenced (see step_hf())."""
         if not isinstance(net, Net):
             raise TypeError(f"net must be a mominit.Net, got {type(net).__name__}")
         b = net._batch(batch)
         loss = ctypes.c_double(math.nan)
         with locked(self, net):
+            hf = L.mom_optim_kind_of(self._ptr) == OptimKind.HF
             rc = L.mom_optim_step_net(ctypes.byref(loss), self._ptr, net._ptr, ctypes.byref(b._c))
+            if hf:  # the step ran mom_net_gv_begin() on b (or may have, if it failed)
+                net._gv_hold(b, rc == 0)
             self._raise(rc, "mom_optim_step_net", net, loss=loss.value)
+        return loss.value
+
+    def step_hf(self, net, grad_batch, curv_batch=None):
+        """One Hessian-free iteration on `net` (HF only; docs/hf.md): gradient (and Fisher
+        diagonal) on grad_batch, Gauss-Newton products and rho on curv_batch (None: grad_batch),
+        line search on grad_batch. Returns the mean loss on grad_batch before the step (without
+        the weight-decay term); a DivergedError carries it in ``loss`` when it was computed. On
+        any failure the parameters and the optimizer state are unchanged.
+
+        The step leaves the curvature batch in the net (mom_net_gv_begin(): the C net keeps
+        pointers into its arrays), so the Net keeps that Batch referenced until the next call
+        that replaces it (Net.gv_begin(), Net.check_gv(), another HF step) or close(): deleting
+        your references to it is safe, but do not modify its arrays while the net may still
+        use them (Net.gv())."""
+        if not isinstance(net, Net):
+            raise TypeError(f"net must be a mominit.Net, got {type(net).__name__}")
+        gb = net._batch(grad_batch)
+        cb = gb if curv_batch is None else net._batch(curv_batch)
+        loss = ctypes.c_double(math.nan)
+        with locked(self, net):
+            rc = L.mom_optim_step_hf(ctypes.byref(loss), self._ptr, net._ptr,
+                                     ctypes.byref(gb._c),
+                                     None if curv_batch is None else ctypes.byref(cb._c))
+            if L.mom_optim_kind_of(self._ptr) == OptimKind.HF:  # else refused before any use
+                net._gv_hold(cb, rc == 0)
+            self._raise(rc, "mom_optim_step_hf", net, loss=loss.value)
         return loss.value
 
     def train(self, net, batches):

@@ -383,9 +383,9 @@ class TestReduceHook(unittest.TestCase):
 
 
 class TestRefused(unittest.TestCase):
-    def test_hf_is_not_bound(self):
-        with self.assertRaises(ValueError):
-            mi.Optimizer("hf", 10)
+    def test_hf_is_bound(self):  # its tests are in test_hf.py
+        with mi.Optimizer("hf", 10) as opt:
+            self.assertEqual(opt.kind, mi.OptimKind.HF)
 
     def test_enum_ints_beyond_c_int(self):
         with self.assertRaises(ValueError):
