@@ -118,10 +118,9 @@ class Checkpoint(Handle):
     format; a callback schedule in capture()), MomIOError (files), StateError (no image; a step
     begun), ShapeError, InvalidError, NoMemError. A failed call changes nothing.
 
-    No method but the read-only queries (size, kinds, counts, user_data) may be called from a
-    callback of a call on one of the handles involved (the reduction hook or a schedule
-    function of a step on the same network or optimizer, an allocator, a stream function):
-    RuntimeError."""
+    A method that uses the net or optimizer whose call is running a callback (the reduction hook
+    or a schedule function of a step on it, an allocator), and any method called from this
+    checkpoint's own stream function, raises RuntimeError."""
 
     _destroy_fn = L.mom_ckpt_destroy
     _errmsg_fn = L.mom_ckpt_errmsg
