@@ -139,26 +139,24 @@ class Checkpoint(Handle):
         self._next_user_data = b""
 
     @classmethod
-    def from_file(cls, path, allocator=None):
-        """A new Checkpoint holding the image of file `path` (load())."""
+    def _new_loaded(cls, load, source, allocator):
         self = cls(allocator)
         try:
-            self.load(path)
+            load(self, source)
         except BaseException:
             self.close()
             raise
         return self
 
     @classmethod
+    def from_file(cls, path, allocator=None):
+        """A new Checkpoint holding the image of file `path` (load())."""
+        return cls._new_loaded(cls.load, path, allocator)
+
+    @classmethod
     def from_bytes(cls, data, allocator=None):
         """A new Checkpoint holding the image in `data` (load_bytes())."""
-        self = cls(allocator)
-        try:
-            self.load_bytes(data)
-        except BaseException:
-            self.close()
-            raise
-        return self
+        return cls._new_loaded(cls.load_bytes, data, allocator)
 
     # -- saving ---------------------------------------------------------------------------------
     def capture(self, net=None, optim=None, rngs=()):
