@@ -84,6 +84,12 @@ def _rng_list(rngs):
     return out
 
 
+def _state_handles(net, optim, rngs):
+    """The (net, optim, rngs) of capture() and restore(), checked: a Net or None, an Optimizer
+    or None, a list of Rng."""
+    return _optional(net, Net, "net"), _optional(optim, Optimizer, "optim"), _rng_list(rngs)
+
+
 def _ptr_array(handles):
     """A C array of the handles' pointers (None when empty); call under their locks."""
     if not handles:
@@ -168,9 +174,7 @@ class Checkpoint(Handle):
         ShapeError: net and optim differ in parameter count; StateError: optim has a step begun
         (capture between steps); UnsupportedError: a schedule of optim is a Sched.callback()
         (its function cannot be saved)."""
-        net = _optional(net, Net, "net")
-        optim = _optional(optim, Optimizer, "optim")
-        rngs = _rng_list(rngs)
+        net, optim, rngs = _state_handles(net, optim, rngs)
         with locked(self, net, optim, *rngs) as lk:
             lk.refuse_nested("capture a checkpoint")
             rc = L.mom_ckpt_capture(self._ptr, _ptr(net), _ptr(optim), _ptr_array(rngs),
@@ -425,9 +429,7 @@ class Checkpoint(Handle):
         FormatError: the image does not match (another architecture, kind or size, or a part
         it lacks; the message names the field); StateError: optim has a step begun. On failure
         nothing is changed."""
-        net = _optional(net, Net, "net")
-        optim = _optional(optim, Optimizer, "optim")
-        rngs = _rng_list(rngs)
+        net, optim, rngs = _state_handles(net, optim, rngs)
         with locked(self, net, optim, *rngs) as lk:
             lk.refuse_nested("restore a checkpoint")
             rc = L.mom_ckpt_restore(self._ptr, _ptr(net), _ptr(optim), _ptr_array(rngs),
