@@ -109,6 +109,29 @@ static int helpers_here(const mom__team_state *s)
     return s->pid == getpid() && (s->fork_mark == NULL || *s->fork_mark == 1);
 }
 
+/* A fork() child usually has another process id, but not always (PID 1 of nested PID
+ * namespaces, as in containers; a reused id). A page the kernel gives a child zeroed
+ * (MADV_WIPEONFORK, Linux 4.14) tells any child: the team's own, not the allocator's, since only
+ * a whole page can be marked; without it (fork_mark NULL) the process id alone decides. */
+static void fork_mark_new(mom__team_state *s)
+{
+    s->fork_mark = NULL;
+#if defined(__linux__) && defined(MADV_WIPEONFORK)
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        return;
+    void *pg = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pg == MAP_FAILED)
+        return;
+    if (madvise(pg, (size_t)page, MADV_WIPEONFORK) != 0) {
+        munmap(pg, (size_t)page);
+        return;
+    }
+    s->fork_mark = pg;
+    *s->fork_mark = 1;
+#endif
+}
+
 static void fork_mark_free(mom__team_state *s)
 {
 #if defined(__linux__) && defined(MADV_WIPEONFORK)
@@ -133,24 +156,7 @@ static int start(mom__team *t, int threads)
     atomic_init(&s->slot, 0);
     atomic_init(&s->finished, 0);
     s->pid = getpid();
-    s->fork_mark = NULL;
-#if defined(__linux__) && defined(MADV_WIPEONFORK)
-    /* A fork() child usually has another process id, but not always (PID 1 of nested PID
-     * namespaces, as in containers; a reused id). A page the kernel gives a child zeroed
-     * (MADV_WIPEONFORK, Linux 4.14) tells any child: the team's own, not the allocator's, since
-     * only a whole page can be marked; without it, the process id alone decides. */
-    long page = sysconf(_SC_PAGESIZE);
-    if (page > 0) {
-        void *pg = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                        -1, 0);
-        if (pg != MAP_FAILED && madvise(pg, (size_t)page, MADV_WIPEONFORK) == 0) {
-            s->fork_mark = pg;
-            *s->fork_mark = 1;
-        } else if (pg != MAP_FAILED) {
-            munmap(pg, (size_t)page);
-        }
-    }
-#endif
+    fork_mark_new(s);
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         fork_mark_free(s);
         mom__free(a, s);
