@@ -565,3 +565,14 @@ int cli_plot(const char *csv, const char *png, const char *title, const char *er
     remove(errpath);
     return 0;
 }
+
+uint64_t cli_hash_floats(uint64_t h, const float *x, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        uint32_t b;
+        memcpy(&b, x + k, sizeof b);
+        h = (h ^ b) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}

@@ -94,6 +94,10 @@ int cli_log_row(FILE *f, uint64_t step, double mu, double lr, double loss, doubl
 /* Plot a CSV log (columns of cli_log_row) to PNG with gnuplot. Returns 0, CLI_PLOT_NO_GNUPLOT
  * when gnuplot is not installed, or -1 when it fails; a message on stderr in both cases. gnuplot's stdout goes nowhere (it draws there when it cannot
  * open the file), its stderr is shown only when it fails. */
+/* A 64-bit hash of the bits of n floats (read as 32-bit integers: the same on every byte order),
+ * continuing from h: equal vectors give equal hashes. */
+uint64_t cli_hash_floats(uint64_t h, const float *x, size_t n);
+
 #define CLI_PLOT_NO_GNUPLOT (-2)
 int cli_plot(const char *csv, const char *png, const char *title, const char *err_label);
 

@@ -133,14 +133,7 @@ void dist_check_agree(const dist *d, const char *prog, const float *params, size
         return;
 #ifdef MOMEX_MPI
     /* a 64-bit hash of the bits of the parameters; equal vectors give equal hashes */
-    uint64_t h = 0x9e3779b97f4a7c15ull;
-    for (size_t k = 0; k < n; k++) {
-        uint32_t b;
-        memcpy(&b, params + k, sizeof b);
-        h = (h ^ b) * 0x100000001b3ull;
-        h ^= h >> 29;
-    }
-    unsigned long long mine = h, lo = 0, hi = 0;
+    unsigned long long mine = cli_hash_floats(0x9e3779b97f4a7c15ull, params, n), lo = 0, hi = 0;
     MPI_Allreduce(&mine, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
     MPI_Allreduce(&mine, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
     if (lo != hi) {

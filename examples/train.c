@@ -388,15 +388,9 @@ void train_conf_dbl(train_conf *c, const char *flag, int check, double v)
  * order), and of n and d. */
 static uint64_t data_hash(size_t n, size_t d, const float *x)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull) ^ (uint64_t)d;
-    size_t total = n * d;
-    for (size_t k = 0; k < total; k++) {
-        uint32_t b;
-        memcpy(&b, x + k, sizeof b);
-        h = (h ^ b) * 0x100000001b3ull;
-        h ^= h >> 29;
-    }
-    return h;
+    return cli_hash_floats(0xcbf29ce484222325ull ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull) ^
+                               (uint64_t)d,
+                           x, n * d);
 }
 
 void train_conf_data(train_conf *c, const char *flag, const char *label, size_t n, size_t d,
