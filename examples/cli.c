@@ -1,7 +1,9 @@
 /* Shared plumbing of the example trainers; see cli.h. */
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath() */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -82,6 +84,54 @@ void cli_check_output(const char *prog, const char *flag, const char *path, int 
     if (access(dir, W_OK | X_OK) != 0)
         cli_fail(prog, 2, "%s %s: cannot create files in %s: %s", flag, path, dir,
                  strerror(errno));
+}
+
+/* The canonical name of a path that may not exist yet: its directory resolved, then its last
+ * component; 0 if it has one. */
+static int canonical_name(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096], real[PATH_MAX];
+    const char *base = slash ? slash + 1 : path;
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    if (realpath(dir, real) == NULL)
+        return -1;
+    int n = snprintf(out, size, "%s/%s", strcmp(real, "/") == 0 ? "" : real, base);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return 1;
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea != eb) /* one exists and the other not: different, unless a link leads nowhere */
+        return 0;
+    char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+    return canonical_name(a, ca, sizeof ca) == 0 && canonical_name(b, cb, sizeof cb) == 0 &&
+           strcmp(ca, cb) == 0;
+}
+
+void cli_check_paths(const char *prog, const cli_path *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (!p[i].path || !p[j].path || (!p[i].output && !p[j].output))
+                continue;
+            if (p[i].group != 0 && p[i].group == p[j].group)
+                continue;
+            if (same_file(p[i].path, p[j].path))
+                cli_usage_error(prog, "%s %s and %s %s name the same file: %s", p[i].flag,
+                                p[i].path, p[j].flag, p[j].path,
+                                p[i].output && p[j].output ? "each output needs its own"
+                                                           : "the output would overwrite the input");
+        }
 }
 
 int cli_have_gnuplot(void)

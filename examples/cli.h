@@ -30,6 +30,18 @@ void cli_check_output(const char *prog, const char *flag, const char *path, int 
 /* Whether gnuplot can be run (found on PATH). */
 int cli_have_gnuplot(void);
 
+/* A file a flag names: `output` if the program writes it; entries of the same nonzero `group`
+ * may name the same file (--checkpoint and --resume do, to go on in place). */
+typedef struct cli_path {
+    const char *flag, *path;
+    int output, group;
+} cli_path;
+
+/* Usage error (status 2) if an output names the same file as another output or as an input:
+ * the same name, the same existing file (also through links), or the same name in the same
+ * directory. NULL paths are skipped. */
+void cli_check_paths(const char *prog, const cli_path *p, size_t n);
+
 /* Strict number parsers: the whole string must be a number in range, else cli_usage_error. */
 size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, size_t max);
 uint64_t cli_u64(const char *prog, const char *flag, const char *s);

@@ -199,7 +199,12 @@ static void parse(options *o, int argc, char **argv)
         size_t enc[MAX_LAYERS / 2];
         (void)arch_fields(o->arch, enc);
     }
-    train_flags_finish(prog, &o->tf, o->eval_every);
+    const cli_path own[] = {
+        {"--recon", o->recon, 1, 0},
+        {"--data", strncmp(o->data, "idx:", 4) == 0 ? o->data + 4 : NULL, 0, 0},
+        {"--test-data", o->test_data ? o->test_data + 4 : NULL, 0, 0},
+    };
+    train_flags_finish(prog, &o->tf, o->eval_every, own, sizeof own / sizeof own[0]);
     if (o->recon)
         cli_check_output(prog, "--recon", o->recon, 0);
 }
@@ -361,8 +366,10 @@ int main(int argc, char **argv)
     parse(&o, argc, argv);
     dist d;
     dist_start(&d, prog, &argc, &argv, o.tf.mpi);
-    if (dist_root(&d))
+    if (dist_root(&d)) {
         warn_ignored(&o);
+        train_notices(prog, &o.tf);
+    }
 
     dataset train, test;
     char err[512], guess[4096], tlabel[4200];

@@ -206,7 +206,8 @@ static void parse(options *o, int argc, char **argv)
         cli_usage_error(prog, "--bias-only trains nothing: give no --steps (or --steps 0)");
     if (o->bias_only)
         o->steps = 0;
-    train_flags_finish(prog, &o->tf, o->eval_every);
+    const cli_path trace = {"--trace", o->trace, 1, 0};
+    train_flags_finish(prog, &o->tf, o->eval_every, &trace, 1);
     if (o->trace)
         cli_check_output(prog, "--trace", o->trace, o->tf.resume != NULL);
     if (o->lr < 0)
@@ -411,8 +412,10 @@ int main(int argc, char **argv)
     t.recall_loss = o.recall_loss;
     dist d;
     dist_start(&d, prog, &argc, &argv, o.tf.mpi);
-    if (dist_root(&d))
+    if (dist_root(&d)) {
         warn_ignored(&o);
+        train_notices(prog, &o.tf);
+    }
 
     mom_net *net = NULL;
     mom_rng *data_rng = NULL, *eval_rng = NULL;

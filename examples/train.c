@@ -75,7 +75,8 @@ int train_parse_flag(const char *prog, int argc, char **argv, int *i, train_flag
     return 1;
 }
 
-void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
+void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every,
+                        const cli_path *extra, size_t n_extra)
 {
     if (f->checkpoint_every != 0 && f->checkpoint == NULL)
         cli_usage_error(prog, "--checkpoint-every needs --checkpoint FILE to write to");
@@ -90,15 +91,31 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every)
      * a temporary file next to it, and so is every checkpoint */
     if (f->log)
         cli_check_output(prog, "--log", f->log, f->resume != NULL);
-    if (f->plot) {
+    if (f->plot)
         cli_check_output(prog, "--plot", f->plot, 0);
-        if (!cli_have_gnuplot()) /* the plot is optional: say so now, train anyway */
-            fprintf(stderr, "%s: warning: gnuplot is not installed (apt-get install gnuplot-nox): "
-                            "no plot will be drawn; the log %s will have the data\n", prog, f->log);
-    }
     if (f->checkpoint)
         cli_check_output(prog, "--checkpoint", f->checkpoint, 1);
-    if (f->threads > 0 && cli_set_threads(f->threads) != 0)
+    enum { OWN = 4, MAX_EXTRA = 8 };
+    cli_path paths[OWN + MAX_EXTRA] = {
+        {"--log", f->log, 1, 0},
+        {"--plot", f->plot, 1, 0},
+        {"--checkpoint", f->checkpoint, 1, 1}, /* written where --resume read: going on in place */
+        {"--resume", f->resume, 0, 1},
+    };
+    size_t n = OWN;
+    for (size_t i = 0; i < n_extra && i < MAX_EXTRA; i++)
+        paths[n++] = extra[i];
+    cli_check_paths(prog, paths, n);
+    f->no_gnuplot = f->plot && !cli_have_gnuplot(); /* the plot is optional: train anyway */
+    f->threads_not_set = f->threads > 0 && cli_set_threads(f->threads) != 0;
+}
+
+void train_notices(const char *prog, const train_flags *f)
+{
+    if (f->no_gnuplot)
+        fprintf(stderr, "%s: warning: gnuplot is not installed (apt-get install gnuplot-nox): "
+                        "no plot will be drawn; the log %s will have the data\n", prog, f->log);
+    if (f->threads_not_set)
         fprintf(stderr, "%s: this BLAS cannot set threads at run time; use OPENBLAS_NUM_THREADS\n",
                 prog);
 }
@@ -127,9 +144,10 @@ void train_usage(FILE *f)
 "                      minibatch, the gradients are averaged, rank 0 alone writes the log,\n"
 "                      checkpoints and summary (docs/distributed.md; needs an MPI build)\n"
 "  --help              this text\n"
-"The output files' directories are checked before training starts. Progress goes to stderr (a\n"
-"bar on a terminal): its loss is the mean training loss since the last evaluation (what the log\n"
-"records at the next one), its error the last evaluation's.\n"
+"The output files' directories are checked before training starts, and no output may be the\n"
+"file of another output or of an input (--checkpoint may be the --resume file). Progress goes\n"
+"to stderr (a bar on a terminal): its loss is the mean training loss since the last evaluation\n"
+"(what the log records at the next one), its error the last evaluation's.\n"
 "Exit status: 0 done, 1 an error (a message names it), 2 a bad command line (also an output\n"
 "file that cannot be written, a --resume checkpoint that does not match the flags), 3 training\n"
 "diverged (the summary line then reports the parameters kept from the update before), 4 done\n"

@@ -39,6 +39,7 @@ typedef struct train_flags {
     uint64_t checkpoint_every;
     int threads;
     int mpi; /* --mpi: data-parallel over the ranks of an MPI job (dist.h) */
+    int no_gnuplot, threads_not_set; /* set by train_flags_finish(), told by train_notices() */
 } train_flags;
 
 /* Defaults: NAG, hf_defaults(net_kind), nothing else set. */
@@ -48,10 +49,16 @@ void train_flags_init(train_flags *f, int net_kind);
 int train_parse_flag(const char *prog, int argc, char **argv, int *i, train_flags *f);
 
 /* After parsing: default --checkpoint-every to eval_every and check it is a multiple of it (and
- * that there is a --checkpoint to write); check that --log, --plot and --checkpoint can be written
- * and that gnuplot is there for --plot, before any training; set the BLAS threads. Usage errors
- * exit with status 2. */
-void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every);
+ * that there is a --checkpoint to write); check that --log, --plot and --checkpoint can be written,
+ * and that no output names the same file as another output or an input (--resume, and the
+ * trainer's own files in extra[0..n_extra), at most 8: cli_check_paths()), before any training; look for
+ * gnuplot if there is a --plot; set the BLAS threads. Usage errors exit with status 2. */
+void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every,
+                        const cli_path *extra, size_t n_extra);
+
+/* The notices of train_flags_finish() on stderr (gnuplot missing for --plot, a BLAS whose threads
+ * cannot be set): called by the process that speaks for the run (rank 0 under --mpi). */
+void train_notices(const char *prog, const train_flags *f);
 
 /* Help text of the shared flags (without the HF ones). */
 void train_usage(FILE *f);

@@ -243,6 +243,22 @@ expect 2 "recon $tmp/no/such/r.png: the directory $tmp/no/such does not exist" -
     --arch 784-20-5 --train-size 100 --steps 5 --recon "$tmp/no/such/r.png"
 expect 2 "checkpoint $tmp: is a directory" -- "$rnn" $p --checkpoint "$tmp"
 expect 2 "--log needs a file name" -- "$rnn" $p --log ""
+# 7. no output may name the file of another output or of an input (however the name is written)
+expect 2 "log $tmp/same.csv and --checkpoint $tmp/same.csv name the same file: each output needs" \
+    -- "$rnn" $p --log "$tmp/same.csv" --checkpoint "$tmp/same.csv"
+expect 2 "name the same file: each output needs its own" -- "$rnn" $p --log "$tmp/same.csv" \
+    --trace "$tmp/../$(basename "$tmp")/./same.csv"
+: > "$tmp/same.csv"
+ln -s same.csv "$tmp/link.csv"
+expect 2 "plot $tmp/link.csv name the same file" -- "$rnn" $p --log "$tmp/same.csv" \
+    --plot "$tmp/link.csv"
+expect 2 "resume $tmp/same.csv name the same file: the output would overwrite the input" -- \
+    "$rnn" $p --log "$tmp/same.csv" --resume "$tmp/same.csv"
+expect 2 "data $tmp/img.idx name the same file: the output would overwrite the input" -- "$ae" \
+    --data "idx:$tmp/img.idx" --recon "$tmp/img.idx"
+expect 2 "test-data $tmp/t.idx name the same file" -- "$ae" --data "idx:$tmp/img.idx" \
+    --test-data "idx:$tmp/t.idx" --log "$tmp/t.idx"
+check "the refused runs left the files alone" sh -c "[ ! -s '$tmp/same.csv' ] && [ ! -e '$tmp/img.idx' ]"
 expect 0 "gnuplot is not installed" -- env PATH="$tmp/nobin" "$rnn" $p --log "$tmp/p.csv" \
     --plot "$tmp/p.png"
 if [ -c /dev/full ] && [ -w /dev/full ]; then
