@@ -1625,10 +1625,27 @@ static int cancel_block(void) { return 0; }
 static void cancel_restore(int old) { (void)old; }
 #endif
 
+/* strerror_r() is POSIX's (returns 0 or an error number, fills buf) unless the C library's GNU
+ * variant is in effect (returns the text, which may be a static string and not buf): a build
+ * that defines _GNU_SOURCE gets the latter from glibc. The result's type picks the reader. */
+static void strerror_posix(int r, char *buf, size_t n, int e)
+{
+    if (r != 0)
+        snprintf(buf, n, "error %d", e);
+}
+
+static void strerror_gnu(const char *text, char *buf, size_t n, int e)
+{
+    if (text == NULL)
+        snprintf(buf, n, "error %d", e);
+    else if (text != buf)
+        snprintf(buf, n, "%s", text);
+}
+
 static void sys_error(char *buf, size_t n, int e)
 {
-    if (strerror_r(e, buf, n) != 0)
-        snprintf(buf, n, "error %d", e);
+    _Generic(strerror_r(e, buf, n), char *: strerror_gnu, default: strerror_posix)(
+        strerror_r(e, buf, n), buf, n, e);
 }
 
 typedef struct fd_source {

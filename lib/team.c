@@ -1,6 +1,8 @@
 /* A handle's helper threads for elementwise passes; see team.h. */
 #if defined(__linux__)
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_getcpu, pthread_attr_setaffinity_np */
+#endif
 #else
 #define _POSIX_C_SOURCE 200809L
 #endif

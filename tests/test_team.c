@@ -2,7 +2,9 @@
  * part runs exactly once, in the caller's floating-point mode, also after fork() and when the
  * helpers cannot be started; a network gives the same bits with any number of threads. */
 #if defined(__linux__)
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* unshare() */
+#endif
 #else
 #define _POSIX_C_SOURCE 200809L
 #endif
