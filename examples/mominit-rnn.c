@@ -19,6 +19,7 @@ static const char *prog = "mominit-rnn";
 
 typedef struct options {
     int task, target, center, recall_loss, learn_h0;
+    const char *center_flag; /* --center or --no-center as given, else NULL (the task's default) */
     size_t T, hidden, batch, eval_size;
     uint64_t steps, eval_every, seed, warm_steps;
     uint64_t init_seed; /* --init-seed; UINT64_MAX: the same as --seed */
@@ -59,7 +60,8 @@ static void usage(FILE *f)
 "  --eval-every N     evaluate every N updates (default 1000)\n"
 "  --eval-size N      fresh test sequences per evaluation (default 10000)\n"
 "  --center           addition and multiplication: subtract the input means and the mean\n"
-"                     target\n"
+"                     target (default for multiplication, where the paper needed it)\n"
+"  --no-center        multiplication: do not center (the default for addition)\n"
 "  --learn-h0         learn the initial hidden state (starts at 0; Martens & Sutskever's model\n"
 "                     has one, paper.md's h[-1] = 0 does not), with the same initial weights\n"
 "  --loss-steps all|recall  memorization: count every step in the loss (default), or only\n"
@@ -164,8 +166,9 @@ static void parse(options *o, int argc, char **argv)
             o->eval_size = cli_size(prog, a, cli_value(prog, argc, argv, &i), 1, 10000000);
         } else if (strcmp(a, "--bias-only") == 0) {
             o->bias_only = 1;
-        } else if (strcmp(a, "--center") == 0) {
-            o->center = 1;
+        } else if (strcmp(a, "--center") == 0 || strcmp(a, "--no-center") == 0) {
+            o->center = strcmp(a, "--center") == 0;
+            o->center_flag = a;
         } else if (strcmp(a, "--loss-steps") == 0) {
             const char *v = cli_value(prog, argc, argv, &i);
             if (strcmp(v, "all") == 0)
@@ -200,8 +203,11 @@ static void parse(options *o, int argc, char **argv)
         cli_usage_error(prog, "--loss-steps recall applies to the memorization tasks (mem5, mem20)");
     if (o->target != TARGET_MEAN && o->task != TASK_ADDITION)
         cli_usage_error(prog, "--target applies to the addition task");
-    if (o->center && o->task != TASK_ADDITION && o->task != TASK_MULTIPLICATION)
-        cli_usage_error(prog, "--center applies to the addition and multiplication tasks");
+    if (o->center_flag && o->task != TASK_ADDITION && o->task != TASK_MULTIPLICATION)
+        cli_usage_error(prog, "%s applies to the addition and multiplication tasks", o->center_flag);
+    if (!o->center_flag) /* the paper centered multiplication ("the other problems are already
+                          * centered", section 4): paper.md section 5 */
+        o->center = o->task == TASK_MULTIPLICATION;
     if (o->bias_only && o->steps_given && o->steps != 0)
         cli_usage_error(prog, "--bias-only trains nothing: give no --steps (or --steps 0)");
     if (o->bias_only)
@@ -525,10 +531,11 @@ int main(int argc, char **argv)
         snprintf(momentum, sizeof momentum, "mu %g", o.mu0);
     train_optim_desc(desc, sizeof desc, &o.tf, MOM_NET_RECURRENT, o.lr, momentum, 0);
     if (dist_root(&d))
-        fprintf(stderr, "%s: task %s T=%zu, %zu hidden, %zu parameters, %s, batch %zu, %llu "
+        fprintf(stderr, "%s: task %s%s T=%zu, %zu hidden, %zu parameters, %s, batch %zu, %llu "
                         "updates, seed %llu\n",
-                prog, task_name((task_kind)o.task), o.T, o.hidden, mom_net_num_params(net), desc,
-                o.batch, (unsigned long long)o.steps, (unsigned long long)o.seed);
+                prog, task_name((task_kind)o.task), o.center ? " (centered)" : "", o.T, o.hidden,
+                mom_net_num_params(net), desc, o.batch, (unsigned long long)o.steps,
+                (unsigned long long)o.seed);
 
     trace tr;
     memset(&tr, 0, sizeof tr);

@@ -4,7 +4,8 @@
 # the script is run again, so the budget can be raised step by step.
 #
 # usage: scripts/repro-rnn.sh [--steps N] [--seeds "1 2"] [--lrs "3e-4 1e-4"]
-#            [--tasks "addition multiplication mem5 mem20"]
+#            [--tasks "addition multiplication mem5 mem20"]  (also multiplication-nocenter:
+#            multiplication without the centering that mominit-rnn applies to it by default)
 #            [--configs "nag:0.995 nag:0.9 cm:0.995 cm:0.9 nag:0 bias"] [--jobs 2] [--out DIR]
 #            [--grid FILE]   (write the runs to FILE for scripts/grid.sh instead of running them)
 #            [--eval-size N]
@@ -38,6 +39,10 @@ bin=build/examples/mominit-rnn
 list=$(mktemp "$out/jobs.XXXXXX") # one per invocation (several may share OUT); repro-run.sh removes it
 for task in $tasks; do
     case $task in mem5) T=200 ;; *) T=80 ;; esac
+    case $task in
+    multiplication-nocenter) taskargs="--task multiplication --no-center" ;;
+    *) taskargs="--task $task" ;;
+    esac
     for cfg in $configs; do
         for lr in $lrs; do
             for seed in $seeds; do
@@ -53,7 +58,7 @@ for task in $tasks; do
                     args="--optim $opt --mu0 $mu --lr $lr --steps $steps"
                 fi
                 [ -f "$out/$name.done" ] && continue
-                echo "$name $bin --task $task --T $T --seed $seed --eval-size $evalsize --eval-every 1000 $args --log $out/$name.csv" >> "$list"
+                echo "$name $bin $taskargs --T $T --seed $seed --eval-size $evalsize --eval-every 1000 $args --log $out/$name.csv" >> "$list"
             done
         done
     done

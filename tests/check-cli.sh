@@ -28,8 +28,15 @@ expect() { # expect STATUS PATTERN -- command...
     fi
 }
 
+check() { # check LABEL COMMAND...: one test that passes when the command succeeds
+    label=$1
+    shift
+    count=$((count + 1))
+    if "$@"; then echo "ok $count - $label"; else echo "not ok $count - $label"; fails=$((fails + 1)); fi
+}
+
 for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
-            --input-scale --eval-every --eval-size --center --log --plot --threads --checkpoint \
+            --input-scale --eval-every --eval-size --center --no-center --log --plot --threads --checkpoint \
             --checkpoint-every --resume --hf-lambda --hf-fixed-cg --hf-struct --init-seed \
             --loss-steps --mpi --trace --learn-h0 --clip --target --bias-only; do
     expect 0 "$flag" -- "$rnn" --help
@@ -156,6 +163,17 @@ if [ "$(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')" = "step 5 10 15 20 " ] &&
 else echo "not ok $count - resumed log: $(cut -d, -f1 "$tmp/k.csv" | tr '\n' ' ')"
     fails=$((fails + 1)); fi
 expect 2 "--center applies to the addition and multiplication" -- "$rnn" --task xor --center
+expect 2 "--no-center applies to the addition and multiplication" -- "$rnn" --task xor --no-center
+# multiplication is centered unless --no-center says otherwise (the paper's setup); addition is not
+m="--task multiplication --T 10 --batch 10 --eval-size 50 --steps 20 --eval-every 10"
+expect 0 "task multiplication (centered) T=10" -- "$rnn" $m
+cp "$tmp/out" "$tmp/mult-default"
+expect 0 "task multiplication T=10" -- "$rnn" $m --no-center
+cp "$tmp/out" "$tmp/mult-plain"
+expect 0 "task multiplication (centered) T=10" -- "$rnn" $m --center
+check "multiplication: the default is --center" cmp -s "$tmp/out" "$tmp/mult-default"
+check "multiplication: --no-center is another run" sh -c "! cmp -s '$tmp/mult-plain' '$tmp/mult-default'"
+expect 0 "task addition T=10" -- "$rnn" --task addition --T 10 --batch 10 --eval-size 50 --steps 0
 # The initial network depends on the seeds alone, not on the evaluation size (its output biases
 # come from 1000 sequences of their own).
 "$rnn" $r --steps 20 --eval-every 20 --eval-size 50 > "$tmp/e50" 2>/dev/null
@@ -211,12 +229,6 @@ only_summary() { # only_summary LABEL: the last command's stdout is the summary 
     if [ "$(wc -l < "$tmp/out")" -eq 1 ] && grep -q '^final steps=' "$tmp/out"; then
         echo "ok $count - $1"
     else echo "not ok $count - $1: stdout holds $(wc -c < "$tmp/out") bytes"; fails=$((fails + 1)); fi
-}
-check() { # check LABEL COMMAND...: one test that passes when the command succeeds
-    label=$1
-    shift
-    count=$((count + 1))
-    if "$@"; then echo "ok $count - $label"; else echo "not ok $count - $label"; fails=$((fails + 1)); fi
 }
 # A gnuplot that fails the way the real one does when it cannot open its output: it draws on its
 # stdout instead, complains on stderr and exits 1. It keeps the script it was given.
