@@ -105,12 +105,12 @@ static int canonical_name(const char *path, char *out, size_t size)
 
 static int same_file(const char *a, const char *b)
 {
-    if (strcmp(a, b) == 0)
-        return 1;
     struct stat sa, sb;
     int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
-    if (ea && eb)
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea && eb) /* a device such as /dev/null may take several outputs */
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino && S_ISREG(sa.st_mode);
+    if (strcmp(a, b) == 0)
+        return 1;
     if (ea != eb) /* one exists and the other not: different, unless a link leads nowhere */
         return 0;
     char ca[PATH_MAX + 256], cb[PATH_MAX + 256];

@@ -39,7 +39,7 @@ typedef struct cli_path {
 
 /* Usage error (status 2) if an output names the same file as another output or as an input:
  * the same name, the same existing file (also through links), or the same name in the same
- * directory. NULL paths are skipped. */
+ * directory. Devices and pipes (/dev/null) may be named more than once. NULL paths are skipped. */
 void cli_check_paths(const char *prog, const cli_path *p, size_t n);
 
 /* Strict number parsers: the whole string must be a number in range, else cli_usage_error. */

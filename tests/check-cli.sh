@@ -270,6 +270,7 @@ expect 2 "data $tmp/img.idx name the same file: the output would overwrite the i
     --data "idx:$tmp/img.idx" --recon "$tmp/img.idx"
 expect 2 "test-data $tmp/t.idx name the same file" -- "$ae" --data "idx:$tmp/img.idx" \
     --test-data "idx:$tmp/t.idx" --log "$tmp/t.idx"
+expect 0 "^final steps=20 " -- "$rnn" $p --log /dev/null --trace /dev/null
 check "the refused runs left the files alone" sh -c "[ ! -s '$tmp/same.csv' ] && [ ! -e '$tmp/img.idx' ]"
 expect 0 "gnuplot is not installed" -- env PATH="$tmp/nobin" "$rnn" $p --log "$tmp/p.csv" \
     --plot "$tmp/p.png"
