@@ -111,7 +111,7 @@ static int same_file(const char *a, const char *b)
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino && S_ISREG(sa.st_mode);
     if (strcmp(a, b) == 0)
         return 1;
-    if (ea != eb) /* one exists and the other not: different, unless a link leads nowhere */
+    if (ea != eb) /* one exists and the other does not: two files */
         return 0;
     char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
     return canonical_name(a, ca, sizeof ca) == 0 && canonical_name(b, cb, sizeof cb) == 0 &&
