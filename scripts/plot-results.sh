@@ -59,6 +59,19 @@ curve addition-80.png \
     'addition T=80, NAG mu0 0.995: test error (10000 sequences; the init-seed run: 1000)' \
     "set key bottom left font ',9'; set logscale y"
 
+# multiplication: centered (the default) against uncentered, NAG mu0 0.995, lr 3e-4, seeds 1-4
+plots=""
+set -- '#1f77b4' '#ff7f0e' '#2ca02c' '#d62728'
+for s in 1 2 3 4; do
+    add "$rnn/multiplication-nag0.995-lr3e-4-s$s-n50000.csv:seed $s, centered" lw 2 lc rgb "'$1'"
+    add "$rnn/multiplication-nocenter-nag0.995-lr3e-4-s$s-n50000.csv:seed $s, not centered" dt 2 lw 2 \
+        lc rgb "'$1'"
+    shift
+done
+curve multiplication-80.png \
+    'multiplication T=80, NAG mu0 0.995, lr 3e-4: test error (10000 sequences)' \
+    "set key bottom left font ',9'; set logscale y"
+
 # mem20: the loss over every step against the recall steps only
 plots=""
 add "$rnn/mem20-nag0.995-lr3e-5-s1-n50000.csv:every step, lr 3e-5" lw 2
@@ -68,6 +81,7 @@ add "out/explore/mem20-recall-lr1e-5-s1.csv:recall steps, lr 1e-5" lw 2
 for s in 1 2 3; do
     add "out/explore/mem20-recall-lr3e-5-clip10-s$s.csv:recall steps, lr 3e-5, clip 10, seed $s" dt 2 lw 2
 done
+add "out/explore/mem20-allclip10-s1.csv:every step, lr 3e-5, clip 10" dt 3 lw 2
 curve mem20-80.png 'mem20 T=80, NAG mu0 0.995, seed 1 unless stated: wrong symbols per sequence (chance 8)' \
     "set key at graph 0.98, 0.7 font ',9'; set logscale y; set yrange [0.0003:10]"
 # mem5: the loss over every step against the recall steps with clipping (errors reach 0: linear axis)
