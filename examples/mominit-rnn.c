@@ -398,6 +398,9 @@ static void make_conf(train_conf *c, const options *o)
     train_conf_u64(c, "--init-seed", 1, o->init_seed == UINT64_MAX ? o->seed : o->init_seed);
     train_conf_dbl(c, "--input-scale", 1, o->input_scale);
     train_conf_str(c, "--center", 1, o->center ? "on" : "off");
+    if (o->center && !o->center_flag) /* a run of the default before it centered */
+        train_conf_hint(c, "resume with --no-center: multiplication is centered by default since "
+                           "libmominit 0.5.1");
     train_conf_str(c, "--target", 1, targets[o->target]);
     train_conf_str(c, "--loss-steps", 1, o->recall_loss ? "recall" : "all");
     train_conf_str(c, "--bias-only", 1, o->bias_only ? "on" : "off");

@@ -174,6 +174,10 @@ expect 0 "task multiplication (centered) T=10" -- "$rnn" $m --center
 check "multiplication: the default is --center" cmp -s "$tmp/out" "$tmp/mult-default"
 check "multiplication: --no-center is another run" sh -c "! cmp -s '$tmp/mult-plain' '$tmp/mult-default'"
 expect 0 "task addition T=10" -- "$rnn" --task addition --T 10 --batch 10 --eval-size 50 --steps 0
+expect 0 "^final steps=20 " -- "$rnn" $m --no-center --checkpoint "$tmp/mult.ckpt"
+expect 2 "center is off in the checkpoint, on on the command line (resume with --no-center" -- \
+    "$rnn" $m --steps 30 --resume "$tmp/mult.ckpt"
+expect 0 "^final steps=30 " -- "$rnn" $m --no-center --steps 30 --resume "$tmp/mult.ckpt"
 # The initial network depends on the seeds alone, not on the evaluation size (its output biases
 # come from 1000 sequences of their own).
 "$rnn" $r --steps 20 --eval-every 20 --eval-size 50 > "$tmp/e50" 2>/dev/null
