@@ -102,8 +102,10 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every,
         {"--checkpoint", f->checkpoint, 1, 1}, /* written where --resume read: going on in place */
         {"--resume", f->resume, 0, 1},
     };
+    if (n_extra > MAX_EXTRA) /* a trainer's own mistake: say so rather than compare fewer */
+        cli_fail(prog, 1, "internal error: %zu files to compare, at most %d", n_extra, MAX_EXTRA);
     size_t n = OWN;
-    for (size_t i = 0; i < n_extra && i < MAX_EXTRA; i++)
+    for (size_t i = 0; i < n_extra; i++)
         paths[n++] = extra[i];
     cli_check_paths(prog, paths, n);
     f->no_gnuplot = f->plot && !cli_have_gnuplot(); /* the plot is optional: train anyway */
