@@ -49,7 +49,7 @@ void cli_fail(const char *prog, int status, const char *fmt, ...)
     exit(status);
 }
 
-void cli_check_output(const char *prog, const char *flag, const char *path, int need_dir)
+void cli_check_output(const char *prog, const char *flag, const char *path, int replaced)
 {
     size_t len = strlen(path);
     if (len == 0)
@@ -60,9 +60,12 @@ void cli_check_output(const char *prog, const char *flag, const char *path, int 
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             cli_fail(prog, 2, "%s %s: is a directory", flag, path);
+        if (replaced && !S_ISREG(st.st_mode)) /* rename() would put a file in its place */
+            cli_fail(prog, 2, "%s %s: is not a regular file (it is written to a temporary file "
+                              "beside it, then renamed over it)", flag, path);
         if (access(path, W_OK) != 0)
             cli_fail(prog, 2, "%s %s: cannot write it: %s", flag, path, strerror(errno));
-        if (!need_dir)
+        if (!replaced)
             return;
     } else if (errno != ENOENT) {
         cli_fail(prog, 2, "%s %s: %s", flag, path, strerror(errno)); /* e.g. a file in the path */
@@ -146,9 +149,9 @@ size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, s
     if (!isdigit((unsigned char)*s))
         cli_usage_error(prog, "%s needs a non-negative integer, got '%s'", flag, s);
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end != '\0')
+    if (*end != '\0')
         cli_usage_error(prog, "%s needs an integer, got '%s'", flag, s);
-    if (v < min || v > max)
+    if (errno == ERANGE || v < min || v > max)
         cli_usage_error(prog, "%s must be in %zu..%zu, got %s", flag, min, max, s);
     return (size_t)v;
 }
@@ -160,8 +163,11 @@ uint64_t cli_u64(const char *prog, const char *flag, const char *s)
     if (!isdigit((unsigned char)*s))
         cli_usage_error(prog, "%s needs a non-negative integer, got '%s'", flag, s);
     unsigned long long v = strtoull(s, &end, 10); /* decimal: "010" is ten, not eight */
-    if (errno || *end != '\0')
+    if (*end != '\0')
         cli_usage_error(prog, "%s needs an integer, got '%s'", flag, s);
+    if (errno == ERANGE)
+        cli_usage_error(prog, "%s must be at most %llu, got %s", flag,
+                        (unsigned long long)UINT64_MAX, s);
     return (uint64_t)v;
 }
 
@@ -170,9 +176,10 @@ double cli_double(const char *prog, const char *flag, const char *s, double min,
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end != '\0' || end == s || !isfinite(v))
+    if (*end != '\0' || end == s || isnan(v))
         cli_usage_error(prog, "%s needs a number, got '%s'", flag, s);
-    if (v < min || v > max)
+    /* out of the double range (1e400, 1e-400) or infinite: a number, but not one in range */
+    if (errno == ERANGE || !isfinite(v) || v < min || v > max)
         cli_usage_error(prog, "%s must be in [%g, %g], got %s", flag, min, max, s);
     return v;
 }
@@ -182,7 +189,7 @@ const char *cli_split(const char *prog, const char *flag, const char *s, char *f
 {
     const char *colon = strchr(s, ':');
     size_t len = colon ? (size_t)(colon - s) : 0;
-    if (colon == NULL || len == 0 || len >= cap)
+    if (colon == NULL || len == 0 || len >= cap || colon[1] == '\0')
         cli_usage_error(prog, "%s needs %s, got '%s'", flag, form, s);
     memcpy(first, s, len);
     first[len] = '\0';
@@ -438,36 +445,45 @@ FILE *cli_csv_open(const char *path, int append, const char *header)
 
 int cli_csv_trim(const char *path, uint64_t last_step)
 {
-    FILE *in = fopen(path, "r");
-    if (in == NULL)
+    struct stat st;
+    if (stat(path, &st) != 0)
         return errno == ENOENT ? 0 : -1;
-    size_t len = strlen(path) + 16;
-    char *tmp = malloc(len);
-    FILE *out = NULL;
-    if (tmp != NULL) {
-        snprintf(tmp, len, "%s.trim", path);
-        out = fopen(tmp, "w");
-    }
-    int rc = out == NULL ? -1 : 0;
-    char line[4096];
-    while (rc == 0 && fgets(line, sizeof line, in) != NULL) {
-        char *end;
+    if (!S_ISREG(st.st_mode))
+        return 0; /* a device or a pipe (/dev/null): nothing to cut */
+    /* cut in place at the first row past last_step (rows are in step order): the name keeps
+     * pointing where it did (a symbolic link stays one), and so do the owner and mode */
+    FILE *f = fopen(path, "r+");
+    if (f == NULL)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    off_t at = 0, cut = -1;
+    while ((n = getline(&line, &cap, f)) > 0) {
         /* rows start with their step; the header (and anything else) is kept */
-        unsigned long long step = isdigit((unsigned char)line[0]) ? strtoull(line, &end, 10) : 0;
-        if (step <= last_step && fputs(line, out) == EOF)
-            rc = -1;
+        if (isdigit((unsigned char)line[0]) && strtoull(line, NULL, 10) > last_step) {
+            cut = at;
+            break;
+        }
+        at += (off_t)n;
     }
-    if (ferror(in))
+    int rc = ferror(f) ? -1 : 0;
+    free(line);
+    if (rc == 0 && cut >= 0 && (fflush(f) != 0 || ftruncate(fileno(f), cut) != 0))
         rc = -1;
-    fclose(in);
-    if (out != NULL && fclose(out) != 0)
-        rc = -1;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -1;
-    if (rc != 0 && tmp != NULL)
-        remove(tmp);
-    free(tmp);
+    int e = errno;
+    if (fclose(f) != 0 && rc == 0)
+        return -1;
+    errno = e;
     return rc;
+}
+
+int cli_stdout_status(const char *prog, const char *what, int status)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    fprintf(stderr, "%s: cannot write %s to standard output: %s\n", prog, what, strerror(errno));
+    return status;
 }
 
 double cli_log_last_seconds(const char *path)

@@ -23,9 +23,10 @@ void cli_fail(const char *prog, int status, const char *fmt, ...)
 
 /* Check before any work that an output file can be written: `path` is not empty and not a
  * directory, and either it exists and is writable or its directory exists and lets us create
- * files in it (need_dir: the directory must let us create files in any case, for a file replaced
- * through a temporary one). Exits with status 2 and one line naming the flag otherwise. */
-void cli_check_output(const char *prog, const char *flag, const char *path, int need_dir);
+ * files in it. `replaced`: the file is replaced through a temporary one renamed over it, so it
+ * must be a regular file if it exists, and its directory must let us create files in any case.
+ * Exits with status 2 and one line naming the flag otherwise. */
+void cli_check_output(const char *prog, const char *flag, const char *path, int replaced);
 
 /* Whether gnuplot can be run (found on PATH). */
 int cli_have_gnuplot(void);
@@ -47,7 +48,7 @@ size_t cli_size(const char *prog, const char *flag, const char *s, size_t min, s
 uint64_t cli_u64(const char *prog, const char *flag, const char *s);
 double cli_double(const char *prog, const char *flag, const char *s, double min, double max);
 /* Split "A:B" into A (copied into first, cap bytes) and B (returned); usage error naming `form`
- * (e.g. "STEPS:MU") when there is no colon or A is empty or too long. */
+ * (e.g. "STEPS:MU") when there is no colon, A is empty or too long, or B is empty. */
 const char *cli_split(const char *prog, const char *flag, const char *s, char *first, size_t cap,
                       const char *form);
 
@@ -89,12 +90,17 @@ double cli_now(void);
  * resuming) continued, with the header only if the file is empty. NULL with errno set if it
  * cannot be opened or the header cannot be written. */
 FILE *cli_csv_open(const char *path, int append, const char *header);
-/* The trainers' CSV log (step, mu, lr, training loss, evaluation error, seconds). */
-/* Keep only the rows of the CSV at path whose step (first field) is at most last_step, and its
- * header: a resumed run then continues the file without the rows of updates it runs again.
- * A missing file is fine. Returns 0, or -1 with errno set. */
+/* Cut the CSV at path before its first row whose step (first field) exceeds last_step (the rows
+ * are in step order; the header stays): a resumed run then continues the file without the rows
+ * of updates it runs again. The file is cut in place (a symbolic link keeps pointing at it); a
+ * missing file, a device or a pipe is left alone. Returns 0, or -1 with errno set. */
 int cli_csv_trim(const char *path, uint64_t last_step);
 
+/* Flush stdout; if it (or an earlier write to it) failed, say so on stderr, naming `what` (e.g.
+ * "the summary line"), and return `status`; else 0. */
+int cli_stdout_status(const char *prog, const char *what, int status);
+
+/* The trainers' CSV log (step, mu, lr, training loss, evaluation error, seconds). */
 FILE *cli_log_open(const char *path, int append);
 /* The seconds column of the last row of the log at path (0 if it has none or cannot be read): a
  * resumed run's clock continues from there. */

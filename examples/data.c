@@ -208,8 +208,8 @@ int idx_read_images(dataset *s, const char *path, size_t max_n, char *err, size_
         if ((rc = read_exact(f, raw, d)) != 0) {
             char ended[128];
             snprintf(ended, sizeof ended,
-                     "truncated: the header announces %u images, data ends in image %zu", dim[0],
-                     i);
+                     "truncated: the header announces %u images, the data holds %zu whole ones",
+                     dim[0], i);
             read_failed(err, err_size, path, f, rc, ended);
             free(raw);
             dataset_free(s);

@@ -25,6 +25,8 @@ static const char *prog = "mominit-ae";
 
 typedef struct options {
     const char *data, *test_data, *arch, *recon;
+    const char *test_path; /* the test images: --test-data's file, the guessed one, or NULL */
+    char guess[4096];      /* PATH of --data idx:PATH with 'train-' replaced by 't10k-' */
     train_flags tf;
     int output;
     double mu_max, lr, si_scale, final_mu;
@@ -128,7 +130,7 @@ static void parse(options *o, int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
-            exit(0);
+            exit(cli_stdout_status(prog, "the help", 1));
         } else if (strcmp(a, "--data") == 0) {
             o->data = cli_value(prog, argc, argv, &i);
             if (strcmp(o->data, "curves") != 0 && strncmp(o->data, "idx:", 4) != 0)
@@ -199,10 +201,21 @@ static void parse(options *o, int argc, char **argv)
         size_t enc[MAX_LAYERS / 2];
         (void)arch_fields(o->arch, enc);
     }
+    o->test_path = o->test_data ? o->test_data + 4 : NULL;
+    if (o->test_path == NULL && strncmp(o->data, "idx:", 4) == 0) {
+        const char *path = o->data + 4, *slash = strrchr(path, '/');
+        const char *base = slash ? slash + 1 : path;
+        if (strncmp(base, "train-", 6) == 0 && strlen(path) + 1 < sizeof o->guess) {
+            snprintf(o->guess, sizeof o->guess, "%.*st10k-%s", (int)(base - path), path,
+                     base + 6);
+            if (access(o->guess, F_OK) == 0) /* used if present, as --help says */
+                o->test_path = o->guess;
+        }
+    }
     const cli_path own[] = {
         {"--recon", o->recon, 1, 0},
         {"--data", strncmp(o->data, "idx:", 4) == 0 ? o->data + 4 : NULL, 0, 0},
-        {"--test-data", o->test_data ? o->test_data + 4 : NULL, 0, 0},
+        {o->test_data ? "--test-data" : "the test set", o->test_path, 0, 0},
     };
     train_flags_finish(prog, &o->tf, o->eval_every, own, sizeof own / sizeof own[0]);
     if (o->recon)
@@ -223,6 +236,8 @@ static void warn_ignored(const options *o)
         train_warn_ignored(prog, &o->tf, "--final-phase", "cm and nag");
     if (hf && o->lr_given)
         train_warn_ignored(prog, &o->tf, "--lr", "sgd, cm and nag");
+    if (hf && o->batch_given) /* HF's batches: --hf-grad-batch, --hf-curv-batch */
+        train_warn_ignored(prog, &o->tf, "--batch", "sgd, cm and nag");
 }
 
 /* Parse "784-400-...-6" into sizes, then mirror: returns the number of weight layers. */
@@ -366,13 +381,9 @@ int main(int argc, char **argv)
     parse(&o, argc, argv);
     dist d;
     dist_start(&d, prog, &argc, &argv, o.tf.mpi);
-    if (dist_root(&d)) {
-        warn_ignored(&o);
-        train_notices(prog, &o.tf);
-    }
 
     dataset train, test;
-    char err[512], guess[4096], tlabel[4200];
+    char err[512], tlabel[4200];
     const char *test_label = "curves"; /* what --test-data names in a mismatch */
     int rc;
     if (strcmp(o.data, "curves") == 0) {
@@ -392,17 +403,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", prog, err);
             return 1;
         }
-        const char *tpath = o.test_data ? o.test_data + 4 : NULL;
-        if (tpath == NULL) {
-            const char *slash = strrchr(path, '/');
-            const char *base = slash ? slash + 1 : path;
-            if (strncmp(base, "train-", 6) == 0 && strlen(path) + 1 < sizeof guess) {
-                size_t pre = (size_t)(base - path);
-                snprintf(guess, sizeof guess, "%.*st10k-%s", (int)pre, path, base + 6);
-                if (access(guess, F_OK) == 0) /* used if present, as --help says */
-                    tpath = guess;
-            }
-        }
+        const char *tpath = o.test_path;
         memset(&test, 0, sizeof test);
         if (tpath)
             snprintf(tlabel, sizeof tlabel, "idx:%s", tpath);
@@ -467,9 +468,11 @@ int main(int argc, char **argv)
         gbatch = o.tf.hf.grad_batch ? o.tf.hf.grad_batch : (train.n + 15) / 16;
         cbatch = o.tf.hf.curv_batch;
     }
+    /* (HF's default batches are parts of the set: only a given one can be too large) */
     if ((o.tf.optim == TRAIN_HF || o.tf.optim == TRAIN_MHF) && (gbatch > train.n || cbatch > train.n))
-        cli_usage_error(prog, "HF batches of %zu and %zu cases exceed the %zu training images",
-                        gbatch, cbatch, train.n);
+        cli_usage_error(prog, "%s %zu exceeds the %zu training images",
+                        gbatch > train.n ? "--hf-grad-batch" : "--hf-curv-batch",
+                        gbatch > train.n ? gbatch : cbatch, train.n);
     if (gbatch > train.n) /* a minibatch holds each image once at most */
         cli_usage_error(prog, "--batch %zu exceeds the %zu training images", gbatch, train.n);
     /* Data-parallel (--mpi): every rank holds the data set and draws the same case order, and
@@ -496,6 +499,10 @@ int main(int argc, char **argv)
     if (o.tf.resume) /* every rank must go on from the same state */
         dist_check_same(&d, prog, resumed.image_hash,
                         "read different checkpoints (is --resume the same file on every node?)");
+    if (dist_root(&d)) { /* after every check that can refuse the command line: an error alone */
+        warn_ignored(&o);
+        train_notices(prog, &o.tf);
+    }
     /* what the optimizer uses: the momentum schedule only for cm and nag, no lr for hf, mhf */
     char momentum[64], desc[320];
     snprintf(momentum, sizeof momentum, "mu_max %g", o.mu_max);
@@ -583,6 +590,8 @@ int main(int argc, char **argv)
         printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
                (unsigned long long)mom_optim_steps(opt), train_loss, train_full, test_err,
                seconds);
+        if (cli_stdout_status(prog, "the summary line", 4) != 0)
+            mon.output_failed = 1;
     }
     train_conf_free(&conf);
     mom_rng_destroy(order);

@@ -22,7 +22,8 @@ typedef struct options {
     const char *center_flag; /* --center or --no-center as given, else NULL (the task's default) */
     size_t T, hidden, batch, eval_size;
     uint64_t steps, eval_every, seed, warm_steps;
-    uint64_t init_seed; /* --init-seed; UINT64_MAX: the same as --seed */
+    uint64_t init_seed; /* --init-seed (when init_seed_given; else the same as --seed) */
+    int init_seed_given;
     double mu0, warm_mu, lr, input_scale, clip;
     int have_input_scale, bias_only;
     int mu0_given, warmup_given, lr_given, steps_given;
@@ -49,8 +50,9 @@ static void usage(FILE *f)
 "                     warning unless they ask for no momentum\n"
 "  --lr X             learning rate (default: per task, see docs/results.md); hf and mhf\n"
 "                     ignore it (with a warning): their step comes from HF\n"
-"  --steps N          updates (default 50000; 0 evaluates the initialized network); a\n"
-"                     --resume may raise it to go on with the run\n"
+"  --steps N          updates (default 50000; 0 evaluates the initialized network: the\n"
+"                     summary line, no log rows, no --plot); a --resume may raise it to go\n"
+"                     on with the run\n"
 "  --batch N          fresh sequences per update (default 100)\n"
 "  --seed N           seed of initialization and data (default 1)\n"
 "  --init-seed N      seed of the initialization alone (default: --seed), to vary the\n"
@@ -72,7 +74,7 @@ static void usage(FILE *f)
 "                     biases (the mean target), without training (--steps, if given, must\n"
 "                     be 0)\n"
 "  --target NAME      addition target: mean (default), sum, hs\n"
-"  --clip X           clip the gradient norm to X (default off)\n"
+"  --clip X           clip the gradient norm to X (default off; sgd, cm and nag)\n"
 "  --trace FILE.csv   the recurrent dynamics before the first update and at every evaluation:\n"
 "                     step, spectral radius of W_hh, the norms of W_vh, W_hh, b_h and W_ho,\n"
 "                     and the gradient norm on the current minibatch (docs/results.md uses\n"
@@ -117,7 +119,6 @@ static void parse(options *o, int argc, char **argv)
     o->steps = 50000;
     o->eval_every = 1000;
     o->seed = 1;
-    o->init_seed = UINT64_MAX;
     o->mu0 = 0.995;
     o->warm_mu = 0.9;
     o->warm_steps = 1000;
@@ -127,7 +128,7 @@ static void parse(options *o, int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
-            exit(0);
+            exit(cli_stdout_status(prog, "the help", 1));
         } else if (strcmp(a, "--task") == 0) {
             const char *v = cli_value(prog, argc, argv, &i);
             o->task = task_parse(v);
@@ -157,6 +158,7 @@ static void parse(options *o, int argc, char **argv)
             o->seed = cli_u64(prog, a, cli_value(prog, argc, argv, &i));
         } else if (strcmp(a, "--init-seed") == 0) {
             o->init_seed = cli_u64(prog, a, cli_value(prog, argc, argv, &i));
+            o->init_seed_given = 1;
         } else if (strcmp(a, "--input-scale") == 0) {
             o->input_scale = cli_double(prog, a, cli_value(prog, argc, argv, &i), 0.0, 100.0);
             o->have_input_scale = 1;
@@ -212,10 +214,15 @@ static void parse(options *o, int argc, char **argv)
         cli_usage_error(prog, "--bias-only trains nothing: give no --steps (or --steps 0)");
     if (o->bias_only)
         o->steps = 0;
+    if (o->clip > 0 && (o->tf.optim == TRAIN_HF || o->tf.optim == TRAIN_MHF))
+        cli_usage_error(prog, "--clip applies to sgd, cm and nag: HF does not clip gradients");
+    if (o->steps == 0 && o->tf.plot)
+        cli_usage_error(prog, "--plot has no learning curve to draw: %s trains nothing",
+                        o->bias_only ? "--bias-only" : "--steps 0");
     const cli_path trace = {"--trace", o->trace, 1, 0};
     train_flags_finish(prog, &o->tf, o->eval_every, &trace, 1);
     if (o->trace)
-        cli_check_output(prog, "--trace", o->trace, o->tf.resume != NULL);
+        cli_check_output(prog, "--trace", o->trace, 0);
     if (o->lr < 0)
         o->lr = default_lr(o->task);
     if (!o->have_input_scale)
@@ -395,7 +402,7 @@ static void make_conf(train_conf *c, const options *o)
     train_conf_dbl(c, "--clip", 1, o->clip);
     train_conf_u64(c, "--batch", !(hf && o->tf.hf.grad_batch), o->batch);
     train_conf_u64(c, "--seed", 1, o->seed);
-    train_conf_u64(c, "--init-seed", 1, o->init_seed == UINT64_MAX ? o->seed : o->init_seed);
+    train_conf_u64(c, "--init-seed", 1, o->init_seed_given ? o->init_seed : o->seed);
     train_conf_dbl(c, "--input-scale", 1, o->input_scale);
     train_conf_str(c, "--center", 1, o->center ? "on" : "off");
     if (o->center && !o->center_flag) /* a run of the default before it centered */
@@ -421,10 +428,6 @@ int main(int argc, char **argv)
     t.recall_loss = o.recall_loss;
     dist d;
     dist_start(&d, prog, &argc, &argv, o.tf.mpi);
-    if (dist_root(&d)) {
-        warn_ignored(&o);
-        train_notices(prog, &o.tf);
-    }
 
     mom_net *net = NULL;
     mom_rng *data_rng = NULL, *eval_rng = NULL;
@@ -480,7 +483,7 @@ int main(int argc, char **argv)
         mom_rng_reseed(eval_rng, o.seed, 3);
         task_generate(&t, &initb, eval_rng);
         mom_batch v = task_loss_view(&initb);
-        uint64_t init_seed = o.init_seed == UINT64_MAX ? o.seed : o.init_seed;
+        uint64_t init_seed = o.init_seed_given ? o.init_seed : o.seed;
         rc = mom_init_preset_rnn(net, o.input_scale, init_seed, &v);
         task_batch_free(&initb);
         if (rc != MOM_OK)
@@ -525,6 +528,10 @@ int main(int argc, char **argv)
     if (o.tf.resume) /* every rank must go on from the same state */
         dist_check_same(&d, prog, resumed.image_hash,
                         "read different checkpoints (is --resume the same file on every node?)");
+    if (dist_root(&d)) { /* after every check that can refuse the command line: an error alone */
+        warn_ignored(&o);
+        train_notices(prog, &o.tf);
+    }
     /* what the optimizer uses: the momentum schedule only for cm and nag, no lr for hf, mhf */
     char momentum[96], desc[320];
     if (o.warm_steps)
@@ -614,9 +621,12 @@ int main(int argc, char **argv)
     }
     double seconds = train_monitor_seconds(&mon);
     dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), mom_optim_steps(opt));
-    if (dist_root(&d))
+    if (dist_root(&d)) {
         printf("final steps=%llu train_loss=%.6g train_error=%.6g test_error=%.6g seconds=%.1f\n",
-           (unsigned long long)mom_optim_steps(opt), train_loss, train_err, test_err, seconds);
+               (unsigned long long)mom_optim_steps(opt), train_loss, train_err, test_err, seconds);
+        if (cli_stdout_status(prog, "the summary line", 4) != 0)
+            mon.output_failed = 1;
+    }
     if (trace_close(&tr) != 0)
         mon.output_failed = 1;
     train_conf_free(&conf);

@@ -40,6 +40,21 @@ const char *train_optim_name(int optim)
     }
 }
 
+/* The HF flags, in hf_settings.given bit order, and the optimizers they apply to. */
+enum { FOR_HF = 1, FOR_MHF = 2, FOR_RNN_ONLY = 4 };
+static const struct {
+    const char *flag;
+    int used;
+} hf_flag_use[] = {
+    {"--hf-lambda", FOR_HF | FOR_MHF},  {"--hf-decay", FOR_HF | FOR_MHF},
+    {"--hf-decay-max", FOR_MHF},        {"--hf-struct", FOR_HF | FOR_MHF | FOR_RNN_ONLY},
+    {"--hf-max-cg", FOR_HF},            {"--hf-fixed-cg", FOR_MHF},
+    {"--hf-curv-batch", FOR_HF | FOR_MHF}, {"--hf-grad-batch", FOR_HF | FOR_MHF},
+    {"--mhf-anneal", FOR_MHF},
+};
+
+static void warn_hf_flags(const char *prog, const train_flags *tf);
+
 void train_flags_init(train_flags *f, int net_kind)
 {
     memset(f, 0, sizeof *f);
@@ -87,10 +102,12 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every,
                         (unsigned long long)f->checkpoint_every, (unsigned long long)eval_every);
     if (f->plot && !f->log)
         cli_usage_error(prog, "--plot needs --log FILE.csv to plot from");
-    /* find an unwritable place now, not after the training: a resumed log is rewritten through
-     * a temporary file next to it, and so is every checkpoint */
+    if (f->resume && f->resume[0] == '\0')
+        cli_usage_error(prog, "--resume needs a file name");
+    /* find an unwritable place now, not after the training: a checkpoint is written to a
+     * temporary file next to it, then renamed over it */
     if (f->log)
-        cli_check_output(prog, "--log", f->log, f->resume != NULL);
+        cli_check_output(prog, "--log", f->log, 0);
     if (f->plot)
         cli_check_output(prog, "--plot", f->plot, 0);
     if (f->checkpoint)
@@ -114,6 +131,7 @@ void train_flags_finish(const char *prog, train_flags *f, uint64_t eval_every,
 
 void train_notices(const char *prog, const train_flags *f)
 {
+    warn_hf_flags(prog, f);
     if (f->no_gnuplot)
         fprintf(stderr, "%s: warning: gnuplot is not installed (apt-get install gnuplot-nox): "
                         "no plot will be drawn; the log %s will have the data\n", prog, f->log);
@@ -153,7 +171,8 @@ void train_usage(FILE *f)
 "Exit status: 0 done, 1 an error (a message names it), 2 a bad command line (also an output\n"
 "file that cannot be written, a --resume checkpoint that does not match the flags), 3 training\n"
 "diverged (the summary line then reports the parameters kept from the update before), 4 done\n"
-"but an output file (log, trace, plot or image) could not be written (3 takes precedence).\n");
+"but an output (log, trace, plot, image or the summary line) could not be written (3 takes\n"
+"precedence).\n");
 }
 
 void train_optim_desc(char *buf, size_t size, const train_flags *tf, int net_kind, double lr,
@@ -195,6 +214,25 @@ void train_optim_desc(char *buf, size_t size, const train_flags *tf, int net_kin
 #undef DESC
 }
 
+/* The HF flags given that the chosen optimizer (or network) does not use: a warning each. */
+static void warn_hf_flags(const char *prog, const train_flags *tf)
+{
+    const int use = tf->optim == TRAIN_HF ? FOR_HF : tf->optim == TRAIN_MHF ? FOR_MHF : 0;
+    for (unsigned k = 0; k < sizeof hf_flag_use / sizeof hf_flag_use[0]; k++) {
+        if (!(tf->hf.given & (1u << k)))
+            continue;
+        const int used = hf_flag_use[k].used;
+        if ((used & FOR_RNN_ONLY) && tf->hf.net_kind != MOM_NET_RECURRENT)
+            fprintf(stderr, "%s: warning: %s is ignored: it is for recurrent networks\n", prog,
+                    hf_flag_use[k].flag);
+        else if (!(used & use))
+            train_warn_ignored(prog, tf, hf_flag_use[k].flag,
+                               (used & (FOR_HF | FOR_MHF)) == (FOR_HF | FOR_MHF) ? "hf and mhf"
+                               : used & FOR_HF                                  ? "hf"
+                                                                                : "mhf");
+    }
+}
+
 void train_warn_ignored(const char *prog, const train_flags *tf, const char *flag,
                         const char *used_by)
 {
@@ -207,6 +245,7 @@ void train_warn_ignored(const char *prog, const train_flags *tf, const char *fla
 void hf_defaults(hf_settings *h, int net_kind)
 {
     memset(h, 0, sizeof *h);
+    h->net_kind = net_kind;
     /* Martens' CURVES demo: lambda 45, weight decay 2e-5; recurrent nets: lambda 1, mu_s 0.03,
      * no weight decay (Martens & Sutskever 2011). */
     h->lambda = net_kind == MOM_NET_RECURRENT ? 1.0 : 45.0;
@@ -223,34 +262,34 @@ void hf_defaults(hf_settings *h, int net_kind)
 int hf_parse_flag(const char *prog, int argc, char **argv, int *i, hf_settings *h)
 {
     const char *a = argv[*i];
-    if (strcmp(a, "--hf-lambda") == 0)
-        h->lambda = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e12);
-    else if (strcmp(a, "--hf-decay") == 0)
-        h->decay = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1.0);
-    else if (strcmp(a, "--hf-decay-max") == 0)
-        h->decay_max = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1.0);
-    else if (strcmp(a, "--hf-struct") == 0)
-        h->struct_damping = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e6);
-    else if (strcmp(a, "--weight-decay") == 0) {
+    if (strcmp(a, "--weight-decay") == 0) { /* every optimizer's */
         h->weight_decay = cli_double(prog, a, cli_value(prog, argc, argv, i), 0.0, 1e6);
         h->weight_decay_set = 1;
+        return 1;
     }
-    else if (strcmp(a, "--hf-max-cg") == 0)
-        h->max_cg = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000);
-    else if (strcmp(a, "--hf-fixed-cg") == 0)
-        h->fixed_cg = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000);
-    else if (strcmp(a, "--hf-curv-batch") == 0)
-        h->curv_batch = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000000);
-    else if (strcmp(a, "--hf-grad-batch") == 0)
-        h->grad_batch = cli_size(prog, a, cli_value(prog, argc, argv, i), 1, 100000000);
-    else if (strcmp(a, "--mhf-anneal") == 0) {
+    unsigned k = 0;
+    while (k < sizeof hf_flag_use / sizeof hf_flag_use[0] && strcmp(a, hf_flag_use[k].flag) != 0)
+        k++;
+    if (k == sizeof hf_flag_use / sizeof hf_flag_use[0])
+        return 0;
+    const char *v = cli_value(prog, argc, argv, i);
+    h->given |= 1u << k;
+    switch (k) {
+    case 0: h->lambda = cli_double(prog, a, v, 0.0, 1e12); break;
+    case 1: h->decay = cli_double(prog, a, v, 0.0, 1.0); break;
+    case 2: h->decay_max = cli_double(prog, a, v, 0.0, 1.0); break;
+    case 3: h->struct_damping = cli_double(prog, a, v, 0.0, 1e6); break;
+    case 4: h->max_cg = cli_size(prog, a, v, 1, 100000); break;
+    case 5: h->fixed_cg = cli_size(prog, a, v, 1, 100000); break;
+    case 6: h->curv_batch = cli_size(prog, a, v, 1, 100000000); break;
+    case 7: h->grad_batch = cli_size(prog, a, v, 1, 100000000); break;
+    default: {
         char first[64];
-        const char *second = cli_split(prog, a, cli_value(prog, argc, argv, i), first,
-                                       sizeof first, "A:T0");
+        const char *second = cli_split(prog, a, v, first, sizeof first, "A:T0");
         h->anneal_a = cli_double(prog, a, first, 1e-12, 1e12);
         h->anneal_t0 = cli_double(prog, a, second, 0.0, 1e12);
-    } else
-        return 0;
+    }
+    }
     return 1;
 }
 
@@ -1086,12 +1125,13 @@ void train_monitor_end(train_monitor *m, int diverged, mom_net *net, mom_optim *
         m->output_failed = 1;
     }
     m->log = NULL;
-    if (m->tf->plot && m->tf->log) { /* --plot needs --log */
+    /* --plot needs --log; a missing gnuplot was announced at the start */
+    if (m->tf->plot && m->tf->log && !m->tf->no_gnuplot) {
         int rc = cli_plot(m->tf->log, m->tf->plot, title, err_label);
         if (rc == 0)
             fprintf(stderr, "%s: learning curve in %s, log in %s\n", m->prog, m->tf->plot,
                     m->tf->log);
-        else if (rc != CLI_PLOT_NO_GNUPLOT) /* a missing gnuplot was announced at the start */
+        else if (rc != CLI_PLOT_NO_GNUPLOT) /* (removed since the start: said by cli_plot) */
             m->output_failed = 1;
     }
 }

@@ -28,6 +28,8 @@ typedef struct hf_settings {
     size_t curv_batch;    /* --hf-curv-batch: cases of the curvature minibatch (0 = trainer's) */
     size_t grad_batch;    /* --hf-grad-batch: cases of the gradient minibatch (0 = trainer's) */
     int weight_decay_set; /* --weight-decay was given (SGD/CM/NAG use weight_decay only then) */
+    unsigned given;       /* which HF flags were given (train_notices() warns of unused ones) */
+    int net_kind;         /* MOM_NET_FEEDFORWARD or MOM_NET_RECURRENT, of hf_defaults() */
 } hf_settings;
 
 /* Flags both trainers share: --optim, the HF flags, --log, --plot, --threads, --checkpoint,

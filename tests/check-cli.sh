@@ -492,5 +492,78 @@ if [ -x "$strip" ] && "$strip" --strip-user-data "$tmp/v-25.ckpt" "$tmp/v-old.ck
         test "$(cut -d, -f1 "$tmp/o.csv" | tr '\n' ' ')" = "step 10 20 25 30 40 "
 fi
 
+# 10. second review: files the run did not name, outputs that cannot be written, messages
+# the test set guessed beside --data idx:DIR/train-X (DIR/t10k-X) is an input like --test-data's
+mkdir -p "$tmp/ds"
+cp "$tmp/small.idx" "$tmp/ds/train-x.idx"
+cp "$tmp/small.idx" "$tmp/ds/t10k-x.idx"
+expect 2 "--log $tmp/ds/t10k-x.idx and the test set $tmp/ds/t10k-x.idx name the same file: the output would overwrite the input" \
+    -- "$ae" --data "idx:$tmp/ds/train-x.idx" --arch 16-4-2 --batch 5 --steps 2 --log "$tmp/ds/t10k-x.idx"
+expect 2 "--recon $tmp/ds/t10k-x.idx and the test set" -- "$ae" --data "idx:$tmp/ds/train-x.idx" \
+    --arch 16-4-2 --batch 5 --steps 2 --recon "$tmp/ds/t10k-x.idx"
+check "the guessed test set was left alone" cmp -s "$tmp/small.idx" "$tmp/ds/t10k-x.idx"
+# a resumed log or trace is cut where it is: a symbolic link stays a link to the same file, and a
+# device stays a device
+r="--task addition --T 10 --batch 5 --eval-every 5 --eval-size 10"
+mkdir -p "$tmp/logs"
+rm -f "$tmp/logs/real.csv" "$tmp/link.csv" "$tmp/l.ckpt"
+ln -s logs/real.csv "$tmp/link.csv"
+"$rnn" $r --steps 5 --checkpoint "$tmp/l.ckpt" --log "$tmp/link.csv" > /dev/null 2>&1
+echo "10,0.9,0.0003,0.5,0.5,1.0" >> "$tmp/logs/real.csv" # as if a killed run had gone on
+expect 0 "^final steps=15 " -- "$rnn" $r --steps 15 --resume "$tmp/l.ckpt" --log "$tmp/link.csv"
+check "a resumed log that is a symbolic link stays one, and its file gets the rows" sh -c \
+    "[ -L '$tmp/link.csv' ] && [ \"\$(cut -d, -f1 '$tmp/logs/real.csv' | tr '\n' ' ')\" = 'step 5 10 15 ' ] &&
+     ! grep -q '^10,0.9,0.0003,0.5,0.5,1.0\$' '$tmp/logs/real.csv'"
+expect 0 "^final steps=15 " -- "$rnn" $r --steps 15 --resume "$tmp/l.ckpt" --log /dev/null \
+    --trace /dev/null
+check "resuming with --log /dev/null leaves the device alone" test -c /dev/null
+expect 2 "checkpoint /dev/null: is not a regular file" -- "$rnn" $r --steps 5 --checkpoint /dev/null
+expect 2 "--resume needs a file name" -- "$rnn" $r --steps 5 --resume ""
+# a usage error found after the flags were read is still the only line
+expect 2 "--arch starts with 784 but the images have 16 pixels" -- "$ae" --data "idx:$tmp/small.idx" \
+    --optim sgd --mu-max 0.9 --steps 1
+expect 2 "--optim is nag in the checkpoint, sgd on the command line" -- "$rnn" $r --steps 20 \
+    --resume "$tmp/l.ckpt" --optim sgd --mu0 0.9
+expect 2 "--hf-curv-batch 500 exceeds the 20 training images" -- "$ae" --data "idx:$tmp/small.idx" \
+    --arch 16-4-2 --optim hf --hf-curv-batch 500 --steps 1
+expect 2 "--clip applies to sgd, cm and nag" -- "$rnn" $r --steps 5 --optim hf --clip 1
+expect 2 "--plot has no learning curve to draw: --steps 0 trains nothing" -- "$rnn" $r --steps 0 \
+    --log "$tmp/z.csv" --plot "$tmp/z.png"
+# numbers out of range say so
+expect 2 "--steps must be in 0..1099511627776, got 99999999999999999999999" -- "$rnn" \
+    --steps 99999999999999999999999
+expect 2 "--seed must be at most 18446744073709551615, got 18446744073709551616" -- "$rnn" \
+    --seed 18446744073709551616
+expect 2 "--lr must be in \[1e-12, 100\], got 1e-400" -- "$rnn" --lr 1e-400
+expect 2 "--lr must be in \[1e-12, 100\], got inf" -- "$rnn" --lr inf
+expect 2 "--mu-warmup needs VALUE:STEPS, got '0.9:'" -- "$rnn" --mu-warmup 0.9:
+# every value of --init-seed is a seed (the largest too)
+"$rnn" $r --steps 0 --seed 5 > "$tmp/is-none" 2>/dev/null
+"$rnn" $r --steps 0 --seed 5 --init-seed 18446744073709551615 > "$tmp/is-max" 2>/dev/null
+check "--init-seed 18446744073709551615 is another initial network" sh -c \
+    "grep -q '^final' '$tmp/is-max' && ! cmp -s '$tmp/is-none' '$tmp/is-max'"
+# flags the chosen optimizer or network does not use: a warning each, and the run goes on
+expect 0 "warning: --hf-max-cg is ignored with --optim nag (it is for hf)" -- "$rnn" $r --steps 0 \
+    --hf-max-cg 5
+expect 0 "warning: --mhf-anneal is ignored with --optim hf (it is for mhf)" -- "$rnn" $r --steps 0 \
+    --optim hf --mhf-anneal 10:5
+expect 0 "warning: --hf-struct is ignored: it is for recurrent networks" -- "$ae" \
+    --data "idx:$tmp/small.idx" --arch 16-4-2 --optim hf --hf-struct 0.1 --steps 1
+expect 0 "warning: --batch is ignored with --optim mhf (it is for sgd, cm and nag)" -- "$ae" \
+    --data "idx:$tmp/small.idx" --arch 16-4-2 --optim mhf --batch 5 --hf-fixed-cg 2 --steps 1
+# a missing gnuplot is told once
+expect 0 "gnuplot is not installed" -- env PATH="$tmp/nobin" "$rnn" $r --steps 10 \
+    --log "$tmp/g.csv" --plot "$tmp/g.png"
+check "a missing gnuplot is told once" test "$(grep -c gnuplot "$tmp/err")" -eq 1
+# the summary line and the help must reach stdout, or the status says they did not
+if [ -c /dev/full ] && [ -w /dev/full ]; then
+    expect 4 "cannot write the summary line to standard output: No space left on device" -- \
+        sh -c "exec '$rnn' $r --steps 5 > /dev/full"
+    expect 4 "cannot write the summary line to standard output" -- \
+        sh -c "exec '$ae' --data 'idx:$tmp/small.idx' --arch 16-4-2 --batch 5 --steps 2 > /dev/full"
+    expect 1 "cannot write the help to standard output" -- sh -c "exec '$rnn' --help > /dev/full"
+fi
+expect 4 "cannot write the summary line to standard output" -- sh -c "exec '$rnn' $r --steps 5 >&-"
+
 echo "1..$count"
 [ "$fails" -eq 0 ]
