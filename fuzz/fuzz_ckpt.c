@@ -110,11 +110,11 @@ static void destroy_all(mom_net *net, mom_optim *opt, mom_rng **r, size_t n)
         mom_rng_destroy(r[i]);
 }
 
-/* A restored step counter may be one below its limit (a valid file): the first step reaches the
- * limit, and the next is refused with MOM_E_STATE. */
+/* A restored step counter may be at its last value, 2^64 - 2 (a valid file, since a step may
+ * leave it there): steps are then refused with MOM_E_STATE. */
 static int at_last_step(const mom_optim *opt)
 {
-    return mom_optim_steps(opt) == UINT64_MAX;
+    return mom_optim_steps(opt) == UINT64_MAX - 1;
 }
 
 /* A few steps of the restored optimizer on the restored network (or on its own vector). */

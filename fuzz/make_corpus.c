@@ -440,7 +440,7 @@ static void generate(void)
     patch("bad-option-nan.ckpt", nagff, oat + 28, 8, 0x7FF8000000000001u);
     patch("bad-option-key.ckpt", nagff, oat + 24, 4, 555);
     patch("bad-step-count.ckpt", nagff, oat + 16, 8, UINT64_MAX); /* no step gets there */
-    patch("ok-step-count-last.ckpt", nagff, oat + 16, 8, UINT64_MAX - 1); /* one step left */
+    patch("ok-step-count-last.ckpt", nagff, oat + 16, 8, UINT64_MAX - 1); /* no step left */
     {
         const size_t vel = oat + 24 + 12 * (size_t)craft_rd32(nagff->data + oat + 4);
         patch("bad-velocity-nan.ckpt", nagff, vel, 4, 0x7FC00000u);

@@ -1059,7 +1059,7 @@ static int parse_optim(ck_index *ix, rd *r, const mom_allocator *a, int verify)
     at = r->pos;
     if ((rc = rd_u64(r, &t, "the step count")) != MOM_OK)
         return rc;
-    if (t == UINT64_MAX) /* no optimizer gets there: its steps stop one short */
+    if (t > MOM__STEPS_LAST) /* no optimizer gets there: its steps stop one short */
         return fail_at(r->err, MOM_E_FORMAT, r->where, at, "the step count %llu is invalid",
                        (unsigned long long)t);
     const size_t opts_at = r->pos;

@@ -651,8 +651,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     const double eta = o->weight_decay;
     const double lambda = h->lambda;
 
-    if (o->t == UINT64_MAX)
-        return mom__fail(&o->base, MOM_E_STATE, "the step counter is at its largest value");
+    if (o->t >= MOM__STEPS_LAST)
+        return mom__fail(&o->base, MOM_E_STATE, "the step counter is at its last value, 2^64 - 2");
     /* settings of this step; the schedules (a user's callback among them) run in the caller's
      * floating-point mode */
     mom__fpenv_pause(s->fe);

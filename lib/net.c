@@ -92,8 +92,10 @@ int mom_net_block(const mom_net *net, size_t index, int *kind, size_t *layer, si
 
 int mom_net_find_block(size_t *index, const mom_net *net, int kind, size_t layer)
 {
-    if (net == NULL || index == NULL)
+    if (net == NULL)
         return MOM_E_INVALID;
+    if (index == NULL)
+        return mom__fail((mom__base *)&net->base, MOM_E_INVALID, "index output pointer is NULL");
     for (size_t i = 0; i < net->n_blocks; i++) {
         if (net->blocks[i].kind == kind && net->blocks[i].layer == layer) {
             *index = i;
@@ -137,8 +139,10 @@ int mom_net_set(mom_net *net, int option, double value)
 
 int mom_net_get(double *value, const mom_net *net, int option)
 {
-    if (net == NULL || value == NULL)
+    if (net == NULL)
         return MOM_E_INVALID;
+    if (value == NULL)
+        return mom__fail((mom__base *)&net->base, MOM_E_INVALID, "value output pointer is NULL");
     switch (option) {
     case MOM_NET_CHECK_FINITE:
         *value = net->check_finite;
@@ -219,17 +223,18 @@ int mom__net_check_batch(mom_net *net, const mom_batch *b, int need_inputs, int 
                                      "batch.lengths[%zu] = %zu is outside 1..%zu", s,
                                      b->lengths[s], steps);
         }
-        if (b->mask) {
-            for (size_t i = 0; i < steps * b->n; i++)
-                if (!(b->mask[i] >= 0.0f) || !isfinite(b->mask[i]))
-                    return mom__fail(&net->base, MOM_E_INVALID,
-                                     "batch.mask[%zu] is negative or not finite", i);
-        }
     }
+    /* the sizes before anything is read by them */
     size_t cells, n_inputs, n_targets;
     if (!mom__mul_size(&cells, b->n, steps) || !mom__mul_size(&n_inputs, cells, net->n_in) ||
         !mom__mul_size(&n_targets, cells, net->n_out))
         return mom__fail(&net->base, MOM_E_INVALID, "batch size overflows");
+    if (b->mask) { /* recurrent nets only (checked above) */
+        for (size_t i = 0; i < cells; i++)
+            if (!(b->mask[i] >= 0.0f) || !isfinite(b->mask[i]))
+                return mom__fail(&net->base, MOM_E_INVALID,
+                                 "batch.mask[%zu] is negative or not finite", i);
+    }
     if (net->check_finite) {
         size_t i = b->inputs ? mom__first_nonfinite(b->inputs, n_inputs) : n_inputs;
         if (i < n_inputs)

@@ -525,8 +525,9 @@ static int begin_impl(const float **point, mom_optim *opt, float *params, mom__t
     if (opt->begun)
         return mom__fail(&opt->base, MOM_E_STATE,
                          "a step is already begun (call mom_optim_end() or mom_optim_cancel())");
-    if (opt->t == UINT64_MAX)
-        return mom__fail(&opt->base, MOM_E_STATE, "the step counter is at its largest value");
+    if (opt->t >= MOM__STEPS_LAST)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "the step counter is at its last value, 2^64 - 2");
     /* the schedules (a user's callback among them) run in the caller's floating-point mode */
     mom__fpenv_pause(fe);
     double eps = mom_sched_value(opt->lr, opt->t);

@@ -7,6 +7,11 @@
 #include "internal.h"
 #include "sched_internal.h"
 
+/* The largest step count a step may leave: one short of the counter's end, UINT64_MAX, which a
+ * checkpoint cannot hold (its reader refuses it), so that every state a step leaves can be saved.
+ * A step at this count is refused with MOM_E_STATE. */
+#define MOM__STEPS_LAST (UINT64_MAX - 1)
+
 struct mom_optim {
     mom__base base;
     int kind;             /* mom_optim_kind */

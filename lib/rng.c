@@ -285,7 +285,9 @@ int mom_rng_set_state(mom_rng *rng, const uint64_t state[MOM_RNG_STATE_WORDS])
     if (state == NULL)
         return mom__fail(&rng->base, MOM_E_INVALID, "state is NULL");
     uint64_t pos = state[3] & 0xff, has_spare = state[3] >> 8;
-    if (pos > 4 || has_spare > 1 || state[5] != 0 || (pos < 4 && state[2] == 0))
+    /* (a counter of 0 with buffered outputs is the state after block 2^64 - 1, the stream's
+     * last before it starts over: the buffer holds block ctr - 1 modulo 2^64) */
+    if (pos > 4 || has_spare > 1 || state[5] != 0)
         return mom__fail(&rng->base, MOM_E_FORMAT, "rng state: inconsistent position words");
     double spare;
     memcpy(&spare, &state[4], sizeof spare);

@@ -1488,8 +1488,9 @@ static void test_crafted(void **state)
 
 /* Restoring into handles of another architecture (or kind, or size) fails with MOM_E_FORMAT naming
  * the section and offset, and changes no handle. */
-/* The step counter stops at its largest value instead of wrapping to 0 (which would restart the
- * schedules): a checkpoint can hold any t, so one is crafted two steps before the end. */
+/* The step counter stops one short of its end instead of wrapping to 0 (which would restart the
+ * schedules), at 2^64 - 2, a value a checkpoint can hold (its reader refuses 2^64 - 1): a
+ * checkpoint is crafted one step before that, and the state at the limit is captured again. */
 static void test_step_counter_limit(void **state)
 {
     (void)state;
@@ -1499,7 +1500,7 @@ static void test_step_counter_limit(void **state)
         unsigned char *img = ckpt_bytes(&size, MOM_NET_FEEDFORWARD, kinds[k], 1, 2);
         size_t off = find_section(img, "OPTM", &len);
         assert_true(off > 0 && len >= 24);
-        wr64(img + off + 16, UINT64_MAX - 1);
+        wr64(img + off + 16, UINT64_MAX - 2);
         fix_crcs(img, size);
         train_state s = make_state(MOM_NET_FEEDFORWARD, kinds[k], 11, NULL);
         train_state c = make_state(MOM_NET_FEEDFORWARD, kinds[k], 11, NULL);
@@ -1508,10 +1509,10 @@ static void test_step_counter_limit(void **state)
         assert_ok(mom_ckpt_load_buffer(ck, img, size));
         assert_ok(mom_ckpt_restore(ck, s.net, s.opt, &s.rng, 1));
         assert_ok(mom_ckpt_restore(ck, c.net, c.opt, &c.rng, 1));
-        assert_true(mom_optim_steps(s.opt) == UINT64_MAX - 1);
+        assert_true(mom_optim_steps(s.opt) == UINT64_MAX - 2);
         train(s.net, s.opt, s.rng, 1); /* the last step there is */
         train(c.net, c.opt, c.rng, 1);
-        assert_true(mom_optim_steps(s.opt) == UINT64_MAX);
+        assert_true(mom_optim_steps(s.opt) == UINT64_MAX - 1);
         batch_buf bb;
         gen_batch(&bb, MOM_NET_FEEDFORWARD, s.rng);
         double loss = -1.0;
@@ -1522,13 +1523,56 @@ static void test_step_counter_limit(void **state)
             assert_status(mom_optim_begin(&pt, s.opt, mom_net_params(s.net)), MOM_E_STATE);
         }
         gen_batch(&bb, MOM_NET_FEEDFORWARD, c.rng); /* the same draws as s */
-        assert_true(mom_optim_steps(s.opt) == UINT64_MAX);
+        assert_true(mom_optim_steps(s.opt) == UINT64_MAX - 1);
         assert_true(state_equal(&s, &c));
+        /* the state at the limit is one a checkpoint holds: captured, saved, read back */
+        assert_ok(mom_ckpt_capture(ck, s.net, s.opt, (const mom_rng *const *)&s.rng, 1));
+        size_t n2 = mom_ckpt_size(ck);
+        unsigned char *img2 = malloc(n2);
+        assert_non_null(img2);
+        assert_ok(mom_ckpt_save_buffer(img2, n2, ck));
+        mom_ckpt *ck2;
+        assert_ok(mom_ckpt_create(&ck2, NULL));
+        assert_ok(mom_ckpt_load_buffer(ck2, img2, n2));
+        train_state d = make_state(MOM_NET_FEEDFORWARD, kinds[k], 11, NULL);
+        assert_ok(mom_ckpt_restore(ck2, d.net, d.opt, &d.rng, 1));
+        assert_true(mom_optim_steps(d.opt) == UINT64_MAX - 1);
+        assert_true(state_equal(&s, &d));
+        mom_ckpt_destroy(ck2);
+        free_state(&d);
+        free(img2);
         mom_ckpt_destroy(ck);
         free_state(&s);
         free_state(&c);
         free(img);
     }
+}
+
+/* A stream past its counter's wrap (set there by hand: no run gets there) is captured and
+ * restored like any other. */
+static void test_rng_after_wrap(void **state)
+{
+    (void)state;
+    train_state s = make_state(MOM_NET_FEEDFORWARD, MOM_OPTIM_NAG, 5, NULL);
+    const uint64_t last[MOM_RNG_STATE_WORDS] = {5, 9, UINT64_MAX, 4, 0, 0};
+    assert_ok(mom_rng_set_state(s.rng, last));
+    (void)mom_rng_u32(s.rng); /* the counter wraps to 0, three outputs stay buffered */
+    mom_ckpt *ck;
+    assert_ok(mom_ckpt_create(&ck, NULL));
+    assert_ok(mom_ckpt_capture(ck, s.net, s.opt, (const mom_rng *const *)&s.rng, 1));
+    size_t n = mom_ckpt_size(ck);
+    unsigned char *img = malloc(n);
+    assert_non_null(img);
+    assert_ok(mom_ckpt_save_buffer(img, n, ck));
+    assert_ok(mom_ckpt_load_buffer(ck, img, n));
+    train_state c = make_state(MOM_NET_FEEDFORWARD, MOM_OPTIM_NAG, 6, NULL);
+    assert_ok(mom_ckpt_restore(ck, c.net, c.opt, &c.rng, 1));
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(mom_rng_u32(s.rng), mom_rng_u32(c.rng));
+    mom_ckpt_destroy(ck);
+    free(img);
+    free_state(&s);
+    free_state(&c);
 }
 
 static void test_mismatch(void **state)
@@ -2553,6 +2597,7 @@ int main(void)
         cmocka_unit_test(test_crafted),
         cmocka_unit_test(test_mismatch),
         cmocka_unit_test(test_step_counter_limit),
+        cmocka_unit_test(test_rng_after_wrap),
         cmocka_unit_test(test_alloc_fail_constructors),
         cmocka_unit_test(test_alloc_fail_steps),
         cmocka_unit_test(test_alloc_fail_ckpt),

@@ -303,6 +303,34 @@ static void test_state_roundtrip(void **state)
     mom_rng_destroy(b);
 }
 
+/* A stream's block counter wraps after block 2^64 - 1 and the stream starts over; the state in
+ * between (counter 0, outputs of the last block buffered) saves and restores like any other. */
+static void test_state_counter_wrap(void **state)
+{
+    (void)state;
+    mom_rng *a, *b, *fresh;
+    assert_ok(mom_rng_create(&a, 77, 3, NULL));
+    assert_ok(mom_rng_create(&b, 1, 1, NULL));
+    assert_ok(mom_rng_create(&fresh, 77, 3, NULL));
+    const uint64_t last[MOM_RNG_STATE_WORDS] = {77, 3, UINT64_MAX, 4, 0, 0};
+    assert_ok(mom_rng_set_state(a, last));
+    (void)mom_rng_u32(a); /* block 2^64 - 1 is drawn: the counter wraps to 0 */
+    uint64_t st[MOM_RNG_STATE_WORDS];
+    mom_rng_get_state(a, st);
+    assert_true(st[2] == 0 && (st[3] & 0xff) == 1);
+    assert_ok(mom_rng_set_state(b, st));
+    for (int i = 0; i < 3; i++) /* the rest of the last block */
+        assert_int_equal(mom_rng_u32(a), mom_rng_u32(b));
+    for (int i = 0; i < 12; i++) { /* then the stream's first blocks again */
+        uint32_t x = mom_rng_u32(fresh);
+        assert_int_equal(mom_rng_u32(a), x);
+        assert_int_equal(mom_rng_u32(b), x);
+    }
+    mom_rng_destroy(a);
+    mom_rng_destroy(b);
+    mom_rng_destroy(fresh);
+}
+
 static void test_create_failures(void **state)
 {
     (void)state;
@@ -330,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_below_unbiased),
         cmocka_unit_test(test_sample_without_replacement),
         cmocka_unit_test(test_state_roundtrip),
+        cmocka_unit_test(test_state_counter_wrap),
         cmocka_unit_test(test_create_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

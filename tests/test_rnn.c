@@ -1229,6 +1229,20 @@ static void test_failures(void **state)
     assert_status(mom_net_gv_begin(net, &b, NULL), MOM_E_INVALID);
     mask[5] = INFINITY;
     assert_status(mom_net_metric(&loss, net, &b, NULL, MOM_METRIC_LOSS, 0), MOM_E_INVALID);
+    /* steps * n overflows size_t: refused before the mask (of 24 values here) is read at all */
+    mask[5] = 1.0f;
+    b.steps = SIZE_MAX;
+    b.n = 2;
+    assert_status(mom_net_loss(&loss, net, &b, NULL), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "overflows"));
+    /* queries with a NULL output say so (not some earlier failure's message) */
+    double v;
+    assert_status(mom_net_get(&v, net, 99), MOM_E_INVALID);
+    assert_status(mom_net_get(NULL, net, MOM_NET_THREADS), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "output pointer is NULL"));
+    assert_status(mom_net_get(&v, net, 99), MOM_E_INVALID);
+    assert_status(mom_net_find_block(NULL, net, MOM_BLOCK_W_HH, 0), MOM_E_INVALID);
+    assert_non_null(strstr(mom_net_errmsg(net), "output pointer is NULL"));
     /* a batch too large for BLAS indexing (n*T > INT_MAX) is refused before touching data */
     b = d.b;
     b.n = (size_t)1 << 20;

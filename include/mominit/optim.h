@@ -275,8 +275,9 @@ MOM_API MOM_NODISCARD int mom_optim_get(double *value, const mom_optim *opt, int
  * @param params the caller's vector, borrowed until the step ends or is cancelled; do not modify
  *              it in between.
  * @return MOM_OK, MOM_E_INVALID (a NULL pointer; a learning rate or momentum out of range at this
- *         t: no step is begun), MOM_E_STATE (a step already begun, or t = UINT64_MAX, the
- *         counter's last value: every step function refuses to wrap it), MOM_E_UNSUPPORTED (an
+ *         t: no step is begun), MOM_E_STATE (a step already begun, or t = UINT64_MAX - 1, the
+ *         counter's last value: steps stop one short of its end, so that every state they leave
+ *         can be checkpointed), MOM_E_UNSUPPORTED (an
  *         HF optimizer: use mom_optim_step_hf() or mom_optim_step_hf_model()).
  * @since 0.1.0
  */
@@ -318,7 +319,7 @@ MOM_API MOM_NODISCARD int mom_optim_cancel(mom_optim *opt);
  *             computed, so also on MOM_E_DIVERGED.
  * @return MOM_OK, MOM_E_INVALID (a NULL pointer, a schedule value out of range),
  *         MOM_E_SHAPE (net size differs from n_params), MOM_E_STATE (a step begun with
- *         mom_optim_begin(), or t = UINT64_MAX), MOM_E_DIVERGED (state restored), or any status of
+ *         mom_optim_begin(), or t = UINT64_MAX - 1), MOM_E_DIVERGED (state restored), or any status of
  *         mom_net_loss_grad() (whose detail message is copied into the optimizer's). On any failure
  *         parameters, velocity and t are unchanged and no step is left begun.
  * On an HF optimizer this is mom_optim_step_hf(loss, opt, net, batch, NULL): one HF iteration with
@@ -368,7 +369,7 @@ MOM_API MOM_NODISCARD int mom_optim_set_cg_decay(mom_optim *opt, mom_sched *sche
  * @return MOM_OK; MOM_E_INVALID (a NULL pointer, a schedule value out of range, preconditioning
  *         forced on without a Fisher diagonal, a negative Fisher entry); MOM_E_UNSUPPORTED (not an
  *         HF optimizer); MOM_E_SHAPE (net size differs from n_params); MOM_E_NOMEM (first step);
- *         MOM_E_STATE (t = UINT64_MAX); MOM_E_DIVERGED (a non-finite loss, gradient, Fisher diagonal, curvature product, CG
+ *         MOM_E_STATE (t = UINT64_MAX - 1); MOM_E_DIVERGED (a non-finite loss, gradient, Fisher diagonal, curvature product, CG
  *         quantity or fixed-step result); or any status of the network's calls, with its detail
  *         message copied. On any failure the parameters, the warm start, lambda, t and the report
  *         are bit-for-bit as before.

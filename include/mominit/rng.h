@@ -5,8 +5,8 @@
  * 1, 2, 3", SC 2011), a counter-based generator. A stream is identified by (seed, stream): the
  * 64-bit seed is the Philox key, the 64-bit stream number fills the upper half of the 128-bit
  * counter and the lower half counts blocks of four 32-bit outputs. Different stream numbers give
- * independent, non-overlapping sequences (2^64 blocks each), so one seed can feed one stream per
- * handle, per worker or per MPI rank.
+ * independent, non-overlapping sequences (2^64 blocks each, after which a stream starts over from
+ * its first block), so one seed can feed one stream per handle, per worker or per MPI rank.
  *
  * Every derived value is computed with IEEE arithmetic only (no libm), so the same seed gives
  * bit-identical numbers on every machine and compiler. docs/rng.md gives the exact derivations.
