@@ -448,7 +448,9 @@ typedef enum mom_reduce_type {
  * of the weighted values; docs/distributed.md has a complete hook.
  *
  * The hook runs synchronously inside the optimizer's step, on the calling thread, with the
- * library's floating-point mode (subnormals may be flushed). It must not call the optimizer.
+ * library's floating-point mode (subnormals may be flushed). It must not call the optimizer, nor
+ * the network the step works on (a Gauss-Newton product or gv_begin on it would replace the state
+ * an HF step is using).
  * Return 0 on success, or a negative mom_status (a positive value counts as MOM_E_INVALID) to
  * make the step fail with that status: parameters, velocity, t and the HF state are then
  * unchanged, as for any failed step.

@@ -148,6 +148,7 @@ PROTOTYPES = {
     "mom_optim_kind_of": (c_int, [_h]),
     "mom_optim_set_lr": (c_int, [_h, _h]),
     "mom_optim_set_momentum": (c_int, [_h, _h]),
+    "mom_optim_set_cg_decay": (c_int, [_h, _h]),
     "mom_optim_set": (c_int, [_h, c_int, c_double]),
     "mom_optim_get": (c_int, [_pd, _h, c_int]),
     "mom_optim_begin": (c_int, [_pp, _h, _p]),

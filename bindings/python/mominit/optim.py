@@ -38,6 +38,7 @@ class Optimizer(Handle):
 
     _destroy_fn = L.mom_optim_destroy
     _errmsg_fn = L.mom_optim_errmsg
+    _step_locks = None  # during step_net()/step_hf(): the locks the reduction hook may not take
 
     def __init__(self, kind, n_params, lr=None, momentum=None, weight_decay=None,
                  clip_norm=None, allocator=None, hf=None):
@@ -119,14 +120,17 @@ class Optimizer(Handle):
     def get(self, option):
         v = ctypes.c_double()
         with self._lock:
-            self._check(L.mom_optim_get(ctypes.byref(v), self._ptr,
+            # HF_CG_DECAY reads the decay schedule: a callback's exception is raised here, not
+            # left pending for the next call that looks
+            self._raise(L.mom_optim_get(ctypes.byref(v), self._ptr,
                                         coerce(OptimOption, option, "option")), "mom_optim_get")
         return v.value
 
     def set_cg_decay(self, sched):
-        """HF: use `sched` (a Sched or a number) for the CG start decay; the same as
-        set_momentum() (HF's momentum schedule is its CG decay)."""
-        self.set_momentum(sched)
+        """HF: use `sched` (a Sched or a number) for the CG start decay; on HF the same as
+        set_momentum() (HF's momentum schedule is its CG decay). UnsupportedError on the other
+        optimizers, whose momentum it is not."""
+        self._set_sched("momentum", L.mom_optim_set_cg_decay, "mom_optim_set_cg_decay", sched)
 
     _HF_REPORT = ("cg_iters", "cg_chosen", "rho", "lambda", "alpha", "loss_before",
                   "loss_after", "ls_tries", "gv_products", "loss_evals")
@@ -193,13 +197,18 @@ class Optimizer(Handle):
                 view = np.frombuffer(buf, dtype=dtype, count=count)
                 # a copy: fn may keep what it gets, but not the library's memory behind it
                 arr = view.copy()
-                if lock is not None:  # optim.h: the hook must not call its optimizer
-                    lock.barred = "the reduction hook must not call its own optimizer"
+                # optim.h: the hook must not call its optimizer, nor the network of the step
+                # (whose Gauss-Newton state an HF step is using, on batches it keeps alive)
+                locks = ([] if owner is None else
+                         owner._step_locks if owner._step_locks else [lock])
+                for lk in locks:
+                    lk.barred = ("the reduction hook must not call its own optimizer or the "
+                                 "network of the step")
                 try:
                     fn(arr, ReduceWhat(what))
                 finally:
-                    if lock is not None:
-                        lock.barred = None
+                    for lk in locks:
+                        lk.barred = None
                 view[...] = arr
                 return 0
             except BaseException as e:  # reported by the step that called the hook
@@ -351,9 +360,14 @@ class Optimizer(Handle):
             raise TypeError(f"net must be a mominit.Net, got {type(net).__name__}")
         b = net._batch(batch)
         loss = ctypes.c_double(math.nan)
-        with locked(self, net):
+        with locked(self, net) as held:
             hf = L.mom_optim_kind_of(self._ptr) == OptimKind.HF
-            rc = L.mom_optim_step_net(ctypes.byref(loss), self._ptr, net._ptr, ctypes.byref(b._c))
+            self._step_locks = held.locks  # barred while the reduction hook runs
+            try:
+                rc = L.mom_optim_step_net(ctypes.byref(loss), self._ptr, net._ptr,
+                                          ctypes.byref(b._c))
+            finally:
+                self._step_locks = None
             if hf:  # the step ran mom_net_gv_begin() on b (or may have, if it failed)
                 net._gv_hold(b, rc == 0)
             self._raise(rc, "mom_optim_step_net", net, loss=loss.value)
@@ -376,10 +390,14 @@ class Optimizer(Handle):
         gb = net._batch(grad_batch)
         cb = gb if curv_batch is None else net._batch(curv_batch)
         loss = ctypes.c_double(math.nan)
-        with locked(self, net):
-            rc = L.mom_optim_step_hf(ctypes.byref(loss), self._ptr, net._ptr,
-                                     ctypes.byref(gb._c),
-                                     None if curv_batch is None else ctypes.byref(cb._c))
+        with locked(self, net) as held:
+            self._step_locks = held.locks  # barred while the reduction hook runs
+            try:
+                rc = L.mom_optim_step_hf(ctypes.byref(loss), self._ptr, net._ptr,
+                                         ctypes.byref(gb._c),
+                                         None if curv_batch is None else ctypes.byref(cb._c))
+            finally:
+                self._step_locks = None
             if L.mom_optim_kind_of(self._ptr) == OptimKind.HF:  # else refused before any use
                 net._gv_hold(cb, rc == 0)
             self._raise(rc, "mom_optim_step_hf", net, loss=loss.value)

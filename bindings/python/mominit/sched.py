@@ -93,6 +93,14 @@ class Sched(Handle):
     def piecewise(cls, starts, values, allocator=None):
         """values[i] for starts[i] <= t < starts[i+1]; starts[0] == 0, strictly increasing.
         The sequences are copied."""
+        if not isinstance(starts, np.ndarray):
+            # element by element: numpy makes a list that mixes values below and above 2^63 a
+            # float64 array (which rounds them)
+            items = list(starts)
+            if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and
+                       0 <= int(x) < 2**64 for x in items):
+                raise ValueError(f"starts must be integers in 0..2^64-1, got {items}")
+            starts = np.array([int(x) for x in items], dtype=np.uint64)
         st = np.asarray(starts)
         if st.size and (st.dtype.kind not in "iu" or (st.dtype.kind == "i" and (st < 0).any())):
             raise ValueError(f"starts must be non-negative integers, got {st.tolist()}")

@@ -182,6 +182,37 @@ class TestBatchLifetime(unittest.TestCase):
             self.assertIs(net._gv_keep[0], first)
             self.assertEqual(len([o for o in net._gv_keep if o is not None]), 1)
 
+    def test_hook_may_not_touch_the_net_of_the_step(self):
+        # a reduction hook that calls gv_begin() on the step's net would leave the C net
+        # pointing into a batch nothing keeps alive: such calls are refused, the step fails
+        # (chained from the refusal), and the net's products still read valid data
+        net = mi.Net.feedforward([6, 10, 3], "tanh", output="softmax_xent")
+        mi.preset_ff(net, seed=3)
+        x, t = classification_batch(np.random.default_rng(2), 20, 6, 3)
+        v = np.ones(net.num_params, f32)
+        with net, mi.Optimizer("hf", net, hf=dict(max_cg=5)) as opt:
+            opt.step_hf(net, (x, t))
+            p0 = net.params.copy()
+
+            def hook(values, what):
+                if what == mi.ReduceWhat.GV:
+                    net.gv_begin(mi.Batch(np.full((40, 6), 7.0, f32), np.zeros((40, 3), f32)))
+
+            opt.set_reduce(hook)
+            with self.assertRaises(mi.MomError) as cm:
+                opt.step_hf(net, (x, t))
+            self.assertIsInstance(cm.exception.__cause__, RuntimeError)
+            self.assertIn("network of the step", str(cm.exception.__cause__))
+            opt.set_reduce(None)
+            np.testing.assert_array_equal(net.params, p0)
+            expected = net.gv(v)  # on the batch the failed step gave gv_begin
+            gc.collect()
+            junk = [np.full((40, 6), -1e30, f32) for _ in range(50)]
+            np.testing.assert_array_equal(net.gv(v), expected)
+            del junk
+            # outside a step the same call is fine
+            net.gv_begin((x, t))
+
     def test_closing_the_net_drops_the_batch(self):
         import weakref
         net = mi.Net.feedforward([6, 10, 3], "tanh", output="softmax_xent")
@@ -214,6 +245,27 @@ class TestOptions(unittest.TestCase):
             opt.set_cg_decay(0.8)
             self.assertEqual(opt.get("hf_cg_decay"), 0.8)
             self.assertEqual(opt.momentum, 0.8)
+        # not HF: there is no CG decay, and the momentum stays what it was (optim.h)
+        with mi.Optimizer("nag", 10, lr=0.1, momentum=0.9) as nag:
+            with self.assertRaises(mi.UnsupportedError):
+                nag.set_cg_decay(0.5)
+            self.assertEqual(nag.momentum, 0.9)
+
+    def test_get_raises_a_decay_callbacks_exception(self):
+        calls = {"n": 0}
+
+        def decay(t):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise KeyError("from get")
+            return 0.5
+
+        with mi.Optimizer("hf", 20, momentum=mi.Sched.callback(decay)) as opt:
+            with self.assertRaises(KeyError):
+                opt.get("hf_cg_decay")
+            # nothing left pending for the next call
+            self.assertEqual(opt.get("hf_cg_decay"), 0.5)
+            self.assertEqual(opt.momentum, 0.5)
 
     def test_constructor_keywords(self):
         with mi.Optimizer("hf", 20, lr=0.5, weight_decay=1e-4,

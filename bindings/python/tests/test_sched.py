@@ -73,6 +73,16 @@ class TestPiecewiseStarts(unittest.TestCase):
         with mi.Sched.piecewise([0, 2], [1.0, 2.0]) as s:
             self.assertEqual(list(s.values(range(4))), [1.0, 1.0, 2.0, 2.0])
 
+    def test_starts_above_2_63_in_a_list(self):
+        # a list mixing values below and above 2^63 (numpy alone would make it float64)
+        big = 2**63 + 5
+        with mi.Sched.piecewise([0, big], [0.1, 0.2]) as s:
+            self.assertEqual(s(big - 1), 0.1)
+            self.assertEqual(s(big), 0.2)
+        for bad in ([0, 2**64], [0, True], [0, "3"]):
+            with self.assertRaises(ValueError):
+                mi.Sched.piecewise(bad, [1.0, 2.0])
+
 
 class TestCallback(unittest.TestCase):
     def test_callback_values_and_exceptions(self):
