@@ -110,7 +110,9 @@ class CountingAllocator(Allocator):
 
     def __init__(self, fail_at=None, fail_from=None):
         super().__init__()
-        self._mutex = threading.Lock()
+        # re-entrant: a garbage collection inside alloc() may finalize a handle made with this
+        # allocator, whose free() then takes the lock again on the same thread
+        self._mutex = threading.RLock()
         self.blocks = {}
         self.allocs = self.reallocs = self.frees = self.failures = 0
         self.calls = 0

@@ -72,20 +72,24 @@ class Initializer(Handle):
         return v.value
 
     def apply(self, net, rng):
-        """Apply to every block of `net` it applies to, drawing from `rng` (an Rng)."""
+        """Apply to every block of `net` it applies to, drawing from `rng` (an Rng; None for
+        "zero", which draws nothing)."""
         _need(net, Net, "net")
-        _need(rng, Rng, "rng")
+        if rng is not None:
+            _need(rng, Rng, "rng")
         with locked(self, net, rng):
-            self._check(L.mom_init_apply(self._ptr, net._ptr, rng._ptr), "mom_init_apply",
-                        net, rng)
+            self._check(L.mom_init_apply(self._ptr, net._ptr, None if rng is None else rng._ptr),
+                        "mom_init_apply", net, rng)
 
     def apply_block(self, net, block, rng):
-        """Apply to block index `block` of `net` only."""
+        """Apply to block index `block` of `net` only (rng None: as for apply())."""
         _need(net, Net, "net")
-        _need(rng, Rng, "rng")
+        if rng is not None:
+            _need(rng, Rng, "rng")
         with locked(self, net, rng):
             self._check(L.mom_init_apply_block(self._ptr, net._ptr, check_size(block, "block"),
-                                               rng._ptr), "mom_init_apply_block", net, rng)
+                                               None if rng is None else rng._ptr),
+                        "mom_init_apply_block", net, rng)
 
 
 def _option_property(opt, doc, is_flag=False):

@@ -19,7 +19,10 @@ def _f32_input(a, name, copy):
     if a is None:
         return None
     if copy:
-        return np.ascontiguousarray(a, dtype=np.float32)
+        c = np.ascontiguousarray(a, dtype=np.float32)  # no copy when a already fits...
+        if not c.flags.aligned:  # ...but a misaligned float32 array would pass as it is
+            c = np.array(c, order="C", copy=True)  # fresh memory is aligned
+        return c
     f32_address(a, name)
     return a
 

@@ -111,7 +111,14 @@ class Rng(Handle):
 
     def set_state(self, state):
         """Restore a state from get_state() (any sequence of RNG_STATE_WORDS integers; copied)."""
-        st = np.array(state, dtype=np.uint64)
+        if isinstance(state, np.ndarray) and state.dtype == np.uint64:
+            st = np.array(state)
+        else:  # integers in 0..2^64-1 only: no float truncated, no negative wrapped
+            items = list(state)
+            if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and
+                       0 <= int(x) < 2**64 for x in items):
+                raise ValueError(f"state must hold integers in 0..2^64-1, got {items}")
+            st = np.array([int(x) for x in items], dtype=np.uint64)
         if st.shape != (RNG_STATE_WORDS,):
             raise ValueError(f"state must have {RNG_STATE_WORDS} words, got shape {st.shape}")
         with self._lock:

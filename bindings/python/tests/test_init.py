@@ -43,6 +43,20 @@ class TestSparse(unittest.TestCase):
             self.assertTrue(np.all(net.block_view(2) == 0))
             self.assertTrue(np.any(w0 != 0))  # other blocks untouched
 
+    def test_zero_needs_no_stream(self):
+        # "zero" draws nothing: its rng may be None (init.h); the others need one
+        with mi.Net.feedforward([5, 4, 2], "logistic") as net, \
+                mi.Initializer("zero", bias=0.5) as zero, mi.Initializer("sparse") as sparse:
+            net.params[:] = 3.0
+            zero.apply(net, None)
+            self.assertTrue(np.all(net.block_view(0) == 0))
+            self.assertTrue(np.all(net.block_view(1) == 0.5))
+            zero.apply_block(net, 2, None)
+            with self.assertRaises(mi.InvalidError):
+                sparse.apply(net, None)
+            with self.assertRaises(TypeError):
+                zero.apply(net, 7)
+
     def test_bad_option_keeps_value_and_names_it(self):
         with mi.Initializer(mi.InitKind.SPARSE) as init:
             with self.assertRaises(mi.InvalidError) as cm:

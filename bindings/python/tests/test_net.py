@@ -41,6 +41,24 @@ class TestBatchShapes(unittest.TestCase):
                 c.inputs.base.resize((100000, 3))
 
 
+    def test_copy_makes_aligned_arrays(self):
+        # a float32 array at an odd address: refused in place, copied to aligned memory with
+        # copy=True (the library must never get a misaligned float pointer)
+        raw = np.zeros(6 * 3 * 4 + 1, np.uint8)
+        x = raw[1:].view(np.float32).reshape(6, 3)
+        x[:] = 0.5
+        self.assertNotEqual(x.ctypes.data % 4, 0)
+        t = np.ones((6, 2), np.float32)
+        with self.assertRaises(ValueError):
+            mi.Batch(x, t)
+        b = mi.Batch(x, t, copy=True)
+        self.assertEqual(b.inputs.ctypes.data % 4, 0)
+        np.testing.assert_array_equal(b.inputs, x)
+        with mi.Net.feedforward([3, 4, 2]) as net:
+            mi.preset_ff(net, 1)
+            self.assertTrue(np.isfinite(net.loss(b)))
+
+
 class TestParamsView(unittest.TestCase):
     def test_params_alias_library_memory(self):
         with mi.Net.feedforward([3, 4, 2]) as net:

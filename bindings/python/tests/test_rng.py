@@ -87,6 +87,13 @@ class TestRng(unittest.TestCase):
                 other.set_state(bad)
             self.assertIn("inconsistent", cm.exception.detail)
             np.testing.assert_array_equal(other.get_state(), before)  # unchanged
+            # words are integers in 0..2^64-1: no float is truncated, no negative wrapped
+            for bad in (list(st[:5]) + [0.5], list(st[:5]) + [-1], list(st[:5]) + [2**64]):
+                with self.assertRaises(ValueError):
+                    other.set_state(bad)
+            np.testing.assert_array_equal(other.get_state(), before)
+            other.set_state([int(w) for w in st])  # a list of Python ints is fine
+            np.testing.assert_array_equal(other.get_state(), st)
 
 
 if __name__ == "__main__":
