@@ -456,10 +456,12 @@ static const float *candidate(const hf_run *run, size_t j)
     return j < run->n_stored ? h->slots + j * run->o->n : h->x;
 }
 
+/* On the gradient data, as in Martens' code (whose gradient data is the whole training set):
+ * the candidates are judged by the objective the step is meant to lower. */
 static int eval_candidate(double *f, size_t j, void *ctx)
 {
     hf_run *run = ctx;
-    return eval_at(f, run, candidate(run, j), 1.0f, 1);
+    return eval_at(f, run, candidate(run, j), 1.0f, 0);
 }
 
 /* out = G v (with structural damping sd) through the model, counted, then reduced across
@@ -824,7 +826,7 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
 
     /* 5. the objective on the curvature data at theta (for rho; the gradient data's value when
      *    the data are the same), then CG-backtracking over the stored iterates (those before the
-     *    last) and the last one */
+     *    last) and the last one, by the objective on the gradient data (Martens' code) */
     double fc0 = f0;
     if (h->adapt && !s->same_data) {
         double lc = 0.0;
@@ -845,27 +847,29 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
     run.n_stored = n_stored;
     const float *p = x;
     size_t chosen_iter = last;
-    double fc_p = NAN;
-    int have_fc_p = 0;
+    double fg_p = NAN; /* the objective at theta + p on the gradient data, once known */
+    int have_fg_p = 0;
     if (h->backtrack) {
         size_t chosen, n_evals;
-        rc = mom__hf_backtrack(&chosen, &fc_p, &n_evals, n_stored + 1, eval_candidate, &run);
+        rc = mom__hf_backtrack(&chosen, &fg_p, &n_evals, n_stored + 1, eval_candidate, &run);
         if (rc != MOM_OK)
             return rc;
         p = candidate(&run, chosen);
         chosen_iter = chosen < n_stored ? h->slot_iter[chosen] : last;
-        have_fc_p = 1;
+        have_fg_p = 1;
     }
 
     /* 6. reduction ratio on the curvature data and the lambda update */
     const double gp = mom__dot(n, g, p);
     double rho = NAN, new_lambda = lambda;
     if (h->adapt) {
-        if (!have_fc_p) {
+        double fc_p;
+        if (s->same_data && have_fg_p) {
+            fc_p = fg_p; /* the same point on the same data */
+        } else {
             rc = eval_at(&fc_p, &run, p, 1.0f, 1);
             if (rc != MOM_OK)
                 return rc;
-            have_fc_p = 1;
         }
         if ((rc = plain_product(&run, ad, p, 0.0)) != MOM_OK)
             return rc;
@@ -889,8 +893,8 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
             const float af = (float)a;
             double f;
             tries = t;
-            if (t == 1 && s->same_data && have_fc_p) {
-                f = fc_p; /* the same point on the same data */
+            if (t == 1 && have_fg_p) {
+                f = fg_p; /* CG-backtracking's value: the same point on the same data */
             } else {
                 rc = eval_at(&f, &run, p, af, 0);
                 if (rc != MOM_OK)

@@ -17,8 +17,9 @@ typedef struct quad {
     double *xs; /* the minimizer A^-1 b */
     /* counters */
     long n_loss_grad, n_loss, n_begin, n_gv, n_curv_loss, n_fisher;
-    /* the curvature loss: 0 = f, 1 = (|x - center| - radius)^2, 2 = f * curv_scale */
-    int curv_kind;
+    /* the curvature loss: 0 = f, 1 = (|x - center| - radius)^2, 2 = f * curv_scale; loss_kind:
+     * the same choice for the loss-only callback on the gradient data (trial points) */
+    int curv_kind, loss_kind;
     double radius, curv_scale;
     const float *center;
     /* fault injection: make the given callback return NaN (or status `fail_rc` if nonzero) at
@@ -65,11 +66,26 @@ static int q_loss_grad(double *loss, float *grad, const float *x, void *u)
     return 0;
 }
 
+/* The loss of kind `kind` (quad.curv_kind) at x. */
+static double quad_kind(const quad *q, const float *x, int kind)
+{
+    if (kind == 1) {
+        double s = 0.0;
+        for (size_t i = 0; i < q->n; i++) {
+            double dlt = (double)x[i] - q->center[i];
+            s += dlt * dlt;
+        }
+        double e = sqrt(s) - q->radius;
+        return e * e;
+    }
+    return kind == 2 ? quad_f(q, x) * q->curv_scale : quad_f(q, x);
+}
+
 static int q_loss(double *loss, const float *x, void *u)
 {
     quad *q = u;
     q->n_loss++;
-    *loss = q->fail_cb == 6 ? NAN : quad_f(q, x);
+    *loss = q->fail_cb == 6 ? NAN : quad_kind(q, x, q->loss_kind);
     return 0;
 }
 
@@ -112,19 +128,7 @@ static int q_curv_loss(double *loss, const float *x, void *u)
         *loss = NAN;
         return 0;
     }
-    if (q->curv_kind == 1) {
-        double s = 0.0;
-        for (size_t i = 0; i < q->n; i++) {
-            double dlt = (double)x[i] - q->center[i];
-            s += dlt * dlt;
-        }
-        double e = sqrt(s) - q->radius;
-        *loss = e * e;
-    } else if (q->curv_kind == 2) {
-        *loss = quad_f(q, x) * q->curv_scale;
-    } else {
-        *loss = quad_f(q, x);
-    }
+    *loss = quad_kind(q, x, q->curv_kind);
     return 0;
 }
 
@@ -589,9 +593,11 @@ static double norm_d(const double *x, size_t n)
 }
 
 /* CG-backtracking inside a step: 40 CG iterations store iterates 5, 7, 9, 11, 15, 19, 25, 32 and
- * keep the last (40). The curvature objective (|theta - theta0| - R)^2 with R = |x_15| is
- * smallest at x_15 (CG iterates from 0 grow in norm), so walking back from 40 evaluates 40, 32,
- * 25, 19, 15 and 11 and picks iteration 15. */
+ * keep the last (40). It judges them by the objective on the gradient data, as Martens' code
+ * does (on the whole training set there), not on the curvature data: here the gradient data's
+ * loss at trial points is (|theta - theta0| - R)^2 with R = |x_15|, smallest at x_15 (CG iterates
+ * from 0 grow in norm), so walking back from 40 evaluates 40, 32, 25, 19, 15 and 11 and picks
+ * iteration 15; the curvature data's loss, the quadratic itself, would pick the last. */
 static void test_backtrack_in_step(void **state)
 {
     (void)state;
@@ -608,7 +614,7 @@ static void test_backtrack_in_step(void **state)
     float *theta0 = calloc(n, sizeof *theta0), *x = calloc(n, sizeof *x);
     assert_non_null(theta0);
     assert_non_null(x);
-    q.curv_kind = 1;
+    q.loss_kind = 1;
     q.center = theta0;
     q.radius = norm_d(xs + 14 * n, n);
     mom_hf_model m = quad_model(&q, 0);
@@ -618,8 +624,9 @@ static void test_backtrack_in_step(void **state)
     assert_ok(mom_optim_step_hf_model(NULL, opt, x, &m));
     assert_true(get(opt, MOM_OPTIM_HF_LAST_CG_ITERS) == 40.0);
     assert_true(get(opt, MOM_OPTIM_HF_LAST_CG_CHOSEN) == 15.0);
-    assert_int_equal(q.n_curv_loss, 6);
-    assert_true(get(opt, MOM_OPTIM_HF_LAST_LOSS_EVALS) == 7.0); /* + the fixed step's check */
+    assert_int_equal(q.n_loss, 7); /* 6 candidates + the fixed step's check */
+    assert_int_equal(q.n_curv_loss, 0); /* lambda is not adapted: no rho */
+    assert_true(get(opt, MOM_OPTIM_HF_LAST_LOSS_EVALS) == 7.0);
     assert_true(get(opt, MOM_OPTIM_HF_LAST_GV_PRODUCTS) == 40.0);
     assert_true(get(opt, MOM_OPTIM_HF_LAST_ALPHA) == 1.0);
     assert_true(get(opt, MOM_OPTIM_HF_LAST_LS_TRIES) == 0.0);
@@ -637,10 +644,10 @@ static void test_backtrack_in_step(void **state)
     assert_ok(mom_optim_set(opt, MOM_OPTIM_HF_CG_BACKTRACK, 0));
     assert_ok(mom_optim_reset(opt));
     memset(x, 0, n * sizeof *x);
-    q.n_curv_loss = 0;
+    q.n_loss = 0;
     assert_ok(mom_optim_step_hf_model(NULL, opt, x, &m));
     assert_true(get(opt, MOM_OPTIM_HF_LAST_CG_CHOSEN) == 40.0);
-    assert_int_equal(q.n_curv_loss, 0);
+    assert_int_equal(q.n_loss, 1); /* the fixed step's check alone */
     assert_memory_equal(x, warm, n * sizeof *x);
     assert_memory_equal(mom_optim_velocity(opt), warm, n * sizeof *x);
     free(warm);

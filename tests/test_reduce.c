@@ -622,10 +622,13 @@ static void test_order_hf(void **state)
         assert_int_equal(k[MOM_REDUCE_GV], (size_t)products);
         assert_int_equal(k[MOM_REDUCE_GRADIENT], 1);
         assert_int_equal(k[MOM_REDUCE_FISHER], 1);
-        /* every loss-only evaluation is one LOSS (line search) or CURV_LOSS call, plus the LOSS
-         * of the gradient evaluation */
+        /* every loss-only evaluation is one LOSS (CG-backtracking, line search) or CURV_LOSS
+         * (rho's two: at theta and at theta + p) call, plus the LOSS of the gradient evaluation;
+         * the line search's first try is CG-backtracking's value at the chosen iterate */
         assert_int_equal(k[MOM_REDUCE_LOSS] - 1 + k[MOM_REDUCE_CURV_LOSS], (size_t)evals);
-        assert_int_equal(k[MOM_REDUCE_LOSS] - 1, (size_t)tries);
+        assert_int_equal(k[MOM_REDUCE_CURV_LOSS], 2);
+        assert_true(tries >= 1.0);
+        assert_true(k[MOM_REDUCE_LOSS] - 1 >= (size_t)tries); /* backtracking: at least one */
     }
     mom_optim_destroy(opt);
     mom_net_destroy(net);

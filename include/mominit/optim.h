@@ -95,7 +95,8 @@ typedef enum mom_optim_kind {
  *    alpha *= 0.8, at most 60 tries) on the gradient data's objective; 0 = a fixed step alpha
  *    from the learning-rate schedule (momentum-HF) [1].
  *  - MOM_OPTIM_HF_CG_BACKTRACK: 1 = choose among the stored CG iterates by the objective on the
- *    curvature data (Martens' CG-backtracking); 0 = use the last iterate [1].
+ *    gradient data (Martens' CG-backtracking, as in his code; before libmominit 0.5.2, on the
+ *    curvature data); 0 = use the last iterate [1].
  *  - MOM_OPTIM_HF_ADAPT_LAMBDA: 1 = Levenberg-Marquardt rule lambda *= 1.5 if rho < 1/4 (or rho
  *    is NaN), lambda /= 1.5 if rho > 3/4; 0 = lambda stays as set (rho is then not computed) [1].
  *  - MOM_OPTIM_HF_STRUCT_DAMPING: mu_s in [0, FLT_MAX]; Gauss-Newton products during CG get the
@@ -468,9 +469,10 @@ typedef int (*mom_reduce_fn)(void *values, size_t count, int type, int what, voi
  *  - HF (mom_optim_step_hf(), mom_optim_step_hf_model(), mom_optim_step_net() on HF): LOSS and
  *    GRADIENT after the loss and gradient at theta; FISHER after the Fisher diagonal (when
  *    preconditioning); GV after every Gauss-Newton product (warm start, each CG iteration, the
- *    product for rho); CURV_LOSS after every loss on the curvature data (at theta, at the
- *    CG-backtracking candidates); LOSS after every loss on the gradient data at a trial point
- *    (line search, fixed step). A trial point with a non-finite entry is rejected without a model
+ *    product for rho); CURV_LOSS after every loss on the curvature data (for rho: at theta and
+ *    at theta + p; none when the curvature data are the gradient data, whose values serve);
+ *    LOSS after every loss on the gradient data at a trial point (CG-backtracking candidates,
+ *    line search, fixed step). A trial point with a non-finite entry is rejected without a model
  *    call and without a hook call.
  * mom_optim_end() does not call the hook: on the begin/end path the caller computes the gradient
  * and combines it itself before handing it over.

@@ -96,8 +96,8 @@ class TestTraining(unittest.TestCase):
             with net, mi.Optimizer("hf", net, hf=FF_HF) as opt:
                 if hook:
                     opt.set_reduce(lambda values, what: seen.add(what))
-                for _ in range(2):
-                    opt.step_hf(net, (x, t))
+                for _ in range(2):  # a curvature batch of its own: CURV_LOSS is reduced too
+                    opt.step_hf(net, (x, t), (x[:24].copy(), t[:24].copy()))
                 outs.append(np.array(net.params))
         np.testing.assert_allclose(outs[1], outs[0], rtol=1e-3, atol=1e-5)
         self.assertEqual(seen, set(mi.ReduceWhat))
