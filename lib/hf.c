@@ -870,6 +870,10 @@ static int hf_step(double *loss_out, mom_optim *o, float *theta, const hf_src *s
             rc = eval_at(&fc_p, &run, p, 1.0f, 1);
             if (rc != MOM_OK)
                 return rc;
+            if (s->same_data) { /* and the line search's first try (backtracking off) */
+                fg_p = fc_p;
+                have_fg_p = 1;
+            }
         }
         if ((rc = plain_product(&run, ad, p, 0.0)) != MOM_OK)
             return rc;

@@ -1064,8 +1064,17 @@ static void test_net_paths_agree(void **state)
             assert_memory_equal(&vb, &vc, sizeof vb);
             assert_memory_equal(&va, &vd, sizeof va);
         }
-        /* the model path evaluates f(theta) and f(theta + p) on the curvature data itself */
-        assert_true(get(oc, MOM_OPTIM_HF_LAST_LOSS_EVALS) >= get(ob, MOM_OPTIM_HF_LAST_LOSS_EVALS));
+        /* the model path evaluates f(theta) and f(theta + p) on the curvature data itself: two
+         * more than the network path, whose data are shared; the network path's evaluations are
+         * CG-backtracking's and the line search's tries after its first (backtracking's value) */
+        assert_true(get(oc, MOM_OPTIM_HF_LAST_LOSS_EVALS) == get(ob, MOM_OPTIM_HF_LAST_LOSS_EVALS) + 2.0);
+    }
+    /* with backtracking off, rho's loss at theta + p on the shared data is also the line
+     * search's first try: every evaluation is one try */
+    assert_ok(mom_optim_set(oa, MOM_OPTIM_HF_CG_BACKTRACK, 0));
+    for (int t = 0; t < 3; t++) {
+        assert_ok(mom_optim_step_net(NULL, oa, na, &fx.all));
+        assert_true(get(oa, MOM_OPTIM_HF_LAST_LOSS_EVALS) == get(oa, MOM_OPTIM_HF_LAST_LS_TRIES));
     }
     /* the loss went down */
     double l1;
