@@ -1,4 +1,6 @@
 /* Data-parallel training over MPI for the example trainers; see dist.h. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +168,43 @@ void dist_check_same(const dist *d, const char *prog, uint64_t value, const char
     (void)value;
     (void)what;
 #endif
+}
+
+/* A 64-bit hash (FNV-1a) of the file at path, its size folded in; UINT64_MAX, after a message
+ * naming the rank, when it cannot be read. */
+static uint64_t file_hash(const char *prog, int rank, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    uint64_t h = 0xcbf29ce484222325ull, size = 0;
+    unsigned char buf[65536];
+    size_t k;
+    if (f != NULL)
+        while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
+            for (size_t i = 0; i < k; i++)
+                h = (h ^ buf[i]) * 0x100000001b3ull;
+            size += k;
+        }
+    if (f == NULL || ferror(f)) {
+        fprintf(stderr, "%s (rank %d): cannot read %s: %s\n", prog, rank, path,
+                f == NULL ? strerror(errno) : "read error");
+        if (f != NULL)
+            fclose(f);
+        return UINT64_MAX;
+    }
+    fclose(f);
+    return (h ^ size) * 0x100000001b3ull;
+}
+
+void dist_check_run(const dist *d, const char *prog, uint64_t conf_hash, const char *resume)
+{
+    if (!d->on)
+        return;
+    dist_check_same(d, prog, conf_hash,
+                    "were given different flags or data (every rank must run the same command "
+                    "on the same data)");
+    if (resume != NULL)
+        dist_check_same(d, prog, file_hash(prog, d->rank, resume),
+                        "read different checkpoints (is --resume the same file on every node?)");
 }
 
 void dist_barrier(const dist *d)

@@ -56,6 +56,14 @@ void dist_check_agree(const dist *d, const char *prog, const float *params, size
  * status 1). Collective. Does nothing when not distributed. */
 void dist_check_same(const dist *d, const char *prog, uint64_t value, const char *what);
 
+/* Before the run starts (and before a --resume file is read): check that every rank was given
+ * the same flags and data (conf_hash: train_conf_hash() of the run's settings, data sets by
+ * their contents) and, when resuming, reads the same bytes from `resume`; otherwise the ranks
+ * would wait for each other in different places, combine minibatches that make no single one, or
+ * refuse a checkpoint on one rank only. On a mismatch: a message and the job is aborted.
+ * Collective. Does nothing when not distributed. */
+void dist_check_run(const dist *d, const char *prog, uint64_t conf_hash, const char *resume);
+
 /* A barrier (collective; nothing when not distributed). */
 void dist_barrier(const dist *d);
 

@@ -490,10 +490,13 @@ int main(int argc, char **argv)
     size_t eval_n = o.eval_size < train.n ? o.eval_size : train.n;
     train_conf conf;
     train_state resumed;
-    if (o.tf.checkpoint || o.tf.resume) /* hashing the data sets takes a moment: when needed */
+    /* hashing the data sets takes a moment: when needed (checkpoints, and the ranks of --mpi,
+     * which must train on the same data) */
+    if (o.tf.checkpoint || o.tf.resume || d.on)
         make_conf(&conf, &o, &train, &test, test_label, gbatch, eval_n);
     else
         train_conf_init(&conf, prog);
+    dist_check_run(&d, prog, train_conf_hash(&conf), o.tf.resume);
     uint64_t first = train_begin(prog, &o.tf, &conf, o.eval_every, net, opt, NULL, &d, gbatch,
                                  "cases", o.steps, &resumed);
     if (o.tf.resume) /* every rank must go on from the same state */

@@ -523,6 +523,7 @@ int main(int argc, char **argv)
     train_conf conf;
     train_state resumed;
     make_conf(&conf, &o);
+    dist_check_run(&d, prog, train_conf_hash(&conf), o.tf.resume);
     uint64_t first = train_begin(prog, &o.tf, &conf, o.eval_every, net, opt, data_rng, &d, gbatch,
                                  "sequences", o.steps, &resumed);
     if (o.tf.resume) /* every rank must go on from the same state */

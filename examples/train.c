@@ -956,6 +956,25 @@ void train_resume(const char *prog, const char *path, const train_conf *conf, mo
     mom_ckpt_destroy(ck);
 }
 
+uint64_t train_conf_hash(const train_conf *c)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < c->n; i++) {
+        const char *parts[2] = {c->e[i].flag, c->e[i].value ? c->e[i].value : ""};
+        for (int k = 0; k < 2; k++) { /* with the terminating 0: "a" "bc" differs from "ab" "c" */
+            /* a data set by its size and hash, not by its path (each node may have its copy) */
+            const int data = k == 1 && c->e[i].kind == CONF_DATA;
+            for (const unsigned char *q = (const unsigned char *)parts[k];; q++) {
+                const unsigned char ch = data && *q == ' ' ? 0 : *q;
+                h = (h ^ ch) * 0x100000001b3ull;
+                if (ch == 0)
+                    break;
+            }
+        }
+    }
+    return h;
+}
+
 uint64_t train_begin(const char *prog, const train_flags *tf, const train_conf *conf,
                      uint64_t eval_every, mom_net *net, mom_optim *opt, mom_rng *data,
                      const struct dist *d, size_t batch, const char *unit, uint64_t steps,

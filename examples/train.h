@@ -148,6 +148,9 @@ void train_conf_hint(train_conf *c, const char *hint);
 int train_conf_checks(const train_conf *c, const char *flag);
 /* --optim, the HF flags and --weight-decay, each checked when the optimizer uses it. */
 void train_conf_optim(train_conf *c, const train_flags *tf, int net_kind);
+/* A 64-bit hash of every entry (flag and value): what the ranks of a data-parallel run must
+ * share (train_begin() compares it). */
+uint64_t train_conf_hash(const train_conf *c);
 /* The shortest text of v that reads back (strtod) as v. */
 void train_num_text(char *buf, size_t size, double v);
 

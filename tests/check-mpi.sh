@@ -150,5 +150,34 @@ else
         notok "no clear message for a batch smaller than the ranks" "$tmp/small.out"
 fi
 
+# ranks given different flags, or different checkpoints, stop at once with a message (before,
+# --steps 10 against 12 hung, and a checkpoint refused on rank 1 only stopped the job silently)
+mpirun_mpmd() { # one rank per program: mpirun_mpmd "ARGS OF RANK 0" "ARGS OF RANK 1"
+    extra=""
+    mpirun --version 2>/dev/null | grep -q "Open MPI" && extra=--oversubscribe
+    # shellcheck disable=SC2086
+    timeout 120 mpirun $extra -np 1 $1 : -np 1 $2
+}
+D="$rnn --mpi --task addition --T 10 --batch 10 --eval-every 5 --eval-size 20 --seed 3"
+mpirun_mpmd "$D --steps 10" "$D --steps 12" > "$tmp/diff.out" 2>&1
+st=$?
+if [ "$st" -ne 0 ] && [ "$st" -ne 124 ] && grep -q "were given different flags or data" "$tmp/diff.out"; then
+    ok "ranks given different --steps stop with a message (status $st)"
+else
+    notok "ranks given different --steps: status $st" "$tmp/diff.out"
+fi
+# shellcheck disable=SC2086
+mpirun_np2 $D --steps 5 --checkpoint "$tmp/d1.ckpt" > /dev/null 2>&1
+# shellcheck disable=SC2086
+mpirun_np2 $D --steps 5 --lr 2e-3 --checkpoint "$tmp/d2.ckpt" > /dev/null 2>&1
+mpirun_mpmd "$D --steps 10 --resume $tmp/d1.ckpt" "$D --steps 10 --resume $tmp/d2.ckpt" \
+    > "$tmp/dck.out" 2>&1
+st=$?
+if [ "$st" -ne 0 ] && [ "$st" -ne 124 ] && grep -q "read different checkpoints" "$tmp/dck.out"; then
+    ok "ranks resuming from different checkpoints stop with a message (status $st)"
+else
+    notok "ranks resuming from different checkpoints: status $st" "$tmp/dck.out"
+fi
+
 echo "1..$n"
 [ "$fails" -eq 0 ]
