@@ -40,17 +40,24 @@ const char *train_optim_name(int optim)
     }
 }
 
-/* The HF flags, in hf_settings.given bit order, and the optimizers they apply to. */
+/* The HF flags (each one's index is its bit in hf_settings.given) and the optimizers they apply
+ * to. */
+enum { HF_LAMBDA, HF_DECAY, HF_DECAY_MAX, HF_STRUCT, HF_MAX_CG, HF_FIXED_CG, HF_CURV_BATCH,
+       HF_GRAD_BATCH, HF_ANNEAL, HF_N_FLAGS };
 enum { FOR_HF = 1, FOR_MHF = 2, FOR_RNN_ONLY = 4 };
 static const struct {
     const char *flag;
     int used;
-} hf_flag_use[] = {
-    {"--hf-lambda", FOR_HF | FOR_MHF},  {"--hf-decay", FOR_HF | FOR_MHF},
-    {"--hf-decay-max", FOR_MHF},        {"--hf-struct", FOR_HF | FOR_MHF | FOR_RNN_ONLY},
-    {"--hf-max-cg", FOR_HF},            {"--hf-fixed-cg", FOR_MHF},
-    {"--hf-curv-batch", FOR_HF | FOR_MHF}, {"--hf-grad-batch", FOR_HF | FOR_MHF},
-    {"--mhf-anneal", FOR_MHF},
+} hf_flag_use[HF_N_FLAGS] = {
+    [HF_LAMBDA] = {"--hf-lambda", FOR_HF | FOR_MHF},
+    [HF_DECAY] = {"--hf-decay", FOR_HF | FOR_MHF},
+    [HF_DECAY_MAX] = {"--hf-decay-max", FOR_MHF},
+    [HF_STRUCT] = {"--hf-struct", FOR_HF | FOR_MHF | FOR_RNN_ONLY},
+    [HF_MAX_CG] = {"--hf-max-cg", FOR_HF},
+    [HF_FIXED_CG] = {"--hf-fixed-cg", FOR_MHF},
+    [HF_CURV_BATCH] = {"--hf-curv-batch", FOR_HF | FOR_MHF},
+    [HF_GRAD_BATCH] = {"--hf-grad-batch", FOR_HF | FOR_MHF},
+    [HF_ANNEAL] = {"--mhf-anneal", FOR_MHF},
 };
 
 static void warn_hf_flags(const char *prog, const train_flags *tf);
@@ -218,7 +225,7 @@ void train_optim_desc(char *buf, size_t size, const train_flags *tf, int net_kin
 static void warn_hf_flags(const char *prog, const train_flags *tf)
 {
     const int use = tf->optim == TRAIN_HF ? FOR_HF : tf->optim == TRAIN_MHF ? FOR_MHF : 0;
-    for (unsigned k = 0; k < sizeof hf_flag_use / sizeof hf_flag_use[0]; k++) {
+    for (int k = 0; k < HF_N_FLAGS; k++) {
         if (!(tf->hf.given & (1u << k)))
             continue;
         const int used = hf_flag_use[k].used;
@@ -267,23 +274,23 @@ int hf_parse_flag(const char *prog, int argc, char **argv, int *i, hf_settings *
         h->weight_decay_set = 1;
         return 1;
     }
-    unsigned k = 0;
-    while (k < sizeof hf_flag_use / sizeof hf_flag_use[0] && strcmp(a, hf_flag_use[k].flag) != 0)
+    int k = 0;
+    while (k < HF_N_FLAGS && strcmp(a, hf_flag_use[k].flag) != 0)
         k++;
-    if (k == sizeof hf_flag_use / sizeof hf_flag_use[0])
+    if (k == HF_N_FLAGS)
         return 0;
     const char *v = cli_value(prog, argc, argv, i);
     h->given |= 1u << k;
     switch (k) {
-    case 0: h->lambda = cli_double(prog, a, v, 0.0, 1e12); break;
-    case 1: h->decay = cli_double(prog, a, v, 0.0, 1.0); break;
-    case 2: h->decay_max = cli_double(prog, a, v, 0.0, 1.0); break;
-    case 3: h->struct_damping = cli_double(prog, a, v, 0.0, 1e6); break;
-    case 4: h->max_cg = cli_size(prog, a, v, 1, 100000); break;
-    case 5: h->fixed_cg = cli_size(prog, a, v, 1, 100000); break;
-    case 6: h->curv_batch = cli_size(prog, a, v, 1, 100000000); break;
-    case 7: h->grad_batch = cli_size(prog, a, v, 1, 100000000); break;
-    default: {
+    case HF_LAMBDA: h->lambda = cli_double(prog, a, v, 0.0, 1e12); break;
+    case HF_DECAY: h->decay = cli_double(prog, a, v, 0.0, 1.0); break;
+    case HF_DECAY_MAX: h->decay_max = cli_double(prog, a, v, 0.0, 1.0); break;
+    case HF_STRUCT: h->struct_damping = cli_double(prog, a, v, 0.0, 1e6); break;
+    case HF_MAX_CG: h->max_cg = cli_size(prog, a, v, 1, 100000); break;
+    case HF_FIXED_CG: h->fixed_cg = cli_size(prog, a, v, 1, 100000); break;
+    case HF_CURV_BATCH: h->curv_batch = cli_size(prog, a, v, 1, 100000000); break;
+    case HF_GRAD_BATCH: h->grad_batch = cli_size(prog, a, v, 1, 100000000); break;
+    default: { /* HF_ANNEAL */
         char first[64];
         const char *second = cli_split(prog, a, v, first, sizeof first, "A:T0");
         h->anneal_a = cli_double(prog, a, first, 1e-12, 1e12);
@@ -960,17 +967,14 @@ uint64_t train_conf_hash(const train_conf *c)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < c->n; i++) {
-        const char *parts[2] = {c->e[i].flag, c->e[i].value ? c->e[i].value : ""};
-        for (int k = 0; k < 2; k++) { /* with the terminating 0: "a" "bc" differs from "ab" "c" */
-            /* a data set by its size and hash, not by its path (each node may have its copy) */
-            const int data = k == 1 && c->e[i].kind == CONF_DATA;
-            for (const unsigned char *q = (const unsigned char *)parts[k];; q++) {
-                const unsigned char ch = data && *q == ' ' ? 0 : *q;
-                h = (h ^ ch) * 0x100000001b3ull;
-                if (ch == 0)
-                    break;
-            }
-        }
+        const char *flag = c->e[i].flag, *v = c->e[i].value ? c->e[i].value : "";
+        /* a data set by its size and hash, before the first space, not by its path (each node
+         * may have its own copy) */
+        size_t vlen = c->e[i].kind == CONF_DATA ? strcspn(v, " ") : strlen(v);
+        /* the flag with its terminating 0, then the value and its length: no two entries run
+         * together */
+        h = (h ^ bytes_hash((const unsigned char *)flag, strlen(flag) + 1)) * 0x100000001b3ull;
+        h = (h ^ bytes_hash((const unsigned char *)v, vlen) ^ vlen) * 0x100000001b3ull;
     }
     return h;
 }

@@ -317,6 +317,17 @@ def check_u64(value, name):
     return value
 
 
+def u64_array(items, name):
+    """A numpy uint64 array of the integers in `items`, each in 0..2^64-1 (ValueError otherwise:
+    no float is truncated, no negative wrapped, and numpy's float64 for a list mixing values
+    below and above 2^63 is avoided)."""
+    items = list(items)
+    if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and
+               0 <= int(x) < 2**64 for x in items):
+        raise ValueError(f"{name} must hold integers in 0..2^64-1, got {items}")
+    return np.array([int(x) for x in items], dtype=np.uint64)
+
+
 def check_size(value, name, lo=0):
     value = check_index(value, name, lo)
     if value > ctypes.c_size_t(-1).value:

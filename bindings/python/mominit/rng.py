@@ -3,7 +3,7 @@ import ctypes
 
 import numpy as np
 
-from ._base import Handle, L, check_size, check_u64, f32_address, make_error
+from ._base import Handle, L, check_size, check_u64, f32_address, make_error, u64_array
 from .allocator import c_allocator
 from .enums import RNG_STATE_WORDS
 
@@ -113,12 +113,8 @@ class Rng(Handle):
         """Restore a state from get_state() (any sequence of RNG_STATE_WORDS integers; copied)."""
         if isinstance(state, np.ndarray) and state.dtype == np.uint64:
             st = np.array(state)
-        else:  # integers in 0..2^64-1 only: no float truncated, no negative wrapped
-            items = list(state)
-            if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and
-                       0 <= int(x) < 2**64 for x in items):
-                raise ValueError(f"state must hold integers in 0..2^64-1, got {items}")
-            st = np.array([int(x) for x in items], dtype=np.uint64)
+        else:
+            st = u64_array(state, "state")
         if st.shape != (RNG_STATE_WORDS,):
             raise ValueError(f"state must have {RNG_STATE_WORDS} words, got shape {st.shape}")
         with self._lock:

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from . import _lib
-from ._base import Handle, L, check_u64, make_error
+from ._base import Handle, L, check_u64, make_error, u64_array
 from .allocator import c_allocator
 from .enums import FinalMode, SchedKind, coerce
 
@@ -94,13 +94,7 @@ class Sched(Handle):
         """values[i] for starts[i] <= t < starts[i+1]; starts[0] == 0, strictly increasing.
         The sequences are copied."""
         if not isinstance(starts, np.ndarray):
-            # element by element: numpy makes a list that mixes values below and above 2^63 a
-            # float64 array (which rounds them)
-            items = list(starts)
-            if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and
-                       0 <= int(x) < 2**64 for x in items):
-                raise ValueError(f"starts must be integers in 0..2^64-1, got {items}")
-            starts = np.array([int(x) for x in items], dtype=np.uint64)
+            starts = u64_array(starts, "starts")
         st = np.asarray(starts)
         if st.size and (st.dtype.kind not in "iu" or (st.dtype.kind == "i" and (st < 0).any())):
             raise ValueError(f"starts must be non-negative integers, got {st.tolist()}")
