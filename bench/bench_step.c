@@ -7,6 +7,9 @@
  * Measured, interleaved round by round (so that a change of machine load hits all alike), each on
  * the monotonic wall clock and on the process CPU-time clock, reported as medians:
  *   step      one full NAG step, mom_optim_step_net() (gradient at the look-ahead point + update)
+ *   step_la   the same step in the look-ahead form (mom_optim_set_lookahead(): the network holds
+ *             theta + mu v, and a step reads and writes each parameter once), on a second copy
+ *             of the same network and optimizer
  *   lg        one loss + gradient, mom_net_loss_grad()
  *   gv        one Gauss-Newton product, mom_net_gv() after mom_net_gv_begin()
  *   bare_lg   the bare products of one loss + gradient (the bound of step and lg)
@@ -49,10 +52,10 @@
         }                                                                                      \
     } while (0)
 
-enum { M_STEP, M_LG, M_GV, M_BARE_LG, M_BARE_GV, M_FLOOR, M_FLOOR1, M_COUNT };
-static const char *const m_name[M_COUNT] = {"step", "lg",    "gv",    "bare_lg",
-                                            "bare_gv", "floor", "floor1"};
-#define N_RATIOS 5 /* step, lg, gv, floor, floor1 */
+enum { M_STEP, M_LG, M_GV, M_BARE_LG, M_BARE_GV, M_FLOOR, M_FLOOR1, M_STEP_LA, M_COUNT };
+static const char *const m_name[M_COUNT] = {"step",    "lg",    "gv",     "bare_lg",
+                                            "bare_gv", "floor", "floor1", "step_la"};
+#define N_RATIOS 6 /* step, lg, gv, floor, floor1, step_la */
 
 /* The floor's passes, vectorized as the library's are (GCC's -O2 cost model would leave loops
  * with a remainder scalar). */
@@ -121,7 +124,7 @@ static void header(const bu_setup *s)
     printf("blas_threads %s\n", bu_blas_threads());
 }
 
-static int run_timing(bu_setup *s, int reps, int warmup)
+static int run_timing(bu_setup *s, bu_setup *sla, int reps, int warmup)
 {
     const size_t P = mom_net_num_params(s->net);
     bu_bare b;
@@ -181,7 +184,10 @@ static int run_timing(bu_setup *s, int reps, int warmup)
             switch (k) {
             case M_STEP:
                 CHECK(mom_optim_step_net(&loss, s->opt, s->net, &bt));
-                batch_k++;
+                break;
+            case M_STEP_LA:
+                CHECK(mom_optim_step_net(&loss, sla->opt, sla->net, &bt));
+                batch_k++; /* the last mode of the round */
                 break;
             case M_LG:
                 CHECK(mom_net_loss_grad(&loss, g, s->net, &bt, NULL));
@@ -217,9 +223,12 @@ static int run_timing(bu_setup *s, int reps, int warmup)
             rc[3][r] = c[M_FLOOR] / c[M_BARE_LG];
             rw[4][r] = w[M_FLOOR1] / w[M_BARE_LG];
             rc[4][r] = c[M_FLOOR1] / c[M_BARE_LG];
+            rw[5][r] = w[M_STEP_LA] / w[M_BARE_LG];
+            rc[5][r] = c[M_STEP_LA] / c[M_BARE_LG];
         }
     }
-    static const char *const r_name[N_RATIOS] = {"step", "lg", "gv", "floor", "floor1"};
+    static const char *const r_name[N_RATIOS] = {"step",  "lg",     "gv",
+                                                 "floor", "floor1", "step_la"};
     for (int k = 0; k < N_RATIOS; k++) {
         printf("%s_ratio_wall %.4f\n", r_name[k], bu_median(rw[k], (size_t)reps));
         printf("%s_ratio_cpu %.4f\n", r_name[k], bu_median(rc[k], (size_t)reps));
@@ -358,10 +367,19 @@ int main(int argc, char **argv)
         reps = 1;
     if (warmup < 0)
         warmup = 0;
-    bu_setup s;
+    bu_setup s, sla;
     if (bu_setup_create(&s, model, 8, 2013) != 0)
         return 1;
-    int rc = run_timing(&s, reps, warmup);
+    if (bu_setup_create(&sla, model, 8, 2013) != 0) {
+        bu_setup_destroy(&s);
+        return 1;
+    }
+    int rc = mom_optim_set_lookahead(sla.opt, mom_net_params(sla.net), 1);
+    if (rc != MOM_OK)
+        fprintf(stderr, "bench_step: mom_optim_set_lookahead failed: %s\n", mom_strerror(rc));
+    else
+        rc = run_timing(&s, &sla, reps, warmup);
+    bu_setup_destroy(&sla);
     bu_setup_destroy(&s);
-    return rc;
+    return rc != 0;
 }

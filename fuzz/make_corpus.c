@@ -235,6 +235,26 @@ static void generate(void)
     OK(mom_optim_set(nag, MOM_OPTIM_FLUSH_SUBNORMALS, 0));
     add_capture("ok-flush-off.ckpt", ff, nag, r, 1);
     OK(mom_net_set(ff, MOM_NET_FLUSH_SUBNORMALS, 1));
+    {
+        /* NAG in the look-ahead form (format 1.3: key 4 holds the point's momentum), on a copy
+         * of the network's parameters put back afterwards */
+        const size_t np = mom_net_num_params(ff);
+        float *keep = malloc(np * sizeof *keep);
+        if (keep == NULL)
+            die("malloc", MOM_E_NOMEM);
+        memcpy(keep, mom_net_params(ff), np * sizeof *keep);
+        mom_optim *la;
+        OK(mom_optim_create(&la, MOM_OPTIM_NAG, np, NULL));
+        OK(mom_sched_create_paper_momentum(&c, 0.99, 2, NULL));
+        OK(mom_sched_create_const(&a, 0.05, NULL));
+        set_scheds(la, a, c);
+        OK(mom_optim_set_lookahead(la, mom_net_params(ff), 1));
+        steps(la, mom_net_params(ff), r[0], 3);
+        add_capture("ok-nag-lookahead.ckpt", ff, la, r, 1);
+        mom_optim_destroy(la);
+        memcpy(mom_net_params(ff), keep, np * sizeof *keep);
+        free(keep);
+    }
 
     /* NAG on the recurrent net: wrappers of wrappers (REPLACE around MIN), annealed rate */
     mom_optim *nag2;
@@ -439,6 +459,18 @@ static void generate(void)
     patch("bad-huge-options.ckpt", nagff, oat + 4, 4, 0x7FFFFFFFu);
     patch("bad-option-nan.ckpt", nagff, oat + 28, 8, 0x7FF8000000000001u);
     patch("bad-option-key.ckpt", nagff, oat + 24, 4, 555);
+    /* the look-ahead key on a file that says 1.2 (it came with 1.3), and on a CM optimizer */
+    {
+        const blob *la = find("ok-nag-lookahead.ckpt");
+        blob *v12 = add("bad-lookahead-v12.ckpt", la->data, la->size);
+        v12->data[10] = 2;
+        craft_fix_crcs(v12->data, v12->size);
+        size_t lol, lat = sect(la, "OPTM", &lol);
+        (void)lol;
+        /* keys: weight decay, clip norm, then the look-ahead momentum (index 2) */
+        patch("bad-lookahead-mu.ckpt", la, lat + 24 + 2 * 12 + 4, 8, 0x3FF8000000000000u); /* 1.5 */
+        patch("bad-lookahead-cm.ckpt", la, lat, 4, MOM_OPTIM_CM);
+    }
     patch("bad-step-count.ckpt", nagff, oat + 16, 8, UINT64_MAX); /* no step gets there */
     patch("ok-step-count-last.ckpt", nagff, oat + 16, 8, UINT64_MAX - 1); /* no step left */
     {

@@ -527,8 +527,11 @@ static void emit_optim(wr *w, const mom_optim *opt)
     /* Flushing subnormals is on by default; the key is written only when it is off (format
      * 1.1), so that files of the default setting stay readable by 1.0 readers. */
     const int skip_flush = opt->flush;
+    /* NAG's look-ahead form (format 1.3): key MOM_OPTIM_LOOKAHEAD with the momentum the saved
+     * point holds, written only in that form */
+    const int la = opt->kind == MOM_OPTIM_NAG && opt->la;
     w_u32(w, (uint32_t)opt->kind);
-    w_u32(w, (uint32_t)(nk - (skip_flush ? 1 : 0)));
+    w_u32(w, (uint32_t)(nk - (skip_flush ? 1 : 0) + (la ? 1 : 0)));
     w_u64(w, opt->n);
     w_u64(w, opt->t);
     for (size_t i = 0; i < nk; i++) {
@@ -539,6 +542,10 @@ static void emit_optim(wr *w, const mom_optim *opt)
             v = NAN; /* cannot happen for the keys of the kind; caught by the final check */
         w_u32(w, (uint32_t)keys[i]);
         w_f64(w, v);
+    }
+    if (la) {
+        w_u32(w, (uint32_t)MOM_OPTIM_LOOKAHEAD);
+        w_f64(w, (double)opt->la_mu);
     }
     w_f32s(w, opt->velocity, opt->n);
 }
@@ -1020,6 +1027,14 @@ static int check_options(rd *r, int kind, size_t kind_at, size_t opts_at, uint64
         size_t at = opts_at + OPTION_SIZE * (size_t)i;
         uint32_t key = get_u32(r->b + at);
         double v = get_f64(r->b + at + 4);
+        if (key == MOM_OPTIM_LOOKAHEAD) { /* a momentum, set by the conversion, not a setter */
+            if (!(v >= 0.0 && v <= 1.0) || (double)(float)v != v)
+                rc = fail_at(r->err, MOM_E_FORMAT, r->where, at + 4,
+                             "option %u = %g is not valid: the look-ahead point's momentum must "
+                             "be a float in [0, 1]",
+                             key, v);
+            continue;
+        }
         int st = mom_optim_set(probe, (int)key, v);
         if (st == MOM_E_NOMEM)
             rc = mom__fail(r->err, st, "cannot allocate to check option %u", key);
@@ -1070,7 +1085,8 @@ static int parse_optim(ck_index *ix, rd *r, const mom_allocator *a, int verify)
         if ((rc = rd_u32(r, &key, "an option key")) != MOM_OK ||
             (rc = rd_f64(r, &v, "an option value")) != MOM_OK)
             return rc;
-        int known = 0;
+        /* the look-ahead form's key came with 1.3, for NAG */
+        int known = key == MOM_OPTIM_LOOKAHEAD && kind == MOM_OPTIM_NAG && r->minor >= 3;
         for (size_t k = 0; k < nk; k++)
             known |= keys[k] == (int)key;
         if (!known || (key == MOM_OPTIM_FLUSH_SUBNORMALS && r->minor < 1)) /* 1.1's key */
@@ -2116,6 +2132,17 @@ static void commit_optim(mom_optim *opt, optim_prep *pp, const mom_ckpt *ck)
     pp->lr = pp->momentum = NULL;
     opt->t = get_u64(b + 16);
     get_f32s(opt->velocity, b + 24 + OPTION_SIZE * (size_t)n_opts, opt->n);
+    opt->la = 0; /* the true-theta form unless the file says otherwise */
+    opt->la_mu = 0.0f;
+    opt->la_rebase = 0;
+    opt->la_vmax_ok = 0; /* measured by the next step */
+    for (uint32_t i = 0; i < n_opts; i++) {
+        const unsigned char *o = b + 24 + OPTION_SIZE * (size_t)i;
+        if (get_u32(o) == MOM_OPTIM_LOOKAHEAD && opt->kind == MOM_OPTIM_NAG) {
+            opt->la = 1;
+            opt->la_mu = (float)get_f64(o + 4);
+        }
+    }
     if (ck->ix.present[SEC_HFST])
         hf_commit(opt, ck->img, &ck->ix);
 }

@@ -273,13 +273,15 @@ static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, 
             uint32_t b = mom__max_abs_bits(gw, so * si);
             m = b > m ? b : m;
         }
-        if (fz != NULL) /* final, and still in cache */
+        if (fz != NULL && (!fz->late_weights || l == 1)) /* final, and still in cache */
             fz->update(fz->ctx, net->blocks[2 * (l - 1)].offset, so * si);
         if (l == 1)
             break; /* no delta for the input layer */
         /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
         float *gb = out + net->blocks[2 * (l - 2) + 1].offset;
         mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
+        if (fz != NULL && fz->late_weights) /* W_l has been read: now it may change */
+            fz->update(fz->ctx, net->blocks[2 * (l - 1)].offset, so * si);
         ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
         if (fz != NULL)
             fz->update(fz->ctx, net->blocks[2 * (l - 2) + 1].offset, si);

@@ -56,6 +56,9 @@ typedef struct mom__nag_fuse {
     int (*decide)(void *ctx, double loss, double max_g);
     void (*update)(void *ctx, size_t off, size_t len);
     void *ctx;
+    /* nonzero: the point is the vector being updated (NAG's look-ahead form), so a weight block
+     * is handed to update() only after the backward product that reads it */
+    int late_weights;
 } mom__nag_fuse;
 
 typedef struct mom__block {

@@ -180,6 +180,10 @@ int mom_optim_set(mom_optim *opt, int option, double value)
         opt->flush = value != 0.0;
         return MOM_OK;
     }
+    if (option == MOM_OPTIM_LOOKAHEAD)
+        return mom__fail(&opt->base, MOM_E_INVALID,
+                         "the look-ahead form is switched by mom_optim_set_lookahead(), which "
+                         "converts the parameters");
     if (option == MOM_OPTIM_CLIP_NORM && opt->kind == MOM_OPTIM_HF)
         return mom__fail(&opt->base, MOM_E_UNSUPPORTED, "HF does not clip gradients");
     if (option != MOM_OPTIM_WEIGHT_DECAY && option != MOM_OPTIM_CLIP_NORM)
@@ -223,6 +227,9 @@ int mom_optim_get(double *value, const mom_optim *opt, int option)
         return MOM_OK;
     case MOM_OPTIM_FLUSH_SUBNORMALS:
         *value = opt->flush;
+        return MOM_OK;
+    case MOM_OPTIM_LOOKAHEAD:
+        *value = opt->la ? 1.0 : 0.0;
         return MOM_OK;
     default:
         return mom__fail(b, MOM_E_INVALID, "unknown optimizer option %d", option);
@@ -382,6 +389,104 @@ MOM__CLONES static void write_pass_same(size_t n, float *restrict th, float *res
     }
 }
 
+/* ---- NAG in look-ahead form (mom_optim_set_lookahead()) --------------------------------------
+ * The vector phi holds theta + mu v, where the gradient is taken. With mu = mu_t (phi was
+ * formed with it) and the effective gradient ge = s (g + w phi):
+ *     v'   = mu v - eps ge                     (the same expression as the true-theta form)
+ *     phi' = phi + (mu v' - eps ge)            (= theta' + mu v', theta' = theta + v')
+ * so phi is read and written once per step, with no look-ahead buffer. The write kernel also
+ * returns the largest abs_bits of v', which the next step's overflow guard uses. */
+static inline uint32_t la_check_kernel(size_t n, const float *phi, const float *v, const float *g,
+                                       float mu, float eps, float wd, float sc, int has_wd,
+                                       int has_sc)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float ge = eff_grad(g, phi, i, wd, sc, has_wd, has_sc);
+        float vn = mu * v[i] - eps * ge;
+        float pn = phi[i] + (mu * vn - eps * ge);
+        bad |= nonfinite_bits(vn) | nonfinite_bits(pn);
+    }
+    return bad;
+}
+
+/* out may equal phi (the common case) or be another vector (a step whose point was re-formed
+ * into the look-ahead buffer: phi is then that buffer and out the caller's vector). */
+static inline uint32_t la_write_kernel(size_t n, float *out, const float *phi,
+                                       float *restrict v, const float *restrict g, float mu,
+                                       float eps, float wd, float sc, int has_wd, int has_sc)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float ge = eff_grad(g, phi, i, wd, sc, has_wd, has_sc);
+        float vn = mu * v[i] - eps * ge;
+        v[i] = vn;
+        out[i] = phi[i] + (mu * vn - eps * ge);
+        uint32_t b = abs_bits(vn);
+        m = b > m ? b : m;
+    }
+    return m;
+}
+
+MOM__CLONES static uint32_t la_check_pass(size_t n, const float *phi, const float *v,
+                                          const float *g, float mu, float eps, float wd, float sc)
+{
+    if (wd == 0.0f)
+        return sc == 1.0f ? la_check_kernel(n, phi, v, g, mu, eps, wd, sc, 0, 0)
+                          : la_check_kernel(n, phi, v, g, mu, eps, wd, sc, 0, 1);
+    return sc == 1.0f ? la_check_kernel(n, phi, v, g, mu, eps, wd, sc, 1, 0)
+                      : la_check_kernel(n, phi, v, g, mu, eps, wd, sc, 1, 1);
+}
+
+MOM__CLONES static uint32_t la_write_pass(size_t n, float *restrict phi, float *restrict v,
+                                          const float *restrict g, float mu, float eps, float wd,
+                                          float sc)
+{
+    if (wd == 0.0f)
+        return sc == 1.0f ? la_write_kernel(n, phi, phi, v, g, mu, eps, wd, sc, 0, 0)
+                          : la_write_kernel(n, phi, phi, v, g, mu, eps, wd, sc, 0, 1);
+    return sc == 1.0f ? la_write_kernel(n, phi, phi, v, g, mu, eps, wd, sc, 1, 0)
+                      : la_write_kernel(n, phi, phi, v, g, mu, eps, wd, sc, 1, 1);
+}
+
+/* The same from a re-formed point pt into the caller's vector out (distinct vectors). */
+MOM__CLONES static uint32_t la_write_pass_from(size_t n, float *restrict out,
+                                               const float *restrict pt, float *restrict v,
+                                               const float *restrict g, float mu, float eps,
+                                               float wd, float sc)
+{
+    if (wd == 0.0f)
+        return sc == 1.0f ? la_write_kernel(n, out, pt, v, g, mu, eps, wd, sc, 0, 0)
+                          : la_write_kernel(n, out, pt, v, g, mu, eps, wd, sc, 0, 1);
+    return sc == 1.0f ? la_write_kernel(n, out, pt, v, g, mu, eps, wd, sc, 1, 0)
+                      : la_write_kernel(n, out, pt, v, g, mu, eps, wd, sc, 1, 1);
+}
+
+/* x + c v, elementwise: forming (c = mu), re-forming (c = mu_new - mu_old) or undoing (c = -mu)
+ * the look-ahead point. shift_check() is nonzero if any result would be non-finite. */
+MOM__CLONES static uint32_t shift_check(size_t n, const float *restrict x, const float *restrict v,
+                                        float c)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= nonfinite_bits(x[i] + c * v[i]);
+    return bad;
+}
+
+MOM__CLONES static void shift_copy(size_t n, float *restrict out, const float *restrict x,
+                                   const float *restrict v, float c)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = x[i] + c * v[i];
+}
+
+MOM__CLONES static void shift_inplace(size_t n, float *restrict x, const float *restrict v,
+                                      float c)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] + c * v[i];
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
@@ -431,6 +536,24 @@ static void job_write(void *arg, size_t part, size_t parts)
     size_t i0 = upd_start(j->n, part, parts), i1 = upd_start(j->n, part + 1, parts);
     write_pass_nag(i1 - i0, j->th + i0, j->v + i0, j->g + i0, j->pt + i0, j->mu, j->eps, j->wd,
                    j->sc);
+}
+
+static void job_la_write(void *arg, size_t part, size_t parts)
+{
+    upd_job *j = arg;
+    size_t i0 = upd_start(j->n, part, parts), i1 = upd_start(j->n, part + 1, parts);
+    j->mv[part] = j->pt == NULL
+                      ? la_write_pass(i1 - i0, j->th + i0, j->v + i0, j->g + i0, j->mu, j->eps,
+                                      j->wd, j->sc)
+                      : la_write_pass_from(i1 - i0, j->th + i0, j->pt + i0, j->v + i0,
+                                           j->g + i0, j->mu, j->eps, j->wd, j->sc);
+}
+
+static void job_max(void *arg, size_t part, size_t parts)
+{
+    upd_job *j = arg;
+    size_t i0 = upd_start(j->n, part, parts), i1 = upd_start(j->n, part + 1, parts);
+    j->mp[part] = max_bits_kernel(i1 - i0, j->th + i0);
 }
 
 static size_t upd_parts(const mom__team *team, size_t n)
@@ -492,6 +615,50 @@ static void nag_write(mom_optim *o, mom__team *team, float *params, const float 
     nag_write_range(o, team, params, grad, wd, sc, 0, o->n);
 }
 
+/* Look-ahead form: the largest abs_bits of phi over [off, off + len), merged into o->max_th and
+ * o->max_pt (phi is both the parameter vector and the gradient point), and returned. */
+static uint32_t la_max_range(mom_optim *o, mom__team *team, const float *phi, size_t off,
+                             size_t len)
+{
+    size_t parts = upd_parts(team, len);
+    uint32_t m = 0;
+    if (parts == 1) {
+        m = max_bits_kernel(len, phi + off);
+    } else {
+        upd_job j = {.n = len, .th = (float *)phi + off};
+        mom__team_run(team, job_max, &j, parts);
+        for (size_t q = 0; q < parts; q++)
+            m = j.mp[q] > m ? j.mp[q] : m;
+    }
+    o->max_th = m > o->max_th ? m : o->max_th;
+    o->max_pt = o->max_th;
+    return m;
+}
+
+/* Look-ahead form: the writing pass over [off, off + len), from the caller's vector phi itself,
+ * or (a step whose point was re-formed, o->la_rebase) from the look-ahead buffer into phi; the
+ * largest |v'| goes into o->la_vmax_next. */
+static void la_write_range(mom_optim *o, mom__team *team, float *phi, const float *grad, float wd,
+                           float sc, size_t off, size_t len)
+{
+    size_t parts = upd_parts(team, len);
+    const float *pt = o->la_rebase ? o->point + off : NULL;
+    uint32_t m = 0;
+    if (parts == 1) {
+        m = pt == NULL ? la_write_pass(len, phi + off, o->velocity + off, grad + off, o->step_mu,
+                                       o->step_lr, wd, sc)
+                       : la_write_pass_from(len, phi + off, pt, o->velocity + off, grad + off,
+                                            o->step_mu, o->step_lr, wd, sc);
+    } else {
+        upd_job j = {.n = len, .th = phi + off, .pt = (float *)pt, .v = o->velocity + off,
+                     .g = grad + off, .mu = o->step_mu, .eps = o->step_lr, .wd = wd, .sc = sc};
+        mom__team_run(team, job_la_write, &j, parts);
+        for (size_t q = 0; q < parts; q++)
+            m = j.mv[q] > m ? j.mv[q] : m;
+    }
+    o->la_vmax_next = m > o->la_vmax_next ? m : o->la_vmax_next;
+}
+
 /* NAG's overflow guard without a checking pass. With every |th| <= T, |v| <= V, |p| <= Pm and
  * |g| <= G (all finite), each new velocity is at most mu V + eps s (G + w Pm) and each new
  * parameter at most T + that, up to a relative rounding error below 2^-21 (five float
@@ -506,6 +673,8 @@ static int update_surely_finite(const mom_optim *o, uint32_t max_g, float wd, fl
                 (double)o->step_lr * (double)sc *
                     ((double)bits_float(max_g) + (double)wd * bits_float(o->max_pt));
     double bt = (double)bits_float(o->max_th) + bv;
+    if (o->la) /* |phi'| <= |phi| + eps s |g + w phi| + mu |v'|, each of the last two <= bv */
+        bt += bv;
     return bt * 1.0001 < 0.5 * (double)FLT_MAX;
 }
 
@@ -544,7 +713,27 @@ static int begin_impl(const float **point, mom_optim *opt, float *params, mom__t
                              (unsigned long long)opt->t);
     }
     const float muf = (float)mu;
-    if (opt->kind == MOM_OPTIM_NAG) {
+    if (opt->kind == MOM_OPTIM_NAG && opt->la) {
+        /* the caller's vector is the point already, unless the momentum changed since it was
+         * formed: then this step takes its gradient at phi + (mu_t - mu_old) v, formed in the
+         * look-ahead buffer, and end writes the new phi from there (so a failed step leaves
+         * the caller's vector as it was) */
+        if (!opt->la_vmax_ok) {
+            opt->la_vmax = max_bits_kernel(opt->n, opt->velocity);
+            opt->la_vmax_ok = 1;
+        }
+        opt->la_vmax_next = 0;
+        opt->la_rebase = muf != opt->la_mu;
+        if (opt->la_rebase) {
+            nag_point(opt, team, params, (float)((double)muf - (double)opt->la_mu));
+            opt->max_th = opt->max_pt; /* the bound's |phi| is the point's */
+            *point = opt->point;
+        } else {
+            opt->max_th = opt->max_pt = 0; /* measured by the hooks or by end */
+            *point = params;
+        }
+        opt->max_v = opt->la_vmax;
+    } else if (opt->kind == MOM_OPTIM_NAG) {
         if (defer_point)
             opt->max_th = opt->max_v = opt->max_pt = 0;
         else
@@ -575,6 +764,7 @@ int mom_optim_cancel(mom_optim *opt)
     ENTER(opt);
     if (!opt->begun)
         return mom__fail(&opt->base, MOM_E_STATE, "no step is begun");
+    opt->la_rebase = 0;
     opt->begun = 0;
     opt->begun_params = NULL;
     return MOM_OK;
@@ -600,7 +790,7 @@ static int diverged(mom_optim *o, const float *th, const float *g, const float *
         if (sc != 1.0f)
             gi *= sc;
         float vn = o->step_mu * o->velocity[i] - o->step_lr * gi;
-        float tn = th[i] + vn;
+        float tn = o->la ? th[i] + (o->step_mu * vn - o->step_lr * gi) : th[i] + vn;
         if (!isfinite(vn) || !isfinite(tn))
             return mom__fail(&o->base, MOM_E_DIVERGED,
                              "the update of parameter %zu is not finite (velocity %g, parameter "
@@ -634,8 +824,10 @@ static int end_impl(mom_optim *opt, float *params, double loss, const float *gra
         return mom__fail(&opt->base, MOM_E_DIVERGED, "loss is %g; state unchanged", loss);
 
     const size_t n = opt->n;
-    const int nag = opt->kind == MOM_OPTIM_NAG;
-    const float *p = nag ? opt->point : params;
+    const int nag = opt->kind == MOM_OPTIM_NAG, la = nag && opt->la;
+    /* the gradient point: NAG's buffer (and, in the look-ahead form, the caller's vector unless
+     * this step re-formed the point) */
+    const float *p = nag && !(la && !opt->la_rebase) ? opt->point : params;
     const float wd = (float)opt->weight_decay;
     float sc = 1.0f;
     if (opt->clip_norm > 0.0) {
@@ -663,12 +855,22 @@ static int end_impl(mom_optim *opt, float *params, double loss, const float *gra
     if (nag) {
         if (max_g == NO_MAX_G)
             max_g = max_bits_kernel(n, grad);
+        if (la && !opt->la_rebase) /* the bound needs |phi|, which no begin pass measured */
+            opt->max_th = opt->max_pt = max_bits_kernel(n, params);
         safe = update_surely_finite(opt, max_g, wd, sc);
     }
     if (!safe &&
-        check_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd, sc) != 0)
-        return diverged(opt, params, grad, p, wd, sc);
-    if (nag)
+        (la ? la_check_pass(n, p, opt->velocity, grad, opt->step_mu, opt->step_lr, wd, sc)
+            : check_pass(n, params, opt->velocity, grad, p, opt->step_mu, opt->step_lr, wd,
+                         sc)) != 0)
+        return diverged(opt, la ? p : params, grad, p, wd, sc);
+    if (la) {
+        opt->la_vmax_next = 0;
+        la_write_range(opt, team, params, grad, wd, sc, 0, n);
+        opt->la_vmax = opt->la_vmax_next;
+        opt->la_mu = opt->step_mu; /* the new phi holds mu_t */
+        opt->la_rebase = 0;
+    } else if (nag)
         nag_write(opt, team, params, grad, wd, sc);
     else
         write_pass_same(n, params, opt->velocity, grad, opt->step_mu, opt->step_lr, wd, sc);
@@ -709,6 +911,8 @@ typedef struct fused_nag {
 static uint32_t fused_point(void *ctx, size_t off, size_t len)
 {
     fused_nag *f = ctx;
+    if (f->o->la) /* the point is the parameter vector: measure it only */
+        return la_max_range(f->o, f->team, f->th, off, len);
     return nag_point_range(f->o, f->team, f->th, f->mu, off, len);
 }
 
@@ -728,7 +932,10 @@ static int fused_decide(void *ctx, double loss, double max_g)
 static void fused_update(void *ctx, size_t off, size_t len)
 {
     fused_nag *f = ctx;
-    nag_write_range(f->o, f->team, f->th, f->o->grad, f->wd, 1.0f, off, len);
+    if (f->o->la)
+        la_write_range(f->o, f->team, f->th, f->o->grad, f->wd, 1.0f, off, len);
+    else
+        nag_write_range(f->o, f->team, f->th, f->o->grad, f->wd, 1.0f, off, len);
 }
 
 /* fe: the mode the public entry entered (the schedules run outside it, in the caller's) */
@@ -742,20 +949,26 @@ static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mo
     /* fused when nothing must see the whole gradient before the update (a reduction across
      * workers, the clipping norm), and when the fused passes, which run in the network's
      * floating-point mode, would run in the same mode outside it */
-    const int fuse = opt->kind == MOM_OPTIM_NAG && opt->reduce == NULL &&
-                     !(opt->clip_norm > 0.0) && opt->flush == net->flush &&
-                     mom__net_can_fuse_nag(net);
+    int fuse = opt->kind == MOM_OPTIM_NAG && opt->reduce == NULL && !(opt->clip_norm > 0.0) &&
+               opt->flush == net->flush && mom__net_can_fuse_nag(net);
     int rc = begin_impl(&point, opt, theta, &net->team, fuse, fe);
     if (rc != MOM_OK)
         return rc;
+    /* a look-ahead step whose point begin re-formed (a new momentum) runs unfused: it reads the
+     * buffer begin filled and writes the caller's vector in end */
+    if (opt->la && opt->la_rebase)
+        fuse = 0;
     double l = 0.0;
     uint32_t max_g = NO_MAX_G;
     fused_nag f = {.o = opt, .team = &net->team, .th = theta, .mu = opt->step_mu,
                    .wd = (float)opt->weight_decay};
     mom__fpenv_pause(net_fe); /* the network computes in the mode its own option gives */
     if (fuse) {
-        mom__nag_fuse hooks = {fused_point, fused_decide, fused_update, &f};
-        rc = mom__net_loss_grad_nag(&l, opt->grad, net, batch, opt->point, &hooks);
+        /* in the look-ahead form the network reads the weights being updated: each weight
+         * block is then updated after the backward product that reads it (late_weights) */
+        mom__nag_fuse hooks = {fused_point, fused_decide, fused_update, &f, opt->la};
+        rc = mom__net_loss_grad_nag(&l, opt->grad, net, batch, opt->la ? theta : opt->point,
+                                    &hooks);
     } else {
         rc = mom__net_loss_grad_max(&l, opt->grad, &max_g, net, batch, point);
     }
@@ -768,6 +981,8 @@ static int step_first_order(double *loss, mom_optim *opt, mom_net *net, const mo
     if (f.in_place) { /* the fused step has updated every block */
         if (loss != NULL)
             *loss = l;
+        if (opt->la)
+            opt->la_vmax = opt->la_vmax_next;
         opt->fused_steps++;
         opt->t++;
         opt->begun = 0;
@@ -882,8 +1097,79 @@ int mom_optim_reset(mom_optim *opt)
         return mom__fail(&opt->base, MOM_E_STATE,
                          "cannot reset between mom_optim_begin() and mom_optim_end()");
     memset(opt->velocity, 0, opt->n * sizeof *opt->velocity);
+    opt->la_vmax = 0; /* with v = 0 the look-ahead point is theta itself */
+    opt->la_vmax_ok = 1;
     if (opt->kind == MOM_OPTIM_HF)
         mom__hf_reset(opt);
     opt->t = 0;
+    return MOM_OK;
+}
+
+/* ---- the look-ahead form: switching and reading theta ---------------------------------------- */
+
+int mom_optim_set_lookahead(mom_optim *opt, float *params, int on)
+{
+    ENTER(opt);
+    if (opt->kind != MOM_OPTIM_NAG)
+        return mom__fail(&opt->base, MOM_E_UNSUPPORTED,
+                         "the look-ahead form is a NAG setting; this is a %s optimizer",
+                         kind_name(opt->kind));
+    if (params == NULL)
+        return mom__fail(&opt->base, MOM_E_INVALID, "params is NULL");
+    if (opt->begun)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "cannot switch the form between mom_optim_begin() and mom_optim_end()");
+    on = on != 0;
+    if (on == opt->la)
+        return MOM_OK;
+    float c;
+    if (on) {
+        /* the point of the next step: theta + mu_t v (the schedule runs in the caller's mode) */
+        double mu = mom_sched_value(opt->momentum, opt->t);
+        if (!(mu >= 0.0 && mu <= 1.0))
+            return mom__fail(&opt->base, MOM_E_INVALID, "momentum %g at step %llu is outside [0, 1]",
+                             mu, (unsigned long long)opt->t);
+        c = (float)mu;
+    } else {
+        c = -opt->la_mu;
+    }
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, opt->flush);
+    int rc = MOM_OK;
+    if (shift_check(opt->n, params, opt->velocity, c) != 0) {
+        rc = mom__fail(&opt->base, MOM_E_DIVERGED,
+                       "%s would overflow (a parameter or the velocity is too large or not "
+                       "finite); state unchanged",
+                       on ? "forming theta + mu v" : "recovering theta = point - mu v");
+    } else {
+        shift_inplace(opt->n, params, opt->velocity, c);
+        opt->la = on;
+        opt->la_mu = on ? c : 0.0f;
+        opt->la_vmax = max_bits_kernel(opt->n, opt->velocity);
+        opt->la_vmax_ok = 1;
+    }
+    mom__fpenv_leave(&fe);
+    return rc;
+}
+
+int mom_optim_get_theta(float *theta, const mom_optim *opt, const float *params)
+{
+    if (opt == NULL)
+        return MOM_E_INVALID;
+    /* a query: the message is written only on failure (see mom_optim_get()) */
+    mom__base *b = (mom__base *)&opt->base;
+    if (theta == NULL || params == NULL)
+        return mom__fail(b, MOM_E_INVALID, "%s is NULL", theta == NULL ? "theta" : "params");
+    const size_t n = opt->n;
+    if (theta < params + n && params < theta + n)
+        return mom__fail(b, MOM_E_INVALID, "theta must not overlap params");
+    if (!(opt->kind == MOM_OPTIM_NAG && opt->la)) {
+        memcpy(theta, params, n * sizeof *theta);
+        return MOM_OK;
+    }
+    mom__fpenv fe;
+    mom__fpenv_enter(&fe, opt->flush);
+    shift_copy(n, theta, params, opt->velocity, -opt->la_mu);
+    mom__fpenv_leave(&fe);
     return MOM_OK;
 }

@@ -41,6 +41,16 @@ struct mom_optim {
     /* NAG: largest magnitudes (as |x| bit patterns, >= 0x7f800000 for inf/NaN) of params,
      * velocity and point, measured by begin's pass for the overflow guard of end */
     uint32_t max_th, max_v, max_pt;
+    /* NAG in look-ahead form (mom_optim_set_lookahead()): the caller's vector holds
+     * phi = theta + la_mu v between steps instead of theta. la_mu is the momentum phi was formed
+     * with (the last step's mu_t; begin re-forms phi when the schedule gives another value).
+     * la_vmax: largest abs_bits of the velocity, kept by every pass that writes it, valid when
+     * la_vmax_ok (else measured by the next step). */
+    int la;
+    float la_mu;
+    int la_rebase; /* this step's point was re-formed into `point` (mu_t != la_mu) */
+    int la_vmax_ok;
+    uint32_t la_vmax, la_vmax_next;
     uint64_t fused_steps; /* NAG steps of mom_optim_step_net() updated inside the network's passes
                            * (optim.c, mom__nag_fuse): a statistic the tests read */
 

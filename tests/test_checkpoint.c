@@ -811,6 +811,60 @@ static void test_resume_bit_exact(void **state)
                 resume_case(nets[n], kinds[k], via, via == VIA_BUFFER);
 }
 
+/* NAG in the look-ahead form: the form and the momentum its point holds survive a checkpoint
+ * (format 1.3), so a resumed run continues with the same bits, across momentum changes (the
+ * schedule changes every few steps); a file of the true-theta form switches a restored
+ * optimizer back to that form. */
+static void test_resume_lookahead(void **state)
+{
+    (void)state;
+    const int nets[2] = {MOM_NET_FEEDFORWARD, MOM_NET_RECURRENT};
+    for (int k = 0; k < 2; k++) {
+        for (int into_existing = 0; into_existing < 2; into_existing++) {
+            const int N = 9, M = 8;
+            train_state ref = make_state(nets[k], MOM_OPTIM_NAG, 21, NULL);
+            assert_ok(mom_optim_set_lookahead(ref.opt, mom_net_params(ref.net), 1));
+            train(ref.net, ref.opt, ref.rng, N + M);
+            train_state a = make_state(nets[k], MOM_OPTIM_NAG, 21, NULL);
+            assert_ok(mom_optim_set_lookahead(a.opt, mom_net_params(a.net), 1));
+            train(a.net, a.opt, a.rng, N);
+            mom_ckpt *ck;
+            assert_ok(mom_ckpt_create(&ck, NULL));
+            const mom_rng *r = a.rng;
+            assert_ok(mom_ckpt_capture(ck, a.net, a.opt, &r, 1));
+            free_state(&a);
+            train_state b;
+            if (into_existing) { /* an optimizer in the true-theta form */
+                b = make_state(nets[k], MOM_OPTIM_NAG, 77, NULL);
+                assert_ok(mom_ckpt_restore(ck, b.net, b.opt, &b.rng, 1));
+            } else {
+                assert_ok(mom_ckpt_restore_new(&b.net, &b.opt, &b.rng, 1, ck));
+            }
+            double v;
+            assert_ok(mom_optim_get(&v, b.opt, MOM_OPTIM_LOOKAHEAD));
+            assert_true(v == 1.0);
+            train(b.net, b.opt, b.rng, M);
+            if (!state_equal(&ref, &b))
+                fail_msg("net kind %d, into_existing %d: the resumed run differs", nets[k],
+                         into_existing);
+            /* a true-theta checkpoint restored into it: back to that form */
+            train_state c = make_state(nets[k], MOM_OPTIM_NAG, 5, NULL);
+            r = c.rng;
+            assert_ok(mom_ckpt_capture(ck, c.net, c.opt, &r, 1));
+            assert_ok(mom_ckpt_restore(ck, b.net, b.opt, &b.rng, 1));
+            assert_ok(mom_optim_get(&v, b.opt, MOM_OPTIM_LOOKAHEAD));
+            assert_true(v == 0.0);
+            train(b.net, b.opt, b.rng, 2);
+            train(c.net, c.opt, c.rng, 2);
+            assert_true(state_equal(&b, &c));
+            mom_ckpt_destroy(ck);
+            free_state(&c);
+            free_state(&b);
+            free_state(&ref);
+        }
+    }
+}
+
 /* The momentum actually changes across the checkpoint (paper schedule and final phase). */
 static void test_resume_crosses_schedule_changes(void **state)
 {
@@ -2005,7 +2059,7 @@ static void test_user_data_api(void **state)
     assert_user(ck, NULL, 0);
     size_t size;
     unsigned char *b = image_of(ck, &size);
-    assert_int_equal(b[10], 2); /* format 1.2, USER or not */
+    assert_int_equal(b[10], MOM_CKPT_FORMAT_MINOR); /* USER or not */
     assert_int_equal(find_section(b, "USER", NULL), 0);
     free(b);
 
@@ -2587,6 +2641,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_everything),
         cmocka_unit_test(test_resume_bit_exact),
         cmocka_unit_test(test_resume_crosses_schedule_changes),
+        cmocka_unit_test(test_resume_lookahead),
         cmocka_unit_test(test_hf_state),
         cmocka_unit_test(test_atomic_save),
         cmocka_unit_test(test_flush_options),

@@ -1234,6 +1234,239 @@ static void test_step_net_errors(void **state)
     mom_net_destroy(net);
 }
 
+
+/* ---- NAG in look-ahead form (mom_optim_set_lookahead()) --------------------------------------
+ * The caller's vector holds phi = theta + mu v. The iterates are the true-theta form's up to float
+ * rounding; the fused and unfused paths give the same bits; divergence changes nothing. */
+
+/* Like fuse_pair_open(), with both optimizers switched to the look-ahead form. */
+static void la_pair_open(fuse_pair *p, const fuse_case *c, uint64_t seed)
+{
+    fuse_pair_open(p, c, seed);
+    assert_ok(mom_optim_set_lookahead(p->oa, mom_net_params(p->na), 1));
+    assert_ok(mom_optim_set_lookahead(p->ob, mom_net_params(p->nb), 1));
+}
+
+static void test_lookahead_fused_matches_unfused(void **state)
+{
+    (void)state;
+    const fuse_case cases[] = {
+        {MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0.0, 1},
+        {MOM_ACT_LOGISTIC, MOM_OUT_LOGISTIC_XENT, 1e-3, 4},
+        {MOM_ACT_RELU, MOM_OUT_SOFTMAX_XENT, 0.0, 4},
+    };
+    static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        mom_batch b = fuse_batch(x, t, cases[c].output);
+        fuse_pair p;
+        la_pair_open(&p, &cases[c], 21 + c);
+        double v;
+        assert_ok(mom_optim_get(&v, p.oa, MOM_OPTIM_LOOKAHEAD));
+        assert_true(v == 1.0);
+        /* the momentum changes every 2 steps: steps 2, 4, 6 and 8 re-form the point and run
+         * unfused (the same bits either way) */
+        fuse_pair_steps(&p, &b, 9);
+        assert_int_equal(p.oa->fused_steps, 5);
+        assert_int_equal(p.ob->fused_steps, 0);
+        fuse_pair_close(&p);
+    }
+}
+
+/* The look-ahead iterates follow the true-theta ones: theta = phi - mu v within float rounding
+ * over 40 steps whose momentum changes every 2 steps, with weight decay. */
+static void test_lookahead_tracks_true_theta(void **state)
+{
+    (void)state;
+    const fuse_case c = {MOM_ACT_LOGISTIC, MOM_OUT_LOGISTIC_XENT, 1e-3, 1};
+    static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
+    mom_batch b = fuse_batch(x, t, c.output);
+    mom_net *na = fuse_net(&c, 7), *nb = fuse_net(&c, 7);
+    const size_t n = mom_net_num_params(na);
+    mom_optim *oa = fuse_optim(n, c.wd), *ob = fuse_optim(n, c.wd);
+    assert_ok(mom_optim_set_lookahead(oa, mom_net_params(na), 1));
+    float *th = malloc(n * sizeof *th);
+    assert_non_null(th);
+    for (int k = 0; k < 40; k++) {
+        assert_ok(mom_optim_step_net(NULL, oa, na, &b));
+        assert_ok(mom_optim_step_net(NULL, ob, nb, &b));
+    }
+    assert_ok(mom_optim_get_theta(th, oa, mom_net_params(na)));
+    const float *tb = mom_net_params(nb), *va = mom_optim_velocity(oa),
+                *vb = mom_optim_velocity(ob);
+    double dmax = 0.0, vmax = 0.0, moved = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        dmax = fmax(dmax, fabs((double)th[i] - tb[i]));
+        vmax = fmax(vmax, fabs((double)va[i] - vb[i]));
+        moved = fmax(moved, fabs((double)vb[i]));
+    }
+    assert_true(moved > 1e-4); /* the run did move */
+    if (dmax > 2e-6 || vmax > 1e-3 * moved)
+        fail_msg("theta differs by %g, velocity by %g (largest velocity %g)", dmax, vmax, moved);
+    /* switching back gives theta in the network */
+    assert_ok(mom_optim_set_lookahead(oa, mom_net_params(na), 0));
+    assert_memory_equal(th, mom_net_params(na), n * sizeof *th);
+    free(th);
+    mom_optim_destroy(oa);
+    mom_optim_destroy(ob);
+    mom_net_destroy(na);
+    mom_net_destroy(nb);
+}
+
+/* The update of one step by hand: phi' = phi + (mu v' - eps g), v' = mu v - eps g. */
+static void test_lookahead_by_hand(void **state)
+{
+    (void)state;
+    mom_sched *lr, *mu;
+    assert_ok(mom_sched_create_const(&lr, 0.5, NULL));
+    assert_ok(mom_sched_create_const(&mu, 0.75, NULL));
+    mom_optim *opt = make_optim(MOM_OPTIM_NAG, 2, lr, mu, NULL);
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+    float th[2] = {1.0f, -2.0f};
+    const float *p;
+    const float g1[2] = {1.0f, 2.0f}, g2[2] = {-4.0f, 0.5f};
+    assert_ok(mom_optim_set_lookahead(opt, th, 1)); /* v = 0: phi = theta */
+    assert_true(th[0] == 1.0f && th[1] == -2.0f);
+    assert_ok(mom_optim_begin(&p, opt, th));
+    assert_ptr_equal(p, th);
+    assert_ok(mom_optim_end(opt, th, 0.0, g1));
+    /* v = -0.5 g1 = (-0.5, -1); theta = (0.5, -3); phi = theta + 0.75 v = (0.125, -3.75) */
+    assert_true(mom_optim_velocity(opt)[0] == -0.5f && mom_optim_velocity(opt)[1] == -1.0f);
+    assert_true(th[0] == 0.125f && th[1] == -3.75f);
+    assert_ok(mom_optim_begin(&p, opt, th));
+    assert_ok(mom_optim_end(opt, th, 0.0, g2));
+    /* v = 0.75 (-0.5, -1) - 0.5 (-4, 0.5) = (1.625, -1); theta = (2.125, -4);
+     * phi = (2.125 + 1.21875, -4 - 0.75) */
+    assert_true(mom_optim_velocity(opt)[0] == 1.625f && mom_optim_velocity(opt)[1] == -1.0f);
+    assert_true(th[0] == 3.34375f && th[1] == -4.75f);
+    float out[2];
+    assert_ok(mom_optim_get_theta(out, opt, th));
+    assert_true(out[0] == 2.125f && out[1] == -4.0f);
+    mom_optim_destroy(opt);
+}
+
+/* A momentum schedule replaced between steps: the next begin re-forms the point for the new
+ * momentum, theta stays (up to rounding). */
+static void test_lookahead_momentum_change(void **state)
+{
+    (void)state;
+    mom_sched *lr, *mu, *mu2;
+    assert_ok(mom_sched_create_const(&lr, 0.5, NULL));
+    assert_ok(mom_sched_create_const(&mu, 0.5, NULL));
+    assert_ok(mom_sched_create_const(&mu2, 0.25, NULL));
+    mom_optim *opt = make_optim(MOM_OPTIM_NAG, 1, lr, mu, NULL);
+    float th[1] = {1.0f};
+    const float g[1] = {1.0f};
+    const float *p;
+    assert_ok(mom_optim_set_lookahead(opt, th, 1));
+    assert_ok(mom_optim_begin(&p, opt, th));
+    assert_ok(mom_optim_end(opt, th, 0.0, g)); /* v = -0.5, theta = 0.5, phi = 0.25 */
+    assert_true(th[0] == 0.25f);
+    assert_ok(mom_optim_set_momentum(opt, mu2));
+    /* the point is re-formed for the new momentum in the optimizer's buffer:
+     * 0.5 + 0.25 (-0.5) = 0.375; the caller's vector changes only when the step ends */
+    assert_ok(mom_optim_begin(&p, opt, th));
+    assert_true(p != th && p[0] == 0.375f && th[0] == 0.25f);
+    assert_ok(mom_optim_cancel(opt));
+    assert_true(th[0] == 0.25f);
+    float out[1];
+    assert_ok(mom_optim_get_theta(out, opt, th));
+    assert_true(out[0] == 0.5f);
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+    mom_sched_destroy(mu2);
+    mom_optim_destroy(opt);
+}
+
+static void test_lookahead_errors(void **state)
+{
+    (void)state;
+    float th[3] = {1, 2, 3}, out[3];
+    mom_optim *sgd, *nag;
+    assert_ok(mom_optim_create(&sgd, MOM_OPTIM_SGD, 3, NULL));
+    assert_ok(mom_optim_create(&nag, MOM_OPTIM_NAG, 3, NULL));
+    assert_status(mom_optim_set_lookahead(NULL, th, 1), MOM_E_INVALID);
+    assert_status(mom_optim_set_lookahead(sgd, th, 1), MOM_E_UNSUPPORTED);
+    assert_non_null(strstr(mom_optim_errmsg(sgd), "NAG"));
+    assert_status(mom_optim_set_lookahead(nag, NULL, 1), MOM_E_INVALID);
+    assert_status(mom_optim_set(nag, MOM_OPTIM_LOOKAHEAD, 1.0), MOM_E_INVALID);
+    assert_non_null(strstr(mom_optim_errmsg(nag), "mom_optim_set_lookahead"));
+    double v = -1;
+    assert_ok(mom_optim_get(&v, sgd, MOM_OPTIM_LOOKAHEAD));
+    assert_true(v == 0.0);
+    /* get_theta: a copy when not in the look-ahead form; NULLs and overlap refused */
+    assert_ok(mom_optim_get_theta(out, sgd, th));
+    assert_memory_equal(out, th, sizeof th);
+    assert_status(mom_optim_get_theta(NULL, nag, th), MOM_E_INVALID);
+    assert_status(mom_optim_get_theta(out, nag, NULL), MOM_E_INVALID);
+    assert_status(mom_optim_get_theta(th + 1, nag, th), MOM_E_INVALID);
+    assert_status(mom_optim_get_theta(out, NULL, th), MOM_E_INVALID);
+    /* inside begin/end */
+    const float *p;
+    assert_ok(mom_optim_begin(&p, nag, th));
+    assert_status(mom_optim_set_lookahead(nag, th, 1), MOM_E_STATE);
+    assert_ok(mom_optim_cancel(nag));
+    /* a conversion that would overflow changes nothing */
+    const float g[3] = {-1e38f, 0, 0};
+    assert_ok(mom_optim_begin(&p, nag, th));
+    assert_ok(mom_optim_end(nag, th, 0.0, g)); /* v[0] = 1e36 (lr 0.01) */
+    th[0] = FLT_MAX;
+    float keep[3];
+    memcpy(keep, th, sizeof th);
+    assert_status(mom_optim_set_lookahead(nag, th, 1), MOM_E_DIVERGED);
+    assert_memory_equal(keep, th, sizeof th);
+    assert_ok(mom_optim_get(&v, nag, MOM_OPTIM_LOOKAHEAD));
+    assert_true(v == 0.0);
+    mom_optim_destroy(sgd);
+    mom_optim_destroy(nag);
+}
+
+/* A divergent step in the look-ahead form changes nothing, fused or not. */
+static void test_lookahead_divergence(void **state)
+{
+    (void)state;
+    const fuse_case c = {MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 0.0, 1};
+    static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
+    mom_batch b = fuse_batch(x, t, c.output);
+    mom_net *net = fuse_net(&c, 4);
+    const size_t n = mom_net_num_params(net);
+    mom_optim *opt = fuse_optim(n, 0.0);
+    assert_ok(mom_optim_set_lookahead(opt, mom_net_params(net), 1));
+    for (int k = 0; k < 2; k++)
+        assert_ok(mom_optim_step_net(NULL, opt, net, &b));
+    int bk;
+    size_t layer, rows, cols, off;
+    assert_ok(mom_net_block(net, 4, &bk, &layer, &rows, &cols, &off)); /* W_3: 6 x 240 */
+    float *th = mom_net_params(net);
+    for (size_t i = 0; i < rows * cols; i++)
+        th[off + i] = i % 2 ? 1e30f : -1e30f;
+    float *sx = malloc(n * sizeof *sx), *sv = malloc(n * sizeof *sv), *g = malloc(n * sizeof *g);
+    assert_non_null(sx);
+    assert_non_null(sv);
+    assert_non_null(g);
+    memcpy(sx, th, n * sizeof *sx);
+    memcpy(sv, mom_optim_velocity(opt), n * sizeof *sv);
+    assert_status(mom_optim_step_net(NULL, opt, net, &b), MOM_E_DIVERGED);
+    assert_memory_equal(sx, th, n * sizeof *sx);
+    assert_memory_equal(sv, mom_optim_velocity(opt), n * sizeof *sv);
+    assert_int_equal(mom_optim_steps(opt), 2);
+    /* the public path: a non-finite gradient entry */
+    const float *p;
+    double l;
+    assert_ok(mom_optim_begin(&p, opt, th));
+    assert_ok(mom_net_loss_grad(&l, g, net, &b, p));
+    g[n - 1] = INFINITY;
+    assert_status(mom_optim_end(opt, th, 1.0, g), MOM_E_DIVERGED);
+    assert_memory_equal(sx, th, n * sizeof *sx);
+    assert_memory_equal(sv, mom_optim_velocity(opt), n * sizeof *sv);
+    assert_ok(mom_optim_cancel(opt));
+    free(sx);
+    free(sv);
+    free(g);
+    mom_optim_destroy(opt);
+    mom_net_destroy(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1258,6 +1491,12 @@ int main(void)
         cmocka_unit_test(test_step_net_fused_nag_fallback),
         cmocka_unit_test(test_step_net_fused_nag_diverges_atomically),
         cmocka_unit_test(test_step_net_flush_options),
+        cmocka_unit_test(test_lookahead_fused_matches_unfused),
+        cmocka_unit_test(test_lookahead_tracks_true_theta),
+        cmocka_unit_test(test_lookahead_by_hand),
+        cmocka_unit_test(test_lookahead_momentum_change),
+        cmocka_unit_test(test_lookahead_errors),
+        cmocka_unit_test(test_lookahead_divergence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

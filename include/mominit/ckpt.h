@@ -73,7 +73,7 @@ extern "C" {
 #define MOM_CKPT_FORMAT_MAJOR 1
 /** Minor version of the checkpoint format this library writes. Files with a newer minor version
  *  are read, skipping the sections this library does not know. @since 0.1.0 */
-#define MOM_CKPT_FORMAT_MINOR 2
+#define MOM_CKPT_FORMAT_MINOR 3
 /** Both as one number: MAJOR * 65536 + MINOR. @since 0.1.0 */
 #define MOM_CKPT_FORMAT_VERSION (MOM_CKPT_FORMAT_MAJOR * 65536 + MOM_CKPT_FORMAT_MINOR)
 /** The most bytes of user data a checkpoint holds (16 MiB): mom_ckpt_set_user_data() refuses

@@ -141,6 +141,10 @@ typedef enum mom_optim_option {
      *  MOM_NET_FLUSH_SUBNORMALS governs the network's own work, also inside these steps: the
      *  network computes in the mode it would have if the caller called it. @since 0.1.0 */
     MOM_OPTIM_FLUSH_SUBNORMALS = 3,
+    /** read-only here: 1 when a NAG optimizer is in the look-ahead form, else 0. Switch it with
+     *  mom_optim_set_lookahead(), which converts the parameters (mom_optim_set() returns
+     *  MOM_E_INVALID for this key). @since 0.6.0 */
+    MOM_OPTIM_LOOKAHEAD = 4,
 
     MOM_OPTIM_HF_LAMBDA = 100,          /**< HF damping lambda (current value) */
     MOM_OPTIM_HF_MAX_CG = 101,          /**< HF maximum CG iterations */
@@ -411,6 +415,47 @@ MOM_API const float *mom_optim_velocity(const mom_optim *opt);
 
 /** Number of parameters the optimizer was created for, 0 for NULL. @since 0.1.0 */
 MOM_API size_t mom_optim_num_params(const mom_optim *opt);
+
+/**
+ * Switch a NAG optimizer between the true-theta form (the default) and the look-ahead form, and
+ * convert `params` (the caller's parameter vector, n_params floats) to match.
+ *
+ * In the look-ahead form the caller's vector holds phi = theta + mu_t v, the point where NAG
+ * takes its gradient, instead of theta (this is how PyTorch's SGD(nesterov=True) keeps its
+ * parameters). A step then reads and writes each parameter once: no look-ahead buffer is formed,
+ * and mom_optim_begin() returns params itself as the point. The iterates are those of the
+ * true-theta form up to float rounding (not bit for bit): theta_t = phi_t - mu_t v_t, with
+ *     v' = mu_t v - eps_t g(phi),   phi' = phi + (mu_t v' - eps_t g(phi)).
+ * phi is formed with the momentum of the step about to run; when the schedule gives a different
+ * mu at the next step's begin (a schedule change, or a call of mom_optim_set_momentum()), that
+ * begin first re-forms phi += (mu_new - mu_old) v, one extra pass (kept even if the step then
+ * fails). Weight decay applies at the gradient point, as in the true-theta form. A vector given
+ * to a step in this form must be the one the optimizer converted (or a copy of it): values the
+ * caller writes into it are taken as look-ahead points. Steps in this form also fuse into a
+ * feedforward network's passes (mom_optim_step_net()); divergence still changes nothing.
+ * Checkpoints record the form (format 1.2): the saved network parameters are then phi.
+ * Use mom_optim_get_theta() for theta (to evaluate or export a model), or switch back.
+ *
+ * @param on nonzero: convert params from theta to theta + mu_t v (mu_t at t =
+ *           mom_optim_steps()); 0: convert params back to theta. Switching to the form the
+ *           optimizer is already in changes nothing.
+ * @return MOM_OK; MOM_E_UNSUPPORTED (not NAG); MOM_E_INVALID (a NULL pointer, mu_t outside
+ *         [0, 1]); MOM_E_STATE (inside begin/end); MOM_E_DIVERGED (a converted value would not
+ *         be finite: params and the optimizer are unchanged).
+ * @since 0.6.0
+ */
+MOM_API MOM_NODISCARD int mom_optim_set_lookahead(mom_optim *opt, float *params, int on);
+
+/**
+ * Write the true parameters theta of `params` into `theta` (n_params floats each, not
+ * overlapping): params - mu v in the look-ahead form, a copy of params otherwise. Does not
+ * change the optimizer (writes its detail message only on failure, so concurrent calls on one
+ * handle are safe when they all succeed).
+ * @return MOM_OK, MOM_E_INVALID (a NULL pointer, the vectors overlap).
+ * @since 0.6.0
+ */
+MOM_API MOM_NODISCARD int mom_optim_get_theta(float *theta, const mom_optim *opt,
+                                              const float *params);
 
 /** Zero the velocity and the step count (schedules, options and parameters are kept). For HF:
  *  zeroes the warm start and t, and sets the report to NaN; lambda and the other settings are
