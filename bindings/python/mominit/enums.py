@@ -107,6 +107,7 @@ class OptimOption(enum.IntEnum):
     WEIGHT_DECAY = 1
     CLIP_NORM = 2
     FLUSH_SUBNORMALS = 3
+    LOOKAHEAD = 4  # read-only (1 / 0): NAG in the look-ahead form; switch with set_lookahead()
     # HF settings (an HF optimizer only; optim.h, docs/hf.md)
     HF_LAMBDA = 100
     HF_MAX_CG = 101

@@ -5,11 +5,15 @@ Ways to drive a step:
      `point`; ``opt.end(params, loss, grad)``; or ``opt.step(params, fn)``, which does the three;
   2. a Net: ``loss = opt.step_net(net, batch)`` (any kind; on HF one batch for both data sets);
   3. HF on a Net: ``loss = opt.step_hf(net, grad_batch, curv_batch)``.
+
+NAG may keep the parameter vector in the look-ahead form (``opt.set_lookahead(net)``): the vector
+then holds theta + mu v, and ``opt.get_theta(net)`` gives theta.
 """
 import ctypes
 import math
 
-from ._base import Handle, L, check_size, f32_address, locked, make_error, no_overlap
+from ._base import (Handle, L, check_size, f32_address, locked, make_error, no_overlap,
+                    out_f32)
 from .allocator import c_allocator
 from ._lib import REDUCE_FN
 from .enums import OptimKind, OptimOption, ReduceWhat, coerce
@@ -155,6 +159,9 @@ class Optimizer(Handle):
     clip_norm = property(lambda self: self.get(OptimOption.CLIP_NORM),
                          lambda self, v: self.set(OptimOption.CLIP_NORM, v),
                          doc="gradient norm bound, 0 for none")
+    lookahead = property(lambda self: self.get(OptimOption.LOOKAHEAD) != 0.0,
+                         doc="True when NAG is in the look-ahead form (read-only: "
+                             "set_lookahead() switches it, converting the parameters)")
 
     # -- several workers ------------------------------------------------------------------------
     def set_reduce(self, fn):
@@ -275,6 +282,41 @@ class Optimizer(Handle):
         with self._lock:
             self._check(L.mom_optim_reset(self._ptr), "mom_optim_reset")
 
+    # -- the look-ahead form (NAG) --------------------------------------------------------------
+    def _params_arg(self, params, writable=False):
+        """(array, address, net or None) of a parameter vector given as a Net (its parameter
+        vector) or as a float32 array of num_params elements."""
+        net = params if isinstance(params, Net) else None
+        arr = net.params if net is not None else params
+        return arr, f32_address(arr, "params", size=self._n, writable=writable), net
+
+    def set_lookahead(self, params, on=True):
+        """NAG: switch to the look-ahead form (on=True) or back to the true-theta form (False),
+        converting `params` in place: theta -> theta + mu_t v, or back. params is a Net (its
+        parameter vector) or a writable float32 array of num_params elements: the vector the
+        steps update. In the look-ahead form that vector holds the point where NAG takes its
+        gradient (as PyTorch's nesterov=True), a step reads and writes it once, and begin()
+        returns it as the point; the iterates are the true-theta form's up to float rounding.
+        Read theta with get_theta() (to evaluate or export), or switch back. Switching to the
+        current form changes nothing. UnsupportedError (not NAG), StateError (between begin()
+        and end()), DivergedError (a converted value would overflow: nothing changed)."""
+        arr, addr, net = self._params_arg(params, writable=True)
+        with locked(self, net):
+            self._raise(L.mom_optim_set_lookahead(self._ptr, addr, 1 if on else 0),
+                        "mom_optim_set_lookahead")
+
+    def get_theta(self, params, out=None):
+        """The true parameters theta of `params` (a Net or a float32 array of num_params
+        elements): params - mu v in the look-ahead form, else a copy of params. Returns a new
+        float32 array of params' shape, or fills `out` (float32, num_params elements, not
+        overlapping params). The optimizer is not changed."""
+        arr, addr, net = self._params_arg(params)
+        out, o = out_f32(out, "out", arr.shape)
+        no_overlap(out, arr, "out", "params")
+        with locked(self, net):
+            self._check(L.mom_optim_get_theta(o, self._ptr, addr), "mom_optim_get_theta")
+        return out
+
     # -- steps ----------------------------------------------------------------------------------
     def _raise(self, rc, fname, *others, loss=None):
         """Raise for rc (chained from a callback schedule's exception, if one is pending), or
@@ -297,7 +339,8 @@ class Optimizer(Handle):
         """Start a step on `params` (float32, C-contiguous, writable, num_params elements; used
         in place and referenced until the step ends). Returns the point where the gradient is
         needed: `params` itself for SGD and CM, a read-only view of the optimizer's look-ahead
-        buffer for NAG (valid until end())."""
+        buffer for NAG (valid until end()); for NAG in the look-ahead form `params` itself, or
+        that view when the momentum changed since the vector's point was formed."""
         addr = f32_address(params, "params", size=self._n, writable=True)
         pt = ctypes.c_void_p()
         with self._lock:

@@ -1,5 +1,5 @@
 """Optimizers: the any-model begin/end path (bit-exact update rules), step_net, state errors,
-divergence, options and zero-copy views."""
+divergence, options, zero-copy views and NAG's look-ahead form."""
 import threading
 import unittest
 
@@ -380,6 +380,255 @@ class TestReduceHook(unittest.TestCase):
             del opt
             gc.collect()
         self.assertEqual(mi.live_handles().get("Optimizer", 0), before)
+
+
+class TestLookahead(unittest.TestCase):
+    """NAG in the look-ahead form: set_lookahead() converts the vector, get_theta() reads theta,
+    the lookahead property reports the form."""
+
+    def setUp(self):
+        gen = np.random.default_rng(7)
+        self.a = gen.normal(size=(8, 5)).astype(f32)
+        self.b = gen.normal(size=8).astype(f32)
+        self.fn = quadratic(self.a, self.b)
+
+    def test_training_tracks_default_form(self):
+        """Two identical runs on a network, one switched to the look-ahead form after 3 steps:
+        its get_theta() follows the other's parameters to float rounding over 40 steps whose
+        momentum changes (paper schedule, period 4), its vector holding another point."""
+        gen = np.random.default_rng(11)
+        batches = [classification_batch(gen, 16, 4, 3) for _ in range(40)]
+        with mi.Net.feedforward([4, 8, 3], "tanh", "softmax_xent") as n1, \
+                mi.Net.feedforward([4, 8, 3], "tanh", "softmax_xent") as n2, \
+                mi.Optimizer("nag", n1, lr=0.05,
+                             momentum=mi.Sched.paper_momentum(0.99, 4)) as o1, \
+                mi.Optimizer("nag", n2, lr=0.05,
+                             momentum=mi.Sched.paper_momentum(0.99, 4)) as o2:
+            mi.preset_ff(n1, 5)
+            mi.preset_ff(n2, 5)
+            p0 = n1.params.copy()
+            gap = 0.0
+            for i, (x, t) in enumerate(batches):
+                if i == 3:
+                    self.assertFalse(o2.lookahead)
+                    o2.set_lookahead(n2)
+                    self.assertTrue(o2.lookahead)
+                    self.assertFalse(o1.lookahead)
+                l1 = o1.step_net(n1, (x, t))
+                l2 = o2.step_net(n2, (x, t))
+                self.assertAlmostEqual(l1, l2, delta=1e-4 * abs(l1))
+                theta = o2.get_theta(n2)
+                self.assertEqual(theta.dtype, f32)
+                scale = np.max(np.abs(n1.params))
+                np.testing.assert_allclose(theta, n1.params, rtol=0, atol=2e-5 * scale)
+                np.testing.assert_allclose(o2.velocity, o1.velocity, rtol=0, atol=2e-5 * scale)
+                if i >= 3:
+                    gap = max(gap, float(np.max(np.abs(n2.params - theta))))
+            self.assertGreater(gap, 1e-3)  # the vector held the look-ahead point, not theta
+            self.assertGreater(np.max(np.abs(n1.params - p0)), 1e-2)  # and it trained
+            # theta through an array and into `out`; the net's vector is left as it was
+            phi = n2.params.copy()
+            out = np.full(n2.num_params, np.nan, f32)
+            self.assertIs(o2.get_theta(phi, out=out), out)
+            np.testing.assert_array_equal(out, o2.get_theta(n2))
+            np.testing.assert_array_equal(n2.params, phi)
+            self.assertAlmostEqual(n2.loss(batches[0], params=out), n1.loss(batches[0]),
+                                   delta=1e-5)
+            self.assertGreater(abs(n2.loss(batches[0]) - n1.loss(batches[0])), 1e-5)
+
+    def test_any_model_point_is_params(self):
+        """begin/end in the look-ahead form: with a constant momentum the point is the vector
+        itself, and theta follows the default form's."""
+        with mi.Optimizer("nag", 5, lr=0.02, momentum=0.9) as o1, \
+                mi.Optimizer("nag", 5, lr=0.02, momentum=0.9) as o2:
+            x1 = np.zeros(5, f32)
+            x2 = np.zeros(5, f32)
+            o2.set_lookahead(x2)
+            np.testing.assert_array_equal(x2, 0.0)  # v = 0: the same vector
+            for _ in range(50):
+                o1.step(x1, self.fn)
+                point = o2.begin(x2)
+                self.assertIs(point, x2)
+                loss, g = self.fn(point)
+                o2.end(x2, loss, g)
+            np.testing.assert_allclose(o2.get_theta(x2), x1, rtol=0, atol=1e-5)
+            self.assertGreater(np.max(np.abs(x2 - x1)), 1e-3)
+
+    def test_round_trip(self):
+        with mi.Optimizer("nag", 5, lr=0.05, momentum=0.9) as opt:
+            x = np.ones(5, f32)
+            for _ in range(5):
+                opt.step(x, self.fn)
+            v = opt.velocity.copy()
+            self.assertGreater(np.max(np.abs(v)), 1e-2)
+            theta = x.copy()
+            # in the default form get_theta() is an exact copy, in new memory
+            got = opt.get_theta(x)
+            np.testing.assert_array_equal(got, theta)
+            self.assertFalse(np.may_share_memory(got, x))
+            opt.set_lookahead(x)
+            self.assertTrue(opt.lookahead)
+            np.testing.assert_allclose(x, theta + f32(0.9) * v, rtol=1e-6, atol=1e-7)
+            ulp = 4 * np.spacing(np.max(np.abs(x)))
+            np.testing.assert_allclose(opt.get_theta(x), theta, rtol=0, atol=ulp)
+            phi = x.copy()
+            opt.set_lookahead(x, on=True)  # already in that form: nothing changes
+            np.testing.assert_array_equal(x, phi)
+            self.assertTrue(opt.lookahead)
+            opt.set_lookahead(x, False)
+            self.assertFalse(opt.lookahead)
+            np.testing.assert_allclose(x, theta, rtol=0, atol=ulp)
+            np.testing.assert_array_equal(opt.get_theta(x), x)
+            np.testing.assert_array_equal(opt.velocity, v)  # the velocity is not touched
+            self.assertEqual(opt.steps, 5)
+        # a Net's vector is converted in place (views see it)
+        with mi.Net.feedforward([3, 4, 2], "tanh") as net, \
+                mi.Optimizer("nag", net, lr=0.1, momentum=0.5) as opt:
+            mi.preset_ff(net, 2)
+            x, t = classification_batch(np.random.default_rng(4), 8, 3, 2)
+            opt.step_net(net, (x, t))
+            view = net.params
+            theta = view.copy()
+            opt.set_lookahead(net)
+            np.testing.assert_allclose(view, theta + f32(0.5) * opt.velocity, rtol=1e-6,
+                                       atol=1e-7)
+            self.assertGreater(np.max(np.abs(view - theta)), 1e-4)
+            opt.set_lookahead(net, on=False)
+            np.testing.assert_allclose(view, theta, rtol=0,
+                                       atol=4 * np.spacing(np.max(np.abs(theta))))
+
+    def test_errors(self):
+        for kind in ("sgd", "cm", "hf"):
+            with self.subTest(kind=kind), mi.Optimizer(kind, 5) as opt:
+                x = np.ones(5, f32)
+                with self.assertRaises(mi.UnsupportedError) as cm:
+                    opt.set_lookahead(x)
+                self.assertIn("NAG", cm.exception.detail)
+                self.assertFalse(opt.lookahead)
+                np.testing.assert_array_equal(x, 1.0)
+                np.testing.assert_array_equal(opt.get_theta(x), x)  # a copy on any kind
+        with mi.Optimizer("nag", 5, momentum=0.9) as opt:
+            x = np.ones(5, f32)
+            for bad in (np.ones(5), np.ones(5, np.float16), [1.0] * 5):
+                with self.assertRaises(TypeError):
+                    opt.set_lookahead(bad)
+                with self.assertRaises(TypeError):
+                    opt.get_theta(bad)
+            with self.assertRaisesRegex(ValueError, "elements"):
+                opt.set_lookahead(np.ones(4, f32))
+            with self.assertRaisesRegex(ValueError, "elements"):
+                opt.get_theta(np.ones(6, f32))
+            with self.assertRaisesRegex(ValueError, "writable"):
+                ro = np.ones(5, f32)
+                ro.flags.writeable = False
+                opt.set_lookahead(ro)
+            with self.assertRaisesRegex(ValueError, "contiguous"):
+                opt.set_lookahead(np.ones(10, f32)[::2])
+            with self.assertRaisesRegex(ValueError, "elements"):
+                opt.get_theta(x, out=np.empty(4, f32))
+            with self.assertRaises(TypeError):
+                opt.get_theta(x, out=np.empty(5))
+            with self.assertRaisesRegex(ValueError, "overlap"):
+                opt.get_theta(x, out=x)
+            with mi.Net.feedforward([2, 3, 1]) as other:  # 13 parameters, not 5
+                with self.assertRaisesRegex(ValueError, "elements"):
+                    opt.set_lookahead(other)
+            self.assertFalse(opt.lookahead)
+            # the option is read-only: the generic setter is refused, the property has no setter
+            for key in (mi.OptimOption.LOOKAHEAD, 4, "lookahead"):
+                with self.assertRaises(mi.InvalidError) as cm:
+                    opt.set(key, 1)
+                self.assertIn("mom_optim_set_lookahead", cm.exception.detail)
+            with self.assertRaises(AttributeError):
+                opt.lookahead = True
+            self.assertFalse(opt.lookahead)
+            self.assertEqual(opt.get(mi.OptimOption.LOOKAHEAD), 0.0)
+            # not between begin and end
+            opt.begin(x)
+            with self.assertRaises(mi.StateError):
+                opt.set_lookahead(x)
+            opt.cancel()
+            opt.set_lookahead(x)
+            self.assertEqual(opt.get("lookahead"), 1.0)
+        # a converted value that would overflow: DivergedError, nothing changed
+        with mi.Optimizer("nag", 2, lr=1.0, momentum=0.9) as opt:
+            x = np.zeros(2, f32)
+            opt.begin(x)
+            opt.end(x, 0.0, np.array([-3e38, 1.0], f32))  # v = x = (3e38, -1)
+            x0, v0 = x.copy(), opt.velocity.copy()
+            with self.assertRaises(mi.DivergedError) as cm:
+                opt.set_lookahead(x)  # 3e38 + 0.9 * 3e38 is not a float
+            self.assertTrue(cm.exception.detail)
+            np.testing.assert_array_equal(x, x0)
+            np.testing.assert_array_equal(opt.velocity, v0)
+            self.assertFalse(opt.lookahead)
+        # a momentum outside [0, 1], and a callback schedule that raises (chained)
+        with mi.Optimizer("nag", 3, momentum=mi.Sched.const(1.5)) as opt:
+            with self.assertRaises(mi.InvalidError):
+                opt.set_lookahead(np.ones(3, f32))
+            self.assertFalse(opt.lookahead)
+
+        def broken(t):
+            raise KeyError("no momentum")
+
+        with mi.Optimizer("nag", 3, momentum=mi.Sched.callback(broken)) as opt:
+            x = np.ones(3, f32)
+            with self.assertRaises(mi.MomError) as cm:
+                opt.set_lookahead(x)
+            self.assertIsInstance(cm.exception.__cause__, KeyError)
+            np.testing.assert_array_equal(x, 1.0)
+            self.assertFalse(opt.lookahead)
+
+    def test_checkpoint_keeps_the_form(self):
+        """A checkpoint of a run in the look-ahead form restores an optimizer in that form whose
+        continuation equals the uninterrupted run bit for bit; restore() into an optimizer in the
+        default form switches it."""
+        gen = np.random.default_rng(12)
+        batches = [classification_batch(gen, 16, 4, 3) for _ in range(12)]
+
+        def start():
+            net = mi.Net.feedforward([4, 6, 3], "tanh", "softmax_xent")
+            mi.preset_ff(net, 9)
+            return net, mi.Optimizer("nag", net, lr=0.05,
+                                     momentum=mi.Sched.paper_momentum(0.99, 3))
+
+        net, opt = start()
+        try:
+            for x, t in batches[:4]:
+                opt.step_net(net, (x, t))
+            opt.set_lookahead(net)
+            for x, t in batches[4:6]:
+                opt.step_net(net, (x, t))
+            with mi.Checkpoint() as ck:
+                blob = ck.capture(net, opt).to_bytes()
+            with mi.Checkpoint.from_bytes(blob) as ck:
+                net2, opt2, _ = ck.restore_new()
+            net3, opt3 = start()  # default form, restored into
+            self.assertFalse(opt3.lookahead)
+            with mi.Checkpoint.from_bytes(blob) as ck:
+                ck.restore(net3, opt3)
+            for n, o in ((net2, opt2), (net3, opt3)):
+                self.assertTrue(o.lookahead)
+                self.assertEqual(o.steps, 6)
+                np.testing.assert_array_equal(n.params, net.params)
+                np.testing.assert_array_equal(o.get_theta(n), opt.get_theta(net))
+            for x, t in batches[6:]:
+                for n, o in ((net, opt), (net2, opt2), (net3, opt3)):
+                    o.step_net(n, (x, t))
+            np.testing.assert_array_equal(net2.params, net.params)
+            np.testing.assert_array_equal(net3.params, net.params)
+            np.testing.assert_array_equal(opt2.velocity, opt.velocity)
+            # and back: a default-form image switches an optimizer in the look-ahead form back
+            opt.set_lookahead(net, on=False)
+            with mi.Checkpoint() as ck:
+                ck.capture(net, opt).restore(net2, opt2)
+            self.assertFalse(opt2.lookahead)
+            np.testing.assert_array_equal(net2.params, net.params)
+            for obj in (net2, opt2, net3, opt3):
+                obj.close()
+        finally:
+            opt.close()
+            net.close()
 
 
 class TestRefused(unittest.TestCase):
