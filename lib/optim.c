@@ -660,18 +660,22 @@ static void la_write_range(mom_optim *o, mom__team *team, float *phi, const floa
 }
 
 /* NAG's overflow guard without a checking pass. With every |th| <= T, |v| <= V, |p| <= Pm and
- * |g| <= G (all finite), each new velocity is at most mu V + eps s (G + w Pm) and each new
- * parameter at most T + that, up to a relative rounding error below 2^-21 (five float
- * operations); when that bound is below FLT_MAX / 2 no new value can be infinite or NaN, so the
- * step is safe without checking each one. Otherwise the caller runs the exact checking pass. */
+ * |g| <= G (all finite), the float intermediate g + w p is at most G + w Pm, each new velocity at
+ * most mu V + eps s (G + w Pm) and each new parameter at most T + that (the look-ahead form:
+ * T + twice that), up to a relative rounding error below 2^-21 (a few float operations); when
+ * these bounds are below FLT_MAX / 2 no intermediate or new value can be infinite or NaN, so the
+ * step is safe without checking each one. Otherwise the caller runs the exact checking pass.
+ * (The intermediate needs its own test: with a tiny eps, g + w p can overflow in float while the
+ * bound on the new values is small.) */
 static int update_surely_finite(const mom_optim *o, uint32_t max_g, float wd, float sc)
 {
     if (o->max_th >= NONFINITE_BITS || o->max_v >= NONFINITE_BITS ||
         o->max_pt >= NONFINITE_BITS || max_g >= NONFINITE_BITS)
         return 0;
-    double bv = (double)o->step_mu * bits_float(o->max_v) +
-                (double)o->step_lr * (double)sc *
-                    ((double)bits_float(max_g) + (double)wd * bits_float(o->max_pt));
+    double bd = (double)bits_float(max_g) + (double)wd * bits_float(o->max_pt);
+    if (!(bd * 1.0001 < 0.5 * (double)FLT_MAX))
+        return 0;
+    double bv = (double)o->step_mu * bits_float(o->max_v) + (double)o->step_lr * (double)sc * bd;
     double bt = (double)bits_float(o->max_th) + bv;
     if (o->la) /* |phi'| <= |phi| + eps s |g + w phi| + mu |v'|, each of the last two <= bv */
         bt += bv;
@@ -780,6 +784,11 @@ static int diverged(mom_optim *o, const float *th, const float *g, const float *
         return mom__fail(&o->base, MOM_E_DIVERGED, "gradient[%zu] = %g is not finite", i,
                          (double)g[i]);
     i = mom__first_nonfinite(th, n);
+    if (i < n && o->la && o->la_rebase) /* th is the point re-formed for a new momentum */
+        return mom__fail(&o->base, MOM_E_DIVERGED,
+                         "the look-ahead point re-formed for momentum %g is not finite at %zu "
+                         "(%g: params + (mu_t - %g) v overflowed); state unchanged",
+                         (double)o->step_mu, i, (double)th[i], (double)o->la_mu);
     if (i < n)
         return mom__fail(&o->base, MOM_E_DIVERGED, "params[%zu] = %g was not finite before the step",
                          i, (double)th[i]);
@@ -1096,6 +1105,11 @@ int mom_optim_reset(mom_optim *opt)
     if (opt->begun)
         return mom__fail(&opt->base, MOM_E_STATE,
                          "cannot reset between mom_optim_begin() and mom_optim_end()");
+    if (opt->kind == MOM_OPTIM_NAG && opt->la)
+        return mom__fail(&opt->base, MOM_E_STATE,
+                         "cannot reset in the look-ahead form (the vector holds theta + mu v: "
+                         "zeroing v would make that point the model); switch back with "
+                         "mom_optim_set_lookahead(opt, params, 0) first");
     memset(opt->velocity, 0, opt->n * sizeof *opt->velocity);
     opt->la_vmax = 0; /* with v = 0 the look-ahead point is theta itself */
     opt->la_vmax_ok = 1;

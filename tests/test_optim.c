@@ -1467,6 +1467,120 @@ static void test_lookahead_divergence(void **state)
     mom_net_destroy(net);
 }
 
+
+/* The float intermediate g + w p can overflow while the bound on the new values is tiny (eps
+ * tiny): the step must diverge with nothing changed, in both forms, through begin/end and the
+ * fused network step (a review found both writing -inf and returning MOM_OK). */
+static void test_overflow_bound_intermediate(void **state)
+{
+    (void)state;
+    const struct { float g, th; double wd, lr; } cases[] = {
+        {3e38f, 1e38f, 1.0, 1e-30}, /* g + w p > FLT_MAX */
+        {0.0f, 1e10f, 1e30, 1e-30}, /* w p > FLT_MAX */
+    };
+    for (int la = 0; la < 2; la++) {
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            mom_sched *lr, *mu;
+            assert_ok(mom_sched_create_const(&lr, cases[c].lr, NULL));
+            assert_ok(mom_sched_create_const(&mu, 0.9, NULL));
+            mom_optim *opt = make_optim(MOM_OPTIM_NAG, 1, lr, mu, NULL);
+            mom_sched_destroy(lr);
+            mom_sched_destroy(mu);
+            assert_ok(mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, cases[c].wd));
+            float th[1] = {cases[c].th};
+            const float g[1] = {cases[c].g};
+            if (la)
+                assert_ok(mom_optim_set_lookahead(opt, th, 1));
+            const float *p;
+            assert_ok(mom_optim_begin(&p, opt, th));
+            assert_status(mom_optim_end(opt, th, 0.0, g), MOM_E_DIVERGED);
+            assert_true(th[0] == cases[c].th && mom_optim_velocity(opt)[0] == 0.0f);
+            assert_int_equal(mom_optim_steps(opt), 0);
+            mom_optim_destroy(opt);
+        }
+        /* the fused step: one huge first-layer weight and a huge weight decay */
+        const fuse_case fc = {MOM_ACT_TANH, MOM_OUT_LINEAR_SQUARED, 1e30, 1};
+        static float x[FUSE_CASES * FUSE_IN], t[FUSE_CASES * FUSE_OUT];
+        mom_batch b = fuse_batch(x, t, fc.output);
+        mom_net *net = fuse_net(&fc, 9);
+        const size_t n = mom_net_num_params(net);
+        mom_sched *lr, *mu;
+        assert_ok(mom_sched_create_const(&lr, 1e-32, NULL));
+        assert_ok(mom_sched_create_const(&mu, 0.9, NULL));
+        mom_optim *opt = make_optim(MOM_OPTIM_NAG, n, lr, mu, NULL);
+        mom_sched_destroy(lr);
+        mom_sched_destroy(mu);
+        assert_ok(mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, fc.wd));
+        mom_net_params(net)[0] = 1e10f;
+        if (la)
+            assert_ok(mom_optim_set_lookahead(opt, mom_net_params(net), 1));
+        float *keep = malloc(n * sizeof *keep);
+        assert_non_null(keep);
+        memcpy(keep, mom_net_params(net), n * sizeof *keep);
+        assert_status(mom_optim_step_net(NULL, opt, net, &b), MOM_E_DIVERGED);
+        assert_memory_equal(keep, mom_net_params(net), n * sizeof *keep);
+        assert_int_equal(mom_optim_steps(opt), 0);
+        free(keep);
+        mom_optim_destroy(opt);
+        mom_net_destroy(net);
+    }
+}
+
+/* reset in the look-ahead form would make the point the model: refused, nothing changed; after
+ * switching back it works as always. */
+static void test_lookahead_reset_refused(void **state)
+{
+    (void)state;
+    mom_optim *opt;
+    assert_ok(mom_optim_create(&opt, MOM_OPTIM_NAG, 2, NULL));
+    float th[2] = {1.0f, 2.0f};
+    const float g[2] = {1.0f, -1.0f};
+    const float *p;
+    assert_ok(mom_optim_set_lookahead(opt, th, 1));
+    assert_ok(mom_optim_begin(&p, opt, th));
+    assert_ok(mom_optim_end(opt, th, 0.0, g));
+    float v[2] = {mom_optim_velocity(opt)[0], mom_optim_velocity(opt)[1]};
+    assert_status(mom_optim_reset(opt), MOM_E_STATE);
+    assert_non_null(strstr(mom_optim_errmsg(opt), "look-ahead"));
+    assert_true(mom_optim_velocity(opt)[0] == v[0] && mom_optim_velocity(opt)[1] == v[1]);
+    assert_int_equal(mom_optim_steps(opt), 1);
+    float theta[2];
+    assert_ok(mom_optim_get_theta(theta, opt, th));
+    assert_ok(mom_optim_set_lookahead(opt, th, 0));
+    assert_ok(mom_optim_reset(opt));
+    assert_true(fabsf(th[0] - theta[0]) <= 1e-6f && fabsf(th[1] - theta[1]) <= 1e-6f);
+    assert_int_equal(mom_optim_steps(opt), 0);
+    mom_optim_destroy(opt);
+}
+
+/* A step whose re-formed point overflows names that point, not the caller's vector. */
+static void test_lookahead_rebase_overflow_message(void **state)
+{
+    (void)state;
+    mom_sched *lr, *mu;
+    const uint64_t starts[2] = {0, 1};
+    const double values[2] = {0.0, 0.5};
+    assert_ok(mom_sched_create_const(&lr, 1.0, NULL));
+    assert_ok(mom_sched_create_piecewise(&mu, 2, starts, values, NULL));
+    mom_optim *opt = make_optim(MOM_OPTIM_NAG, 1, lr, mu, NULL);
+    mom_sched_destroy(lr);
+    mom_sched_destroy(mu);
+    float th[1] = {0.0f};
+    const float g[1] = {-3e38f};
+    const float *p;
+    assert_ok(mom_optim_set_lookahead(opt, th, 1));
+    assert_ok(mom_optim_begin(&p, opt, th));
+    assert_ok(mom_optim_end(opt, th, 0.0, g)); /* mu 0: v = 3e38, phi = 3e38 */
+    assert_true(th[0] == 3e38f);
+    assert_ok(mom_optim_begin(&p, opt, th)); /* mu 0.5: the point 3e38 + 0.5 * 3e38 = inf */
+    const float g2[1] = {0.0f};
+    assert_status(mom_optim_end(opt, th, 0.0, g2), MOM_E_DIVERGED);
+    assert_non_null(strstr(mom_optim_errmsg(opt), "re-formed"));
+    assert_true(th[0] == 3e38f);
+    assert_ok(mom_optim_cancel(opt));
+    mom_optim_destroy(opt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1497,6 +1611,9 @@ int main(void)
         cmocka_unit_test(test_lookahead_momentum_change),
         cmocka_unit_test(test_lookahead_errors),
         cmocka_unit_test(test_lookahead_divergence),
+        cmocka_unit_test(test_overflow_bound_intermediate),
+        cmocka_unit_test(test_lookahead_reset_refused),
+        cmocka_unit_test(test_lookahead_rebase_overflow_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

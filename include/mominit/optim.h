@@ -5,9 +5,11 @@
  *   SGD:  theta <- theta - eps_t g(theta)
  *   CM:   v <- mu_t v - eps_t g(theta);          theta <- theta + v
  *   NAG:  v <- mu_t v - eps_t g(theta + mu_t v); theta <- theta + v
- * NAG is stored in its look-ahead form: the parameter vector always holds the true theta (what to
- * evaluate and save), and the optimizer computes the point theta + mu_t v where the gradient must
- * be taken into its own buffer. This is exact under any time-varying mu.
+ * By default the parameter vector holds the true theta (what to evaluate and save), and the
+ * optimizer computes the point theta + mu_t v where NAG's gradient must be taken into its own
+ * buffer. This is exact under any time-varying mu. Since 0.6.0 a NAG optimizer may instead keep
+ * the vector in the look-ahead form, holding theta + mu v itself (mom_optim_set_lookahead()):
+ * one pass over the parameters per step instead of two, also exact under a changing mu.
  * Optional L2 weight decay w adds w * theta(point) to the gradient; optional clipping rescales the
  * gradient (after decay) to norm at most `clip`. In full, with p the gradient point (theta for SGD
  * and CM, theta + mu_t v for NAG) and g the gradient there:
@@ -273,10 +275,13 @@ MOM_API MOM_NODISCARD int mom_optim_set(mom_optim *opt, int option, double value
 MOM_API MOM_NODISCARD int mom_optim_get(double *value, const mom_optim *opt, int option);
 
 /**
- * Start a step on a caller-owned parameter vector (n_params floats holding the true theta).
+ * Start a step on a caller-owned parameter vector (n_params floats holding the true theta, or,
+ * for NAG in the look-ahead form, theta + mu v: mom_optim_set_lookahead()).
  * Reads mu_t and eps_t from the schedules at t = mom_optim_steps(); they are used by this step.
  * @param point receives where the gradient must be evaluated: params itself for SGD and CM, the
- *              optimizer's look-ahead buffer theta + mu_t v for NAG (valid until mom_optim_end()).
+ *              optimizer's look-ahead buffer theta + mu_t v for NAG (valid until mom_optim_end());
+ *              in the look-ahead form params itself, or that buffer when mu_t differs from the
+ *              momentum the vector was formed with.
  * @param params the caller's vector, borrowed until the step ends or is cancelled; do not modify
  *              it in between.
  * @return MOM_OK, MOM_E_INVALID (a NULL pointer; a learning rate or momentum out of range at this
@@ -461,8 +466,11 @@ MOM_API MOM_NODISCARD int mom_optim_get_theta(float *theta, const mom_optim *opt
 
 /** Zero the velocity and the step count (schedules, options and parameters are kept). For HF:
  *  zeroes the warm start and t, and sets the report to NaN; lambda and the other settings are
- *  kept.
- *  @return MOM_OK, MOM_E_INVALID, MOM_E_STATE. @since 0.1.0 */
+ *  kept. A NAG optimizer in the look-ahead form refuses (MOM_E_STATE): its vector holds
+ *  theta + mu v, and zeroing v would silently make that point the model; switch back with
+ *  mom_optim_set_lookahead(opt, params, 0) first (and on again after, if wanted).
+ *  @return MOM_OK, MOM_E_INVALID, MOM_E_STATE (inside begin/end; the look-ahead form).
+ *  @since 0.1.0 */
 MOM_API MOM_NODISCARD int mom_optim_reset(mom_optim *opt);
 
 /* ---- Reduction across workers (data-parallel training) ------------------------------------ */
