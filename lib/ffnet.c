@@ -267,22 +267,30 @@ static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, 
         size_t si = width(net, l - 1), so = width(net, l);
         const float *a_prev = l > 1 ? ws_act(im, w, l - 1) : x;
         float *gw = out + net->blocks[2 * (l - 1)].offset;
+        float *gb = l > 1 ? out + net->blocks[2 * (l - 2) + 1].offset : NULL;
+        /* The point is the vector being updated (fz->late_weights): W_l may change only after
+         * the delta product has read it, so that product comes first here, and W_l is updated
+         * right after its gradient product, the gradient still in cache. */
+        const int delta_first = fz != NULL && fz->late_weights && l > 1;
+        if (delta_first) {
+            mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
+            ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
+        }
         /* dW_l = delta_l^T A_{l-1} */
         mom__gemm(1, 0, so, si, n, 1.0f, cur, so, a_prev, si, beta, gw, si);
         if (max_g) {
             uint32_t b = mom__max_abs_bits(gw, so * si);
             m = b > m ? b : m;
         }
-        if (fz != NULL && (!fz->late_weights || l == 1)) /* final, and still in cache */
+        if (fz != NULL) /* final, and still in cache */
             fz->update(fz->ctx, net->blocks[2 * (l - 1)].offset, so * si);
         if (l == 1)
             break; /* no delta for the input layer */
-        /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
-        float *gb = out + net->blocks[2 * (l - 2) + 1].offset;
-        mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
-        if (fz != NULL && fz->late_weights) /* W_l has been read: now it may change */
-            fz->update(fz->ctx, net->blocks[2 * (l - 1)].offset, so * si);
-        ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
+        if (!delta_first) {
+            /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
+            mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
+            ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
+        }
         if (fz != NULL)
             fz->update(fz->ctx, net->blocks[2 * (l - 2) + 1].offset, si);
         if (max_g) {
