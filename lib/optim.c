@@ -549,13 +549,6 @@ static void job_la_write(void *arg, size_t part, size_t parts)
                                            j->g + i0, j->mu, j->eps, j->wd, j->sc);
 }
 
-static void job_max(void *arg, size_t part, size_t parts)
-{
-    upd_job *j = arg;
-    size_t i0 = upd_start(j->n, part, parts), i1 = upd_start(j->n, part + 1, parts);
-    j->mp[part] = max_bits_kernel(i1 - i0, j->th + i0);
-}
-
 static size_t upd_parts(const mom__team *team, size_t n)
 {
     return team ? mom__team_parts(n, n / 16, UPD_LEAST, UPD_GRAIN) : 1;
@@ -616,20 +609,13 @@ static void nag_write(mom_optim *o, mom__team *team, float *params, const float 
 }
 
 /* Look-ahead form: the largest abs_bits of phi over [off, off + len), merged into o->max_th and
- * o->max_pt (phi is both the parameter vector and the gradient point), and returned. */
-static uint32_t la_max_range(mom_optim *o, mom__team *team, const float *phi, size_t off,
-                             size_t len)
+ * o->max_pt (phi is both the parameter vector and the gradient point), and returned. On the
+ * calling thread: a read of a layer just before its forward product reads it; sharing it cost a
+ * helper's wake-up for more than it saved (CURVES at 2 threads: NAG step 1.119x of the products
+ * with it shared, 1.095x without, medians of paired bench_step runs). */
+static uint32_t la_max_range(mom_optim *o, const float *phi, size_t off, size_t len)
 {
-    size_t parts = upd_parts(team, len);
-    uint32_t m = 0;
-    if (parts == 1) {
-        m = max_bits_kernel(len, phi + off);
-    } else {
-        upd_job j = {.n = len, .th = (float *)phi + off};
-        mom__team_run(team, job_max, &j, parts);
-        for (size_t q = 0; q < parts; q++)
-            m = j.mp[q] > m ? j.mp[q] : m;
-    }
+    uint32_t m = max_bits_kernel(len, phi + off);
     o->max_th = m > o->max_th ? m : o->max_th;
     o->max_pt = o->max_th;
     return m;
@@ -921,7 +907,7 @@ static uint32_t fused_point(void *ctx, size_t off, size_t len)
 {
     fused_nag *f = ctx;
     if (f->o->la) /* the point is the parameter vector: measure it only */
-        return la_max_range(f->o, f->team, f->th, off, len);
+        return la_max_range(f->o, f->th, off, len);
     return nag_point_range(f->o, f->team, f->th, f->mu, off, len);
 }
 
