@@ -299,7 +299,8 @@ class Optimizer(Handle):
         returns it as the point; the iterates are the true-theta form's up to float rounding.
         Read theta with get_theta() (to evaluate or export), or switch back. Switching to the
         current form changes nothing. UnsupportedError (not NAG), StateError (between begin()
-        and end()), DivergedError (a converted value would overflow: nothing changed)."""
+        and end()), InvalidError (the momentum schedule gives a value outside [0, 1] at this
+        step), DivergedError (a converted value would overflow: nothing changed)."""
         arr, addr, net = self._params_arg(params, writable=True)
         with locked(self, net):
             self._raise(L.mom_optim_set_lookahead(self._ptr, addr, 1 if on else 0),
