@@ -278,7 +278,8 @@ class Optimizer(Handle):
         return self._begun is not None
 
     def reset(self):
-        """Zero the velocity and the step count."""
+        """Zero the velocity and the step count. StateError in NAG's look-ahead form (the
+        vector holds theta + mu v; switch back with set_lookahead(params, False) first)."""
         with self._lock:
             self._check(L.mom_optim_reset(self._ptr), "mom_optim_reset")
 
