@@ -256,6 +256,15 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
  * fused NAG step that decided to update in place), fz->update() gets each block written here as
  * soon as it is final.
  */
+/* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}) into `other`; its column sums are db_{l-1} (gb). */
+static void ff_delta(mom_net *net, size_t l, size_t n, const float *p, const float *cur,
+                     float *other, const float *a_prev, float *gb, int add)
+{
+    size_t si = width(net, l - 1), so = width(net, l);
+    mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
+    ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
+}
+
 static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
                         float *cur, float *other, float *out, uint32_t *max_g, int add,
                         const mom__nag_fuse *fz)
@@ -272,10 +281,8 @@ static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, 
          * the delta product has read it, so that product comes first here, and W_l is updated
          * right after its gradient product, the gradient still in cache. */
         const int delta_first = fz != NULL && fz->late_weights && l > 1;
-        if (delta_first) {
-            mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
-            ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
-        }
+        if (delta_first)
+            ff_delta(net, l, n, p, cur, other, a_prev, gb, add);
         /* dW_l = delta_l^T A_{l-1} */
         mom__gemm(1, 0, so, si, n, 1.0f, cur, so, a_prev, si, beta, gw, si);
         if (max_g) {
@@ -286,11 +293,8 @@ static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, 
             fz->update(fz->ctx, net->blocks[2 * (l - 1)].offset, so * si);
         if (l == 1)
             break; /* no delta for the input layer */
-        if (!delta_first) {
-            /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}); its column sums are db_{l-1} */
-            mom__gemm(0, 0, n, si, so, 1.0f, cur, so, w_of(net, p, l), si, 0.0f, other, si);
-            ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
-        }
+        if (!delta_first)
+            ff_delta(net, l, n, p, cur, other, a_prev, gb, add);
         if (fz != NULL)
             fz->update(fz->ctx, net->blocks[2 * (l - 2) + 1].offset, si);
         if (max_g) {

@@ -462,8 +462,9 @@ MOM__CLONES static uint32_t la_write_pass_from(size_t n, float *restrict out,
                       : la_write_kernel(n, out, pt, v, g, mu, eps, wd, sc, 1, 1);
 }
 
-/* x + c v, elementwise: forming (c = mu), re-forming (c = mu_new - mu_old) or undoing (c = -mu)
- * the look-ahead point. shift_check() is nonzero if any result would be non-finite. */
+/* x + c v in place: forming (c = mu) or undoing (c = -mu) the look-ahead point (a copy into
+ * another vector is nag_point_kernel()). shift_check() is nonzero if any result would be
+ * non-finite. */
 MOM__CLONES static uint32_t shift_check(size_t n, const float *restrict x, const float *restrict v,
                                         float c)
 {
@@ -471,13 +472,6 @@ MOM__CLONES static uint32_t shift_check(size_t n, const float *restrict x, const
     for (size_t i = 0; i < n; i++)
         bad |= nonfinite_bits(x[i] + c * v[i]);
     return bad;
-}
-
-MOM__CLONES static void shift_copy(size_t n, float *restrict out, const float *restrict x,
-                                   const float *restrict v, float c)
-{
-    for (size_t i = 0; i < n; i++)
-        out[i] = x[i] + c * v[i];
 }
 
 MOM__CLONES static void shift_inplace(size_t n, float *restrict x, const float *restrict v,
@@ -822,7 +816,7 @@ static int end_impl(mom_optim *opt, float *params, double loss, const float *gra
     const int nag = opt->kind == MOM_OPTIM_NAG, la = nag && opt->la;
     /* the gradient point: NAG's buffer (and, in the look-ahead form, the caller's vector unless
      * this step re-formed the point) */
-    const float *p = nag && !(la && !opt->la_rebase) ? opt->point : params;
+    const float *p = !nag || (la && !opt->la_rebase) ? params : opt->point;
     const float wd = (float)opt->weight_decay;
     float sc = 1.0f;
     if (opt->clip_norm > 0.0) {
@@ -1169,7 +1163,8 @@ int mom_optim_get_theta(float *theta, const mom_optim *opt, const float *params)
     }
     mom__fpenv fe;
     mom__fpenv_enter(&fe, opt->flush);
-    shift_copy(n, theta, params, opt->velocity, -opt->la_mu);
+    uint32_t mt, mv, mp; /* maxima the kernel also finds; not needed here */
+    nag_point_kernel(n, theta, params, opt->velocity, -opt->la_mu, &mt, &mv, &mp);
     mom__fpenv_leave(&fe);
     return MOM_OK;
 }

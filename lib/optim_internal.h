@@ -43,7 +43,8 @@ struct mom_optim {
     uint32_t max_th, max_v, max_pt;
     /* NAG in look-ahead form (mom_optim_set_lookahead()): the caller's vector holds
      * phi = theta + la_mu v between steps instead of theta. la_mu is the momentum phi was formed
-     * with (the last step's mu_t; begin re-forms phi when the schedule gives another value).
+     * with (the last step's mu_t). When the schedule gives another mu, begin forms that step's
+     * point phi + (mu_t - la_mu) v in `point` (la_rebase) and end writes the new phi from it.
      * la_vmax: largest abs_bits of the velocity, kept by every pass that writes it, valid when
      * la_vmax_ok (else measured by the next step). */
     int la;
