@@ -150,6 +150,7 @@ def main():
           "| peak MB | need + BLAS MB | (peak - BLAS) / need |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     goals = []
+    extra = []
     for m, label in models:
         for op, oplabel in OPS:
             for th in threads:
@@ -218,9 +219,10 @@ def main():
                               % (best[0], best[1], o(m, best[1], "step_wall_ms"), tb[0], tb[1])))
             c1 = paired_speedup(m, 1, "step", "cpu") if (m, 1) in ours else None
             if c1:
-                goals.append(("%s step, 1 thread, CPU time: PyTorch's least CPU time (any thread "
-                              "count) / ours" % label,
-                              c1 >= GOAL_TORCH[m], "%.2fx" % c1))
+                # not a goal of issue 10 (which compares wall clocks at the best thread count):
+                # the work each side spends, whatever the second core gives
+                extra.append("%s step, 1 thread, CPU time: PyTorch's least CPU time (any thread "
+                             "count) / ours %.2fx" % (label, c1))
     print()
     say("Bound: the bare matrix products of the same computation (same shapes, same BLAS, same "
           "process, measured in the same rounds). CPU time is the process's (all threads); at 2 "
@@ -254,6 +256,22 @@ def main():
             "(With few parameters, as in the RNN, the passes are negligible and the floors are "
             "the bound within the noise.)")
         print()
+    # What the second thread gave the bare products: with two idle cores the autoencoders'
+    # products ran 1.7-1.85x faster at 2 threads and the RNN's grouped ones about 1.5x (the
+    # Xeon and Zen 4 runs of docs/performance.md); where a virtual machine's second CPU is
+    # shared with other guests they gain much less, and every 2-thread figure moves with it.
+    scaling = []
+    for m, label in models:
+        b1, b2 = o(m, 1, "bare_lg_wall_ms"), o(m, 2, "bare_lg_wall_ms")
+        if b1 and b2:
+            scaling.append("%s %.2fx (%.2f -> %.2f ms)" % (label, b1 / b2, b1, b2))
+    if scaling:
+        say("Second BLAS thread, speed-up of the bare products (1 thread -> 2 threads): " +
+            "; ".join(scaling) + ". Two idle cores gave the autoencoders' products 1.7-1.85x and "
+            "the RNN's about 1.5x on the machines of docs/performance.md; much less means the "
+            "second CPU was busy with other work during the run, and the 2-thread figures "
+            "(ratios included) are then not those of two cores.")
+        print()
     checks = []
     for m, label in models:
         d = read_kv(os.path.join(raw, "dump_%s.txt" % m))
@@ -277,6 +295,10 @@ def main():
     print("Goals:")
     for text, ok, detail in goals:
         say("- %s: %s (%s)" % (text, "met" if ok else "MISSED", detail), indent="  ")
+    if extra:
+        print("Also measured (not goals):")
+        for text in extra:
+            say("- " + text, indent="  ")
 
 
 if __name__ == "__main__":
