@@ -533,6 +533,8 @@ int main(int argc, char **argv)
     train_monitor mon;
     train_monitor_start(&mon, prog, &o.tf, &conf, first, o.steps, o.eval_every, &resumed,
                         !dist_root(&d));
+    train_theta theta; /* --lookahead: evaluations see theta, not the vector the network holds */
+    train_theta_init(&theta, prog, &o.tf, net);
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
         for (size_t k = 0; k < per_step && !full; k++, case_no++) {
@@ -567,8 +569,12 @@ int main(int argc, char **argv)
             break;
         if (train_monitor_due(&mon, step)) {
             dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), step);
-            double e = dist_root(&d) ? eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR)
-                                     : NAN; /* rank 0 evaluates */
+            double e = NAN;
+            if (dist_root(&d)) { /* rank 0 evaluates */
+                train_theta_enter(&theta, prog, opt, net);
+                e = eval_set(net, &train, eval_n, 1000, MOM_METRIC_SQUARED_ERROR);
+                train_theta_leave(&theta, net);
+            }
             train_monitor_eval(&mon, step, mu_now, lr_now, e, net, opt, NULL);
         } else
             train_monitor_tick(&mon, step);
@@ -581,7 +587,9 @@ int main(int argc, char **argv)
     dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), mom_optim_steps(opt));
     if (dist_root(&d)) {
         /* the final parameters (after a divergence: the ones kept from the update before) on
-         * the whole training set, the loss as well as the error */
+         * the whole training set, the loss as well as the error; theta with --lookahead (the
+         * checkpoint, written above, holds the vector the run goes on from) */
+        train_theta_enter(&theta, prog, opt, net);
         double train_loss = eval_loss(net, &train, train.n, 1000);
         double train_full = eval_set(net, &train, train.n, 1000, MOM_METRIC_SQUARED_ERROR);
         double test_err =
@@ -596,6 +604,7 @@ int main(int argc, char **argv)
         if (cli_stdout_status(prog, "the summary line", 4) != 0)
             mon.output_failed = 1;
     }
+    train_theta_free(&theta);
     train_conf_free(&conf);
     mom_rng_destroy(order);
     mom_optim_destroy(opt);

@@ -570,6 +570,8 @@ int main(int argc, char **argv)
     train_monitor mon;
     train_monitor_start(&mon, prog, &o.tf, &conf, first, o.steps, o.eval_every, &resumed,
                         !dist_root(&d));
+    train_theta theta; /* --lookahead: evaluations see theta, not the vector the network holds */
+    train_theta_init(&theta, prog, &o.tf, net);
     double train_loss = NAN, test_err = NAN, train_err = NAN;
     int diverged = 0;
     for (uint64_t step = first; step <= o.steps; step++) {
@@ -590,11 +592,13 @@ int main(int argc, char **argv)
         if (train_monitor_due(&mon, step)) {
             dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), step);
             if (dist_root(&d)) { /* rank 0 evaluates (on the whole minibatch) */
+                train_theta_enter(&theta, prog, opt, net);
                 if ((rc = task_error(&train_err, net, &t, &train, y)))
                     die_lib("training error", rc, mom_net_errmsg(net));
                 test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
                 mom_batch tv = task_loss_view(&train);
                 trace_row(&tr, step, net, &tv);
+                train_theta_leave(&theta, net);
             }
             train_monitor_eval(&mon, step, mu_now, lr_now, test_err, net, opt, data_rng);
         } else {
@@ -613,12 +617,14 @@ int main(int argc, char **argv)
         if (o.steps == 0) /* no training: the initialized network, whose output biases hold the
                            * mean target; the paper's "biases" baseline */
             task_generate(&t, &train, data_rng);
+        train_theta_enter(&theta, prog, opt, net); /* (the checkpoint is written: above) */
         mom_batch v = task_loss_view(&train);
         if ((rc = mom_net_loss(&train_loss, net, &v, NULL)) ||
             (rc = task_error(&train_err, net, &t, &train, y)))
             die_lib("evaluation", rc, mom_net_errmsg(net));
         if (o.steps == 0 || diverged) /* else the last evaluation saw these parameters */
             test_err = evaluate(net, &t, &evalb, eval_rng, o.seed, o.eval_size, y);
+        train_theta_leave(&theta, net); /* every rank's vector is compared below */
     }
     double seconds = train_monitor_seconds(&mon);
     dist_check_agree(&d, prog, mom_net_params(net), mom_net_num_params(net), mom_optim_steps(opt));
@@ -630,6 +636,7 @@ int main(int argc, char **argv)
     }
     if (trace_close(&tr) != 0)
         mon.output_failed = 1;
+    train_theta_free(&theta);
     train_conf_free(&conf);
     mom_optim_destroy(opt);
     mom_net_destroy(net);

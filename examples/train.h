@@ -33,7 +33,7 @@ typedef struct hf_settings {
 } hf_settings;
 
 /* Flags both trainers share: --optim, the HF flags, --log, --plot, --threads, --checkpoint,
- * --checkpoint-every, --resume, --mpi. */
+ * --checkpoint-every, --resume, --mpi, --lookahead. */
 typedef struct train_flags {
     int optim;
     hf_settings hf;
@@ -41,6 +41,7 @@ typedef struct train_flags {
     uint64_t checkpoint_every;
     int threads;
     int mpi; /* --mpi: data-parallel over the ranks of an MPI job (dist.h) */
+    int lookahead; /* --lookahead: NAG in its look-ahead form (mom_optim_set_lookahead()) */
     int no_gnuplot, threads_not_set; /* set by train_flags_finish(), told by train_notices() */
 } train_flags;
 
@@ -75,6 +76,22 @@ void train_optim_desc(char *buf, size_t size, const train_flags *tf, int net_kin
  * USED_BY)" on stderr. */
 void train_warn_ignored(const char *prog, const train_flags *tf, const char *flag,
                         const char *used_by);
+
+/* Evaluating in NAG's look-ahead form (--lookahead): the network then holds theta + mu v, and
+ * an evaluation must see theta. train_theta_enter() keeps the network's vector aside and writes
+ * theta into the network; train_theta_leave() puts the vector back, bit for bit, so that the
+ * training goes on exactly as without the evaluation. Without --lookahead both do nothing. */
+typedef struct train_theta {
+    float *saved; /* the network's vector while theta is in it; NULL without --lookahead */
+    size_t n;
+    int in;       /* theta is in the network */
+} train_theta;
+
+/* Allocate the buffer when tf->lookahead (exits 1 when out of memory). */
+void train_theta_init(train_theta *t, const char *prog, const train_flags *tf, const mom_net *net);
+void train_theta_enter(train_theta *t, const char *prog, const mom_optim *opt, mom_net *net);
+void train_theta_leave(train_theta *t, mom_net *net);
+void train_theta_free(train_theta *t);
 
 /* Defaults of the paper / Martens for a network kind (MOM_NET_FEEDFORWARD or MOM_NET_RECURRENT). */
 void hf_defaults(hf_settings *h, int net_kind);

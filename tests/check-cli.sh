@@ -38,12 +38,12 @@ check() { # check LABEL COMMAND...: one test that passes when the command succee
 for flag in --task --T --hidden --optim --mu0 --mu-warmup --lr --steps --batch --seed \
             --input-scale --eval-every --eval-size --center --no-center --log --plot --threads --checkpoint \
             --checkpoint-every --resume --hf-lambda --hf-fixed-cg --hf-struct --init-seed \
-            --loss-steps --mpi --trace --learn-h0 --clip --target --bias-only; do
+            --loss-steps --mpi --trace --learn-h0 --clip --target --bias-only --lookahead; do
     expect 0 "$flag" -- "$rnn" --help
 done
 for flag in --data --arch --optim --mu-max --lr --steps --batch --final-phase --si-scale --seed \
             --recon --log --plot --threads --checkpoint --checkpoint-every --resume --hf-lambda \
-            --weight-decay --mhf-anneal; do
+            --weight-decay --mhf-anneal --lookahead; do
     expect 0 "$flag" -- "$ae" --help
 done
 expect 2 "unknown option" -- "$rnn" --bogus
@@ -120,6 +120,38 @@ for opt in nag mhf; do
     "$ae" $a --steps 40 --resume "$tmp/half.ckpt" > "$tmp/resumed" 2>/dev/null
     same_summary "mominit-ae --optim $opt: resumed run equals the straight run" "$tmp/straight" "$tmp/resumed"
 done
+# --lookahead: NAG's look-ahead form. The same method rounded otherwise: the summary agrees with
+# the default form's to about float precision; its checkpoints resume into the same run (here
+# across the momentum's change at update 20, the resume point), and only with --lookahead.
+expect 2 "lookahead is a form of NAG: it needs --optim nag, not cm" -- "$rnn" --optim cm --lookahead
+expect 2 "lookahead is a form of NAG: it needs --optim nag, not hf" -- "$ae" --optim hf --lookahead
+close_summary() { # close_summary LABEL FILE1 FILE2: train_loss within a relative 1e-4
+    count=$((count + 1))
+    a=$(tail -n 1 "$2" | sed -n 's/.* train_loss=\([^ ]*\) .*/\1/p')
+    b=$(tail -n 1 "$3" | sed -n 's/.* train_loss=\([^ ]*\) .*/\1/p')
+    if [ -n "$a" ] && [ -n "$b" ] &&
+       awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4 * a) }'
+    then echo "ok $count - $1 ($a, $b)"
+    else echo "not ok $count - $1: '$a' vs '$b'"; fails=$((fails + 1)); fi
+}
+r="--task addition --T 20 --batch 20 --eval-every 10 --eval-size 100 --mu-warmup 0.9:20 --lr 1e-3"
+"$rnn" $r --steps 40 > "$tmp/default" 2>/dev/null
+"$rnn" $r --steps 40 --lookahead > "$tmp/straight" 2>/dev/null
+close_summary "mominit-rnn --lookahead: the summary of the default form" "$tmp/default" "$tmp/straight"
+"$rnn" $r --steps 20 --lookahead --checkpoint "$tmp/la.ckpt" > /dev/null 2>&1
+"$rnn" $r --steps 40 --lookahead --resume "$tmp/la.ckpt" > "$tmp/resumed" 2>/dev/null
+same_summary "mominit-rnn --lookahead: resumed run equals the straight run" "$tmp/straight" "$tmp/resumed"
+expect 2 "la.ckpt does not match the flags: its NAG ran in the look-ahead form, with --lookahead" \
+    -- "$rnn" $r --steps 40 --resume "$tmp/la.ckpt"
+"$rnn" $r --steps 20 --checkpoint "$tmp/nola.ckpt" > /dev/null 2>&1
+expect 2 "nola.ckpt does not match the flags: its NAG ran in the default form, without --lookahead" \
+    -- "$rnn" $r --steps 40 --lookahead --resume "$tmp/nola.ckpt"
+a="--arch 784-30-6 --train-size 500 --batch 50 --eval-every 10 --eval-size 200 --final-phase 10:0.5"
+"$ae" $a --steps 40 > "$tmp/default" 2>/dev/null
+expect 0 "^final steps=40 " -- "$ae" $a --steps 40 --lookahead --recon "$tmp/la.png"
+cp "$tmp/out" "$tmp/straight"
+close_summary "mominit-ae --lookahead (with a final phase): the summary of the default form" \
+    "$tmp/default" "$tmp/straight"
 "$rnn" --task addition --T 20 --steps 10 --batch 10 --eval-every 10 --eval-size 10 \
     --checkpoint "$tmp/rnn-ckpt-for-mismatch" > /dev/null 2>&1
 # a checkpoint of other flags than these: refused, naming the flag and both values

@@ -2,7 +2,7 @@
 # mpi suite (issue 12; docs/distributed.md): data-parallel training over 2 MPI ranks gives the
 # parameters of one process trained on the same global minibatches with the same seed.
 #   - 100 NAG updates of a small autoencoder (global batch 40) and of the addition RNN (global
-#     batch 50): parameters and velocities equal to 1e-5 relative;
+#     batch 50, also in NAG's look-ahead form): parameters and velocities equal to 1e-5 relative;
 #   - a few HF updates of each (gradient and curvature batches split unevenly across the ranks,
 #     every CG product and loss combined) and momentum-HF on the autoencoder: equal to 1e-4
 #     relative, or, where CG amplifies rounding beyond that, within 3x of what one process itself
@@ -94,6 +94,10 @@ RNN="$rnn --task addition --T 20 --eval-every 1 --eval-size 100 --seed 3"
 compare ae-nag 1e-5 $AE --optim nag --steps 100 --batch 40 --lr 0.01
 # shellcheck disable=SC2086
 compare rnn-nag 1e-5 $RNN --optim nag --steps 100 --batch 50 --lr 1e-3
+# NAG's look-ahead form (--lookahead): rank 0 evaluates at theta after every update and puts the
+# vector back, so the ranks' vectors still agree bit for bit (--eval-every 1 checks it)
+# shellcheck disable=SC2086
+compare rnn-nag-lookahead 1e-5 $RNN --optim nag --steps 100 --batch 50 --lr 1e-3 --lookahead
 # shellcheck disable=SC2086
 compare_hf ae-hf $AE --optim hf --steps 3 --hf-grad-batch 120 --hf-curv-batch 41 --hf-max-cg 30
 # shellcheck disable=SC2086
