@@ -240,6 +240,8 @@ void train_optim_desc(char *buf, size_t size, const train_flags *tf, int net_kin
     /* the 2e-5 default is HF's: first-order methods use weight decay only when asked */
     if (!brief && h->weight_decay > 0 && (hf || h->weight_decay_set))
         DESC(", weight decay %g", h->weight_decay);
+    if (!brief && tf->lookahead)
+        DESC(", look-ahead form");
 #undef DESC
 }
 
