@@ -257,9 +257,10 @@ def main():
             "the bound within the noise.)")
         print()
     # What the second thread gave the bare products: with two idle cores the autoencoders'
-    # products ran 1.7-1.85x faster at 2 threads and the RNN's grouped ones about 1.5x (the
-    # Xeon and Zen 4 runs of docs/performance.md); where a virtual machine's second CPU is
-    # shared with other guests they gain much less, and every 2-thread figure moves with it.
+    # products ran 1.7-1.85x faster at 2 threads and the RNN's grouped ones 1.3-1.5x (the
+    # Xeon and Zen 4 runs of docs/performance.md); on a virtual machine they sometimes gain much
+    # less (each CPU still runs one thread at full speed, but the two threads' exchange is slow:
+    # docs/performance.md, "Results"), and every 2-thread figure moves with it.
     scaling = []
     for m, label in models:
         b1, b2 = o(m, 1, "bare_lg_wall_ms"), o(m, 2, "bare_lg_wall_ms")
@@ -268,9 +269,10 @@ def main():
     if scaling:
         say("Second BLAS thread, speed-up of the bare products (1 thread -> 2 threads): " +
             "; ".join(scaling) + ". Two idle cores gave the autoencoders' products 1.7-1.85x and "
-            "the RNN's about 1.5x on the machines of docs/performance.md; much less means the "
-            "second CPU was busy with other work during the run, and the 2-thread figures "
-            "(ratios included) are then not those of two cores.")
+            "the RNN's 1.3-1.5x on the machines of docs/performance.md; much less means the two "
+            "threads did not work as two cores do during the run (on a virtual machine, as where "
+            "its two CPUs sit far apart on the host), and the 2-thread figures, ratios included, "
+            "are then not those of two cores.")
         print()
     checks = []
     for m, label in models:
