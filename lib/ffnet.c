@@ -246,16 +246,6 @@ static double ff_forward(mom_net *net, const ff_ws *w, const float *x, size_t n,
     return 0.0;
 }
 
-/*
- * Backward pass. On entry `cur` holds dLoss/dZ_L (n x s_L) and the bias gradient of layer L is
- * already in out. Writes every weight block and the remaining bias blocks of `out` (overwritten,
- * or added to when `add` is set). `other` is a scratch buffer of n * maxw floats; cur is
- * clobbered.
- * If max_g != NULL it receives the largest |entry| (mom__max_abs_bits) of the blocks written
- * here, each measured right after it is computed, while it is still in cache. If fz != NULL (a
- * fused NAG step that decided to update in place), fz->update() gets each block written here as
- * soon as it is final.
- */
 /* delta_{l-1} = (delta_l W_l) * f'(A_{l-1}) into `other`; its column sums are db_{l-1} (gb). */
 static void ff_delta(mom_net *net, size_t l, size_t n, const float *p, const float *cur,
                      float *other, const float *a_prev, float *gb, int add)
@@ -265,6 +255,17 @@ static void ff_delta(mom_net *net, size_t l, size_t n, const float *p, const flo
     ff_deriv(net, net->layer_act[l - 1], other, a_prev, gb, n, si, add);
 }
 
+/*
+ * Backward pass. On entry `cur` holds dLoss/dZ_L (n x s_L) and the bias gradient of layer L is
+ * already in out. Writes every weight block and the remaining bias blocks of `out` (overwritten,
+ * or added to when `add` is set). `other` is a scratch buffer of n * maxw floats; cur is
+ * clobbered.
+ * If max_g != NULL it receives the largest |entry| (mom__max_abs_bits) of the blocks written
+ * here, each measured right after it is computed, while it is still in cache. If fz != NULL (a
+ * fused NAG step that decided to update in place), fz->update() gets each block written here as
+ * soon as it is final (with fz->late_weights, a weight block also only after the delta product
+ * that reads it).
+ */
 static void ff_backward(mom_net *net, const ff_ws *w, const float *x, size_t n, const float *p,
                         float *cur, float *other, float *out, uint32_t *max_g, int add,
                         const mom__nag_fuse *fz)

@@ -1454,12 +1454,7 @@ static void test_overflow_bound_intermediate(void **state)
     };
     for (int la = 0; la < 2; la++) {
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            mom_sched *lr, *mu;
-            assert_ok(mom_sched_create_const(&lr, cases[c].lr, NULL));
-            assert_ok(mom_sched_create_const(&mu, 0.9, NULL));
-            mom_optim *opt = make_optim(MOM_OPTIM_NAG, 1, lr, mu, NULL);
-            mom_sched_destroy(lr);
-            mom_sched_destroy(mu);
+            mom_optim *opt = make_optim_const(MOM_OPTIM_NAG, 1, cases[c].lr, 0.9);
             assert_ok(mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, cases[c].wd));
             float th[1] = {cases[c].th};
             const float g[1] = {cases[c].g};
@@ -1478,12 +1473,7 @@ static void test_overflow_bound_intermediate(void **state)
         mom_batch b = fuse_batch(x, t, fc.output);
         mom_net *net = fuse_net(&fc, 9);
         const size_t n = mom_net_num_params(net);
-        mom_sched *lr, *mu;
-        assert_ok(mom_sched_create_const(&lr, 1e-32, NULL));
-        assert_ok(mom_sched_create_const(&mu, 0.9, NULL));
-        mom_optim *opt = make_optim(MOM_OPTIM_NAG, n, lr, mu, NULL);
-        mom_sched_destroy(lr);
-        mom_sched_destroy(mu);
+        mom_optim *opt = make_optim_const(MOM_OPTIM_NAG, n, 1e-32, 0.9);
         assert_ok(mom_optim_set(opt, MOM_OPTIM_WEIGHT_DECAY, fc.wd));
         mom_net_params(net)[0] = 1e10f;
         if (la)
